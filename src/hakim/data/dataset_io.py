@@ -1,0 +1,87 @@
+"""Write and read a versioned prepared dataset: one Parquet file per split plus manifest.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hakim.data.records import JudgeRecord
+
+SPLIT_FILES = ("train", "validation", "test", "eval")
+LATEST_POINTER = "LATEST"
+COLUMNS = ("id", "source", "language", "passage", "claim", "label", "doc_id", "split", "reasoning", "extra")
+
+
+def fingerprint(records: list[JudgeRecord]) -> str:
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def _table(records: list[JudgeRecord]) -> pa.Table:
+    rows = [record.to_dict() for record in records]
+    for row in rows:
+        row["extra"] = json.dumps(row["extra"], ensure_ascii=False, sort_keys=True)
+    schema = pa.schema([(name, pa.int64() if name == "label" else pa.string()) for name in COLUMNS])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def counts_by_group(records: list[JudgeRecord]) -> dict[str, int]:
+    counts = Counter(f"{r.source}/{r.language}/label={r.label}" for r in records)
+    return dict(sorted(counts.items()))
+
+
+def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict) -> Path:
+    """Write splits under root/<version>/ and point root/LATEST at it; the version is the content hash."""
+    version = fingerprint([r for name in sorted(splits) for r in splits[name]])[:12]
+    target = Path(root) / version
+    target.mkdir(parents=True, exist_ok=True)
+    for name, records in splits.items():
+        pq.write_table(_table(records), target / f"{name}.parquet")
+    manifest = {
+        "version": version,
+        "splits": {
+            name: {"rows": len(records), "fingerprint": fingerprint(records), "counts": counts_by_group(records)}
+            for name, records in splits.items()
+        },
+        **manifest_extra,
+    }
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    pointer = Path(root) / LATEST_POINTER
+    temporary = pointer.with_suffix(".tmp")
+    temporary.write_text(version + "\n")
+    os.replace(temporary, pointer)
+    return target
+
+
+def resolve_dataset_dir(path: str | Path) -> Path:
+    """Accept a version directory or a dataset root holding a LATEST pointer."""
+    path = Path(path)
+    if (path / "manifest.json").exists():
+        return path
+    pointer = path / LATEST_POINTER
+    if pointer.exists():
+        return path / pointer.read_text().strip()
+    raise FileNotFoundError(f"no prepared dataset at {path}: run `python prepare_data.py` first (expected manifest.json or LATEST)")
+
+
+def read_split(dataset_dir: str | Path, split: str) -> list[JudgeRecord]:
+    path = resolve_dataset_dir(dataset_dir) / f"{split}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"split '{split}' not found: {path}")
+    records = []
+    for index, row in enumerate(pq.read_table(path).to_pylist()):
+        row["extra"] = json.loads(row["extra"]) if row["extra"] else {}
+        records.append(JudgeRecord.from_dict(row, f"{path}:row {index}"))
+    return records
+
+
+def read_manifest(dataset_dir: str | Path) -> dict:
+    return json.loads((resolve_dataset_dir(dataset_dir) / "manifest.json").read_text())

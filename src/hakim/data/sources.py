@@ -1,0 +1,163 @@
+"""Read judge rows from local JSONL/CSV/Parquet files or the Hugging Face hub.
+
+Published schemas are read as they are: BoolQ names the claim `question`, FIB names it `summary`,
+both name the label `answer` (bool or 0/1) and may carry a `language` column (`Malay`/`English`).
+Every other layout is described by a column mapping in config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
+
+CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
+
+
+@dataclass
+class SourceSpec:
+    """Where one source's rows live and how its columns map onto a JudgeRecord."""
+
+    source: str
+    path: str | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_split: str = "train"
+    language: str | None = None
+    passage_column: str = "passage"
+    claim_column: str | None = None
+    label_column: str = "answer"
+    language_column: str = "language"
+    reasoning_column: str = "reasoning"
+    limit: int | None = None
+    columns_extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if (self.path is None) == (self.hub_id is None):
+            raise ValueError(f"source '{self.source}': set exactly one of `path` or `hub_id`")
+        if self.claim_column is None:
+            self.claim_column = CLAIM_COLUMN_BY_SOURCE.get(self.source, "claim")
+
+    @property
+    def origin(self) -> str:
+        return self.path if self.path is not None else f"hub:{self.hub_id}[{self.hub_split}]"
+
+
+@dataclass
+class ReadResult:
+    records: list[JudgeRecord]
+    rejects: list[dict]
+    rows_read: int
+
+
+def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
+    """Yield (location, row) pairs; the location names the file and line a person would open."""
+    if spec.hub_id is not None:
+        yield from _iter_hub(spec)
+        return
+    path = Path(spec.path)
+    if not path.exists():
+        raise FileNotFoundError(f"source '{spec.source}': no file at {path}")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    readers = {".jsonl": _iter_jsonl, ".json": _iter_jsonl, ".csv": _iter_csv, ".parquet": _iter_parquet}
+    if suffix not in readers:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .csv or .parquet")
+    yield from readers[suffix](path)
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            location = f"{path}:{line_number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BadRowError(location, "<line>", f"not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise BadRowError(location, "<line>", "expected a JSON object")
+            yield location, row
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
+    import pyarrow.parquet as pq
+
+    for index, row in enumerate(pq.read_table(path).to_pylist()):
+        yield f"{path}:row {index}", row
+
+
+def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
+    import datasets
+
+    dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
+    for index, row in enumerate(dataset):
+        yield f"{spec.origin}:row {index}", row
+
+
+def _text(row: dict, column: str, location: str) -> str:
+    if column not in row:
+        raise BadRowError(location, column, f"column missing (row has: {', '.join(sorted(row))})")
+    value = row[column]
+    if not isinstance(value, str) or not value.strip():
+        raise BadRowError(location, column, "empty")
+    return value.strip()
+
+
+def row_to_record(spec: SourceSpec, location: str, row: dict, index: int) -> JudgeRecord:
+    passage = _text(row, spec.passage_column, location)
+    claim = _text(row, spec.claim_column, location)
+    if spec.label_column not in row:
+        raise BadRowError(location, spec.label_column, "column missing")
+    label = parse_label(row[spec.label_column], location, spec.label_column)
+    if spec.language is not None:
+        language = parse_language(spec.language, location)
+    elif spec.language_column in row:
+        language = parse_language(row[spec.language_column], location)
+    else:
+        raise BadRowError(location, spec.language_column, "column missing and no `language` set in the source config")
+    reasoning = row.get(spec.reasoning_column)
+    if reasoning is not None and (not isinstance(reasoning, str) or not reasoning.strip()):
+        reasoning = None
+    record = JudgeRecord(
+        id=f"{spec.source}-{language}-{index:06d}",
+        source=spec.source,
+        language=language,
+        passage=passage,
+        claim=claim,
+        label=label,
+        doc_id=document_id(spec.source, passage),
+        reasoning=reasoning.strip() if reasoning else None,
+        extra={"origin": location, **{name: row.get(name) for name in spec.columns_extra}},
+    )
+    return record
+
+
+def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
+    """Read every row; bad rows raise (on_bad_row='error') or are returned as rejects ('reject')."""
+    if on_bad_row not in ("error", "reject"):
+        raise ValueError(f"on_bad_row must be 'error' or 'reject', got {on_bad_row!r}")
+    records, rejects, rows_read = [], [], 0
+    for index, (location, row) in enumerate(iter_raw_rows(spec)):
+        if spec.limit is not None and rows_read >= spec.limit:
+            break
+        rows_read += 1
+        try:
+            records.append(row_to_record(spec, location, row, index))
+        except BadRowError as error:
+            if on_bad_row == "error":
+                raise
+            rejects.append({"location": error.location, "field": error.field_name, "problem": error.problem})
+    return ReadResult(records=records, rejects=rejects, rows_read=rows_read)
+

@@ -1,0 +1,246 @@
+"""Serve prepared judge data to Lightning: tokenized once (cached), completion-only labels,
+dynamic padding and batches grouped by length so little compute is spent on padding."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from hakim.data.dataset_io import read_manifest, read_split, resolve_dataset_dir
+from hakim.prompts import IGNORE_INDEX, PromptStyle, encode_example, label_token_ids
+
+log = logging.getLogger(__name__)
+
+
+class EncodedDataset(Dataset):
+    def __init__(self, items: list[dict]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(item["input_ids"]) for item in self.items]
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of similar-length examples, reproducible for a (seed, epoch).
+
+    Examples are shuffled, cut into pools of `pool_batches` batches, each pool sorted by length and
+    cut into batches, and the batches shuffled again, so order is random but padding is small.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50, drop_last: bool = False):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.pool_batches = pool_batches
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        pool_size = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=lambda i: self.lengths[i])
+            batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
+        if self.drop_last:
+            batches = [batch for batch in batches if len(batch) == self.batch_size]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        yield from self.batches()
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.lengths), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+
+def collate(items: list[dict], pad_id: int) -> dict:
+    """Right-pad to the longest example of the batch; padding is masked out of attention and loss."""
+    width = max(len(item["input_ids"]) for item in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, item in enumerate(items):
+        n = len(item["input_ids"])
+        input_ids[row, :n] = torch.tensor(item["input_ids"])
+        labels[row, :n] = torch.tensor(item["labels"])
+        attention_mask[row, :n] = 1
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": attention_mask,
+        "verdict_index": torch.tensor([item["verdict_index"] for item in items]),
+        "target": torch.tensor([item["label"] for item in items]),
+        "ids": [item["id"] for item in items],
+    }
+
+
+class JudgeDataModule(L.LightningDataModule):
+    """Prepared dataset → tokenized, cached splits; V3 uses only rows that carry reasoning."""
+
+    def __init__(
+        self,
+        dataset_dir: str,
+        variant: str = "v2",
+        instruction_language: str = "ms",
+        reasoning_first: bool = True,
+        max_length: int = 1024,
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 42,
+        cache_dir: str = ".cache/hakim/tokenized",
+        train_split: str = "train",
+        val_split: str = "validation",
+        test_split: str = "eval",
+        max_train_examples: int | None = None,
+    ):
+        super().__init__()
+        self.dataset_dir = dataset_dir
+        self.style = PromptStyle(variant=variant, instruction_language=instruction_language, reasoning_first=reasoning_first)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.cache_dir = Path(cache_dir)
+        self.splits = {"train": train_split, "validation": val_split, "test": test_split}
+        self.max_train_examples = max_train_examples
+        self.tokenizer = None
+        self.datasets: dict[str, EncodedDataset] = {}
+        self.report: dict[str, dict] = {}
+
+    def connect(self, tokenizer) -> None:
+        """Hand over the model's tokenizer (known only once the model config is resolved)."""
+        self.tokenizer = tokenizer
+
+    @property
+    def data_fingerprint(self) -> str:
+        manifest = read_manifest(self.dataset_dir)
+        return manifest["version"]
+
+    def _cache_path(self, split: str) -> Path:
+        tokenizer_id = hashlib.sha256(self.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+        key = json.dumps(
+            [self.data_fingerprint, split, tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length],
+            sort_keys=True,
+        )
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+
+    def _encode_split(self, split: str) -> tuple[list[dict], dict]:
+        records = read_split(self.dataset_dir, split)
+        label_ids = label_token_ids(self.tokenizer)
+        items, truncated, too_long, without_reasoning = [], [], [], []
+        for record in records:
+            if self.style.variant == "v3" and not record.reasoning:
+                without_reasoning.append(record.id)
+                continue
+            encoded = encode_example(self.tokenizer, record, self.style, self.max_length, label_ids)
+            if encoded is None:
+                too_long.append(record.id)
+                continue
+            if encoded.truncated:
+                truncated.append(record.id)
+            items.append(
+                {
+                    "id": record.id,
+                    "label": record.label,
+                    "input_ids": encoded.input_ids,
+                    "labels": encoded.labels,
+                    "verdict_index": encoded.verdict_index,
+                }
+            )
+        report = {
+            "rows": len(records),
+            "used": len(items),
+            "truncated_passages": len(truncated),
+            "too_long_even_without_passage": too_long,
+            "without_reasoning_excluded_from_v3": len(without_reasoning),
+        }
+        return items, report
+
+    def _load_split(self, stage_name: str) -> EncodedDataset:
+        split = self.splits[stage_name]
+        path = self._cache_path(split)
+        if path.exists():
+            cached = torch.load(path, weights_only=False)
+            items, report = cached["items"], cached["report"]
+        else:
+            items, report = self._encode_split(split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            torch.save({"items": items, "report": report}, temporary)
+            temporary.replace(path)
+        if not items:
+            raise ValueError(
+                f"split '{split}' of {resolve_dataset_dir(self.dataset_dir)} has no usable rows for {self.style.variant} "
+                f"(report: {report})"
+            )
+        if stage_name == "train" and self.max_train_examples is not None:
+            items = items[: self.max_train_examples]
+        self.report[stage_name] = report
+        if report["truncated_passages"] or report["too_long_even_without_passage"]:
+            log.warning(
+                "%s: %d passages truncated to fit max_length=%d; %d rows too long even without a passage: %s",
+                split, report["truncated_passages"], self.max_length,
+                len(report["too_long_even_without_passage"]), report["too_long_even_without_passage"][:5],
+            )
+        return EncodedDataset(items)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is None:
+            raise RuntimeError("call datamodule.connect(tokenizer) before setup")
+        wanted = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
+        for name in wanted.get(stage, ("train", "validation", "test")):
+            if name not in self.datasets:
+                self.datasets[name] = self._load_split(name)
+
+    def _loader(self, dataset: EncodedDataset, batch_sampler) -> DataLoader:
+        pad_id = self.tokenizer.pad_token_id
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=functools.partial(collate, pad_id=pad_id),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        sampler = LengthGroupedBatchSampler(dataset.lengths, self.batch_size, self.seed)
+        if self.trainer is not None:
+            sampler.set_epoch(self.trainer.current_epoch)
+        return self._loader(dataset, sampler)
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        dataset = self.datasets[name]
+        order = sorted(range(len(dataset)), key=lambda i: dataset.lengths[i])
+        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        return self._loader(dataset, batches)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

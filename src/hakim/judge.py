@@ -1,0 +1,176 @@
+"""The judge API: `Judge.load(run_dir).judge(passage, claim)` → label, P(consistent), reasoning.
+
+Two ways to reach a verdict:
+- score: one forward pass over prompt + answer prefix; P(1) from the two label-token logits.
+  Never unparsed. Works for V2 and verdict-first V3.
+- generate: greedy generation of the whole answer, read by the strict parser; an answer that does
+  not parse is reported as unparsed (label None), never mapped to a class. Needed for
+  reasoning-first V3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from hakim.model import LoraSpec, ModelSpec, backbone_and_head, load_adapter, load_base_model, load_tokenizer
+from hakim.prompts import (
+    VERDICT_KEY,
+    PromptStyle,
+    encode_for_generation,
+    encode_for_scoring,
+    label_token_ids,
+    parse_verdict,
+)
+
+ADAPTER_DIR = "adapter"
+THRESHOLD_FILE = "threshold.json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: int | None
+    probability: float | None
+    reasoning: str | None = None
+    raw_output: str | None = None
+    parse_error: str | None = None
+    truncated: bool = False
+
+
+def _style_from_config(config: dict) -> PromptStyle:
+    variant = config["variant"]
+    return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"])
+
+
+class Judge:
+    def __init__(self, model, tokenizer, style: PromptStyle, threshold: float = 0.5, max_length: int = 1024,
+                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.style = style
+        self.threshold = threshold
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.name = name
+        self.label_ids = label_token_ids(tokenizer)
+
+    @property
+    def default_mode(self) -> str:
+        return "generate" if self.style.variant == "v3" and self.style.reasoning_first else "score"
+
+    @classmethod
+    def load(cls, run_dir: str | Path, **overrides) -> "Judge":
+        """Base model (quantized as in training) + the run's adapter, with the run's prompt style."""
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.yaml"
+        if not config_path.exists():
+            raise FileNotFoundError(f"{run_dir} is not a Hakim run directory (no config.yaml)")
+        config = yaml.safe_load(config_path.read_text())
+        spec = ModelSpec(**config["model"])
+        base = load_base_model(spec)
+        model = load_adapter(base, run_dir / ADAPTER_DIR)
+        tokenizer = load_tokenizer(str(run_dir / ADAPTER_DIR))
+        threshold_path = run_dir / THRESHOLD_FILE
+        options = {
+            "threshold": json.loads(threshold_path.read_text())["threshold"] if threshold_path.exists() else 0.5,
+            "max_length": config["data"]["max_length"],
+            "name": run_dir.name,
+            **overrides,
+        }
+        return cls(model, tokenizer, _style_from_config(config), **options)
+
+    @classmethod
+    def from_pretrained(cls, path: str, style: PromptStyle, quantization: str | None = None, **options) -> "Judge":
+        """A merged Hakim model directory, or any causal LM zero-shot, judged with `style`'s prompt."""
+        spec = ModelSpec(name=Path(path).name, source="local" if Path(path).exists() else "hub", path=path,
+                         quantization=quantization)
+        return cls(load_base_model(spec), load_tokenizer(path), style, name=options.pop("name", spec.name), **options)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def judge(self, passage: str, claim: str, source: str = "default", mode: str | None = None) -> Verdict:
+        return self.judge_batch([(passage, claim, source)], mode=mode)[0]
+
+    def judge_batch(self, items: list[tuple[str, str, str]], mode: str | None = None) -> list[Verdict]:
+        mode = mode or self.default_mode
+        if mode == "score":
+            return self._score(items)
+        if mode == "generate":
+            return self._generate(items)
+        raise ValueError(f"mode must be 'score' or 'generate', got {mode!r}")
+
+    def _batches(self, encoded: list[list[int]]):
+        """Index batches of similar length (fewer pad tokens), in a fixed order."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def _padded(self, sequences: list[list[int]], left: bool):
+        width = max(len(sequence) for sequence in sequences)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            span = slice(width - len(sequence), width) if left else slice(0, len(sequence))
+            input_ids[row, span] = torch.tensor(sequence)
+            attention[row, span] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    @torch.no_grad()
+    def probabilities(self, items: list[tuple[str, str, str]]) -> tuple[list[float], list[bool]]:
+        encoded = [encode_for_scoring(self.tokenizer, p, c, s, self.style, self.max_length) for p, c, s in items]
+        sequences = [ids for ids, _ in encoded]
+        result = [0.0] * len(items)
+        backbone, head = backbone_and_head(self.model)
+        for batch in self._batches(sequences):
+            input_ids, attention = self._padded([sequences[i] for i in batch], left=False)
+            hidden = backbone(input_ids=input_ids, attention_mask=attention).last_hidden_state
+            last = attention.sum(dim=1) - 1
+            logits = head(hidden[torch.arange(len(batch), device=hidden.device), last]).float()
+            pair = torch.stack([logits[:, self.label_ids[0]], logits[:, self.label_ids[1]]], dim=-1)
+            for index, probability in zip(batch, pair.softmax(dim=-1)[:, 1].tolist()):
+                result[index] = probability
+        return result, [truncated for _, truncated in encoded]
+
+    def _score(self, items) -> list[Verdict]:
+        probabilities, truncated = self.probabilities(items)
+        return [Verdict(int(p >= self.threshold), p, truncated=t) for p, t in zip(probabilities, truncated)]
+
+    @torch.no_grad()
+    def _generate(self, items) -> list[Verdict]:
+        encoded = [encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
+                   for p, c, s in items]
+        sequences = [ids for ids, _ in encoded]
+        verdicts: list[Verdict | None] = [None] * len(items)
+        for batch in self._batches(sequences):
+            input_ids, attention = self._padded([sequences[i] for i in batch], left=True)
+            output = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=self.max_new_tokens, do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True,
+            )
+            new_tokens = output.sequences[:, input_ids.size(1):]
+            for row, index in enumerate(batch):
+                tokens = new_tokens[row].tolist()
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                parsed = parse_verdict(text)
+                probability = self._verdict_probability(tokens, [step[row] for step in output.scores]) if parsed.label is not None else None
+                verdicts[index] = Verdict(parsed.label, probability, parsed.reasoning, text, parsed.error, encoded[index][1])
+        return verdicts
+
+    def _verdict_probability(self, tokens: list[int], step_logits: list[torch.Tensor]) -> float | None:
+        """P(1) at the generated step that wrote the verdict (the last label token after the verdict key)."""
+        for position in range(len(tokens) - 1, -1, -1):
+            if tokens[position] in self.label_ids.values():
+                before = self.tokenizer.decode(tokens[:position], skip_special_tokens=True)
+                if before.rstrip().endswith(f'"{VERDICT_KEY}":'):
+                    logits = step_logits[position].float()
+                    pair = torch.stack([logits[self.label_ids[0]], logits[self.label_ids[1]]])
+                    return float(pair.softmax(dim=-1)[1])
+        return None

@@ -1,0 +1,150 @@
+"""Load a base causal LM (4-bit nf4 or unquantized), prepare it for k-bit training, add LoRA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """Which base model to load and how; mirrors conf/model/*.yaml."""
+
+    name: str
+    source: str = "hub"  # hub | local | tiny_mistral | smollm2_gguf
+    path: str | None = None  # hub id, or a local directory
+    cache_dir: str = ".cache/hakim/models"
+    quantization: str | None = "nf4"  # nf4 | fp4 | null (unquantized)
+    double_quant: bool = True
+    compute_dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it, else float32
+    gradient_checkpointing: bool = False
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass
+class LoraSpec:
+    r: int = 64
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] | str = "all-linear"
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_compute_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"model.compute_dtype must be auto or one of {tuple(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def resolve_model_path(spec: ModelSpec) -> str:
+    """A local directory or hub id that `from_pretrained` can open, building/converting if needed."""
+    if spec.source == "tiny_mistral":
+        from hakim.models.tiny_mistral import build_tiny_mistral
+
+        return str(build_tiny_mistral(Path(spec.cache_dir) / spec.name))
+    if spec.source == "smollm2_gguf":
+        from hakim.models.smollm2 import convert_smollm2
+
+        return str(convert_smollm2(Path(spec.cache_dir) / spec.name))
+    if spec.source in ("hub", "local"):
+        if not spec.path:
+            raise ValueError(f"model '{spec.name}': source={spec.source} needs `path` (a hub id or a directory)")
+        if spec.source == "local" and not Path(spec.path).exists():
+            raise FileNotFoundError(f"model '{spec.name}': no directory at {spec.path}")
+        return spec.path
+    raise ValueError(f"model '{spec.name}': unknown source {spec.source!r} (hub, local, tiny_mistral, smollm2_gguf)")
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(spec: ModelSpec):
+    from transformers import BitsAndBytesConfig
+
+    if spec.quantization is None:
+        return None
+    if spec.quantization not in ("nf4", "fp4"):
+        raise ValueError(f"model.quantization must be nf4, fp4 or null, got {spec.quantization!r}")
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=spec.quantization,
+        bnb_4bit_use_double_quant=spec.double_quant,
+        bnb_4bit_compute_dtype=resolve_compute_dtype(spec.compute_dtype),
+    )
+
+
+def load_base_model(spec: ModelSpec, path: str | None = None):
+    from transformers import AutoModelForCausalLM
+
+    path = path or resolve_model_path(spec)
+    device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+    kwargs = {"device_map": device_map, "trust_remote_code": spec.trust_remote_code}
+    if spec.attn_implementation:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    quantization = quantization_config(spec)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    else:
+        kwargs["dtype"] = resolve_compute_dtype(spec.compute_dtype)
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def add_lora(model, spec: ModelSpec, lora: LoraSpec):
+    """Prepare for k-bit training when quantized, then wrap the model with trainable LoRA adapters."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if spec.quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=spec.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules) if not isinstance(lora.target_modules, str) else lora.target_modules,
+        task_type="CAUSAL_LM",
+        **lora.extra,
+    )
+    peft_model = get_peft_model(model, config)
+    _check_adapter(peft_model)
+    return peft_model
+
+
+def _check_adapter(peft_model) -> None:
+    trainable = [name for name, parameter in peft_model.named_parameters() if parameter.requires_grad]
+    if not trainable:
+        raise RuntimeError("LoRA added no trainable weights: check lora.target_modules against the model's layer names")
+    wrong = [name for name in trainable if "lora_" not in name]
+    if wrong:
+        raise RuntimeError(f"weights outside LoRA are trainable ({wrong[:3]}…); only adapters should train")
+
+
+def load_adapter(base_model, adapter_dir: str | Path, trainable: bool = False):
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=trainable)
+
+
+def backbone_and_head(peft_or_causal_lm):
+    """The decoder that yields hidden states and the vocabulary projection, LoRA layers included."""
+    causal_lm = peft_or_causal_lm.get_base_model() if hasattr(peft_or_causal_lm, "get_base_model") else peft_or_causal_lm
+    return causal_lm.get_decoder(), causal_lm.get_output_embeddings()

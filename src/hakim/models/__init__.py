@@ -1,0 +1,1 @@
+"""Where base models come from: the hub, a local directory, or built/converted offline."""

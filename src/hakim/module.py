@@ -1,0 +1,154 @@
+"""The LightningModule: a 4-bit (or unquantized) causal LM with LoRA and our own SFT step.
+
+The loss is cross-entropy on completion tokens only, and the vocabulary projection is applied only
+at those positions: a full (batch × sequence × vocabulary) logits tensor is what runs a 7B model
+out of memory, and the prompt positions never contribute to the loss anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
+
+from hakim.model import LoraSpec, ModelSpec, add_lora, backbone_and_head, load_base_model, load_tokenizer, resolve_model_path
+from hakim.prompts import IGNORE_INDEX, label_token_ids
+
+
+def completion_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, head: torch.nn.Module, chunk_size: int = 2048):
+    """Mean next-token cross-entropy over completion positions, projecting only those hidden states.
+
+    Projection and loss run in chunks of `chunk_size` positions so the float32 logits held at once are
+    at most chunk_size × vocabulary.
+    """
+    targets = labels[:, 1:]
+    selected = targets != IGNORE_INDEX
+    states = hidden[:, :-1][selected]
+    wanted = targets[selected]
+    if wanted.numel() == 0:
+        raise ValueError("a batch has no completion tokens; check the completion mask")
+    total = states.new_zeros((), dtype=torch.float32)
+    for start in range(0, wanted.numel(), chunk_size):
+        logits = head(states[start : start + chunk_size]).float()
+        total = total + F.cross_entropy(logits, wanted[start : start + chunk_size], reduction="sum")
+    return total / wanted.numel(), wanted.numel()
+
+
+def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head: torch.nn.Module, label_ids: dict[int, int]):
+    """P(label 1) from the two label-token logits at the position that predicts the verdict token."""
+    rows = torch.arange(hidden.size(0), device=hidden.device)
+    states = hidden[rows, verdict_index - 1]
+    logits = head(states).float()
+    pair = torch.stack([logits[:, label_ids[0]], logits[:, label_ids[1]]], dim=-1)
+    return pair.softmax(dim=-1)[:, 1], pair
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(),
+            "f1": BinaryF1Score(),
+            "balanced_acc": MulticlassAccuracy(num_classes=2, average="macro"),
+            "auroc": BinaryAUROC(),
+        },
+        prefix=prefix,
+    )
+
+
+class JudgeModule(L.LightningModule):
+    def __init__(
+        self,
+        model: ModelSpec,
+        lora: LoraSpec,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable | None = None,
+        verdict_loss_weight: float = 0.0,
+        loss_chunk_size: int = 2048,
+    ):
+        super().__init__()
+        self.model_spec = model
+        self.lora_spec = lora
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.verdict_loss_weight = verdict_loss_weight
+        self.loss_chunk_size = loss_chunk_size
+        self.model_path = resolve_model_path(model)
+        self.tokenizer = load_tokenizer(self.model_path, model.trust_remote_code)
+        self.label_ids = label_token_ids(self.tokenizer)
+        self.net = add_lora(load_base_model(model, self.model_path), model, lora)
+        self.strict_loading = False
+        self.val_metrics = _metrics("val/")
+        self.best_balanced_acc = -math.inf
+
+    def _hidden(self, batch: dict) -> torch.Tensor:
+        backbone, _ = backbone_and_head(self.net)
+        return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+    def model_step(self, batch: dict):
+        hidden = self._hidden(batch)
+        _, head = backbone_and_head(self.net)
+        loss, n_tokens = completion_cross_entropy(hidden, batch["labels"], head, self.loss_chunk_size)
+        probability, pair_logits = verdict_probability(hidden, batch["verdict_index"], head, self.label_ids)
+        verdict_loss = F.cross_entropy(pair_logits, batch["target"])
+        return loss, verdict_loss, probability, n_tokens
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        loss, verdict_loss, _, n_tokens = self.model_step(batch)
+        total = loss + self.verdict_loss_weight * verdict_loss if self.verdict_loss_weight else loss
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"non-finite training loss at step {self.global_step} (batch {batch_index}); "
+                "lower optim.lr or check the data. The last good checkpoint is kept."
+            )
+        size = batch["input_ids"].size(0)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/verdict_loss", verdict_loss, batch_size=size)
+        self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
+        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", batch_size=size)
+        return total
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        loss, verdict_loss, probability, _ = self.model_step(batch)
+        size = batch["input_ids"].size(0)
+        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        self.log("val/verdict_loss", verdict_loss, batch_size=size)
+        self.val_metrics["val/acc"].update(probability, batch["target"])
+        self.val_metrics["val/f1"].update(probability, batch["target"])
+        self.val_metrics["val/balanced_acc"].update((probability >= 0.5).long(), batch["target"])
+        self.val_metrics["val/auroc"].update(probability, batch["target"])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict(values, prog_bar=True)
+        balanced = float(values["val/balanced_acc"])
+        if not self.trainer.sanity_checking:
+            self.best_balanced_acc = max(self.best_balanced_acc, balanced)
+            self.log("val/balanced_acc_best", self.best_balanced_acc)
+
+    def configure_optimizers(self):
+        parameters = [parameter for parameter in self.net.parameters() if parameter.requires_grad]
+        optimizer = self.optimizer_factory(parameters)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=max(1, int(self.trainer.estimated_stepping_batches)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        trainable = {name for name, parameter in self.named_parameters() if parameter.requires_grad}
+        return {name: tensor for name, tensor in self.state_dict().items() if name in trainable}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
+        checkpoint["state_dict"] = self.trainable_state_dict()
+
+    def load_trainable_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        missing = set(self.trainable_state_dict()) - set(state_dict)
+        if missing:
+            raise KeyError(f"checkpoint lacks {len(missing)} adapter weights, e.g. {sorted(missing)[:2]}")
+        self.load_state_dict(state_dict, strict=False)

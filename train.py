@@ -1,0 +1,15 @@
+"""Train a Hakim judge: `python train.py +experiment=v3` (see conf/train.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from hakim.training import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
