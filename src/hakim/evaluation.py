@@ -6,13 +6,13 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
 from hakim.judge import THRESHOLD_FILE, Judge
-from hakim.metrics import binary_metrics
 from hakim.prompts import PromptStyle
 from hakim.report import print_summary, write_report
 from hakim.training import LATEST_RUN_POINTER
@@ -55,12 +55,18 @@ def verdict_rows(records: list[JudgeRecord], judge: Judge, mode: str) -> list[di
 
 
 def choose_threshold(labels: list[int], probabilities: list[float]) -> float:
-    """The cut on P(1) that maximises balanced accuracy (ties: closest to 0.5)."""
-    candidates = sorted({0.5, *probabilities})
-    def score(threshold: float) -> tuple[float, float]:
-        predictions = [int(p >= threshold) for p in probabilities]
-        return binary_metrics(labels, predictions)["balanced_accuracy"] or 0.0, -abs(threshold - 0.5)
-    return max(candidates, key=score)
+    """The cut on P(1) that maximises balanced accuracy (ties: the one closest to 0.5)."""
+    y = np.asarray(labels)
+    p = np.asarray(probabilities, dtype=float)
+    if y.min() == y.max():
+        raise ValueError("cannot choose a threshold on a split with one class only")
+    candidates = np.unique(np.append(p, 0.5))
+    predicted = p[None, :] >= candidates[:, None]
+    recall = (predicted & (y == 1)).sum(axis=1) / (y == 1).sum()
+    specificity = (~predicted & (y == 0)).sum(axis=1) / (y == 0).sum()
+    balanced = (recall + specificity) / 2
+    best = np.flatnonzero(np.isclose(balanced, balanced.max()))
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
 def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path) -> float:
