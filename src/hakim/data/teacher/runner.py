@@ -1,0 +1,141 @@
+"""The teacher stage: translate English rows to Malay, then have the teacher explain each gold label."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from hakim.data.records import JudgeRecord
+from hakim.data.teacher.batch import prefill_with_batches
+from hakim.data.teacher.cache import TeacherCache
+from hakim.data.teacher.client import Rejected, TeacherClient, build_api
+from hakim.data.teacher.plan import count_deduplication, estimate
+from hakim.data.teacher.progress import progress_bar
+from hakim.data.teacher.prompts import reasoning_request, translation_request
+from hakim.data.teacher.result import TeacherResult, TeacherStats
+from hakim.data.teacher.settings import TeacherError, TeacherSettings
+
+CACHE_FILE = "teacher_cache.sqlite"
+REJECTS_FILE = "rejects.jsonl"
+STATS_FILE = "teacher_stats.json"
+
+
+@dataclass
+class _RowOutcome:
+    record: JudgeRecord | None
+    rejects: list[dict] = field(default_factory=list)
+    v3_excluded: bool = False
+
+
+def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False) -> TeacherResult:
+    """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stats = TeacherStats(rows=len(records))
+    count_deduplication(records, settings, stats)
+    if dry_run:
+        estimate(records, settings, stats)
+        print(
+            f"teacher dry run ({settings.model}): {stats.estimated_requests} requests, "
+            f"~{stats.estimated_input_tokens} input + ~{stats.estimated_output_tokens} output tokens, "
+            f"~${stats.estimated_cost_usd:.4f} (before cache hits and regenerations)"
+        )
+        return TeacherResult(records=list(records), stats=stats)
+    started = time.monotonic()
+    cache = TeacherCache(work_dir / CACHE_FILE)
+    try:
+        outcomes = asyncio.run(_teach(records, settings, cache, stats, work_dir))
+    finally:
+        cache.close()
+    result = TeacherResult(records=[o.record for o in outcomes if o.record is not None], stats=stats)
+    result.v3_excluded = [o.record.id for o in outcomes if o.v3_excluded]
+    result.rejects = [reject for o in outcomes for reject in o.rejects]
+    stats.rows_out = len(result.records)
+    stats.elapsed_s = time.monotonic() - started
+    stats.rows_per_s = len(records) / stats.elapsed_s if stats.elapsed_s else 0.0
+    _write_atomically(work_dir / REJECTS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
+    _write_atomically(work_dir / STATS_FILE, json.dumps(stats.to_dict(), indent=2) + "\n")
+    return result
+
+
+async def _teach(records, settings, cache, stats, work_dir) -> list[_RowOutcome]:
+    api = build_api(settings)
+    try:
+        client = TeacherClient(settings, cache, stats, api)
+        if settings.batch_api:
+            await prefill_with_batches(records, settings, client, work_dir)
+        with progress_bar(settings.progress) as bar:
+            rows = bar.add_task("teacher", total=len(records), status="")
+
+            async def one(record: JudgeRecord) -> _RowOutcome:
+                outcome = await _teach_row(record, settings, client)
+                status = f"${stats.cost_usd:.4f} spent, {stats.requests} requests, {stats.cache_hits} cached"
+                bar.update(rows, advance=1, status=status)
+                return outcome
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(one(record)) for record in records]
+            except* TeacherError as failure:
+                raise failure.exceptions[0] from None
+        return [task.result() for task in tasks]
+    finally:
+        await api.close()
+
+
+async def _teach_row(record: JudgeRecord, settings: TeacherSettings, client: TeacherClient) -> _RowOutcome:
+    if settings.translate and record.language == "en":
+        try:
+            passage = await _translate(record.passage, "passage", settings, client)
+            claim = await _translate(record.claim, "claim", settings, client)
+        except Rejected as error:
+            client.stats.translation_failed += 1
+            return _RowOutcome(None, [_reject(record, "translate", str(error))])
+        extra = {**record.extra, "translated_by": settings.model}
+        record = replace(record, language="ms", passage=passage, claim=claim, extra=extra)
+    if not settings.reasoning:
+        return _RowOutcome(record)
+    return await _explain(record, settings, client)
+
+
+async def _translate(text: str, what: str, settings: TeacherSettings, client: TeacherClient) -> str:
+    try:
+        return (await client.ask(translation_request(text, settings))).text
+    except Rejected as error:
+        raise Rejected(f"{what}: {error}") from None
+
+
+async def _explain(record: JudgeRecord, settings: TeacherSettings, client: TeacherClient) -> _RowOutcome:
+    """Ask twice at most; an explanation that reaches the wrong label is never kept."""
+    for attempt in (0, 1):
+        if attempt:
+            client.stats.reasoning_regenerated += 1
+        try:
+            answer = await client.ask(reasoning_request(record.passage, record.claim, record.label, settings, attempt))
+        except Rejected as error:
+            client.stats.reasoning_failed += 1
+            return _without_reasoning(record, str(error))
+        if answer.conclusion_label == record.label:
+            return _RowOutcome(replace(record, reasoning=answer.text()))
+    client.stats.reasoning_disagreed += 1
+    return _without_reasoning(record, f"teacher concluded {answer.conclusion_label} twice; gold label is {record.label}")
+
+
+def _without_reasoning(record: JudgeRecord, reason: str) -> _RowOutcome:
+    """Still a good V2 row (passage, claim, label); only V3, which trains on reasoning, must skip it."""
+    kept = replace(record, reasoning=None, extra={**record.extra, "reasoning_rejected": reason})
+    return _RowOutcome(kept, [_reject(record, "reasoning", reason)], v3_excluded=True)
+
+
+def _reject(record: JudgeRecord, stage: str, reason: str) -> dict:
+    return {"id": record.id, "stage": stage, "reason": reason}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

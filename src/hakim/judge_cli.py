@@ -1,0 +1,63 @@
+"""Judge a JSONL file: `python -m hakim.judge_cli RUN_OR_MODEL_DIR INPUT.jsonl OUTPUT.jsonl`.
+
+Each input line needs `passage` and `claim` (or `question` / `summary`), optionally `source`
+(boolq | fib | anything) and `id`; each output line is the input plus label, probability, and
+reasoning / parse_error where the judge generated text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hakim.judge import Judge
+from hakim.data.records import BadRowError
+
+CLAIM_COLUMNS = ("claim", "question", "summary")
+
+
+def read_items(path: Path) -> list[dict]:
+    rows = []
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        location = f"{path}:{line_number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise BadRowError(location, "<line>", f"not valid JSON ({error.msg})") from None
+        if not str(row.get("passage", "")).strip():
+            raise BadRowError(location, "passage", "missing or empty")
+        claim = next((row[c] for c in CLAIM_COLUMNS if str(row.get(c, "")).strip()), None)
+        if claim is None:
+            raise BadRowError(location, "claim", f"one of {CLAIM_COLUMNS} is needed")
+        rows.append({**row, "_claim": claim})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Judge every row of a JSONL file with a Hakim judge.")
+    parser.add_argument("judge", help="a training run directory or an exported (merged) model directory")
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--mode", choices=["score", "generate"], default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    arguments = parser.parse_args(argv)
+
+    judge = Judge.open(arguments.judge, batch_size=arguments.batch_size)
+    rows = read_items(arguments.input)
+    verdicts = judge.judge_batch([(r["passage"], r["_claim"], r.get("source", "default")) for r in rows], mode=arguments.mode)
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    with arguments.output.open("w", encoding="utf-8") as handle:
+        for row, verdict in zip(rows, verdicts):
+            row.pop("_claim")
+            row.update(label=verdict.label, probability=verdict.probability, reasoning=verdict.reasoning,
+                       parse_error=verdict.parse_error)
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    unparsed = sum(1 for v in verdicts if v.label is None)
+    print(f"{len(rows)} rows judged ({unparsed} unparsed) → {arguments.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Shared fixtures: one workspace per session holding the tiny random Mistral and the prepared sample."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def compose_config(name: str, workspace: Path, output_dir: Path, overrides: list[str] = ()):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            config_name=name,
+            overrides=[f"paths.root_dir={workspace}", f"paths.output_dir={output_dir}", *overrides],
+        )
+
+
+def run_entry_point(script: str, workspace: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run train.py / evaluate.py / prepare_data.py as a user would, inside the test workspace."""
+    environment = {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides], cwd=workspace, env=environment,
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(overrides)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hakim_workspace")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(workspace) -> Path:
+    from hakim.models.tiny_mistral import build_tiny_mistral
+
+    return build_tiny_mistral(workspace / ".cache" / "hakim" / "models" / "tiny_mistral")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir):
+    from hakim.model import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(workspace, tmp_path_factory) -> Path:
+    """The bundled sample prepared with the default prepare_data config."""
+    from hakim.data.prepare import prepare
+
+    cfg = compose_config("prepare_data", workspace, tmp_path_factory.mktemp("prepare_run"))
+    prepare(cfg)
+    return workspace / "data" / "sample"
+
+
+@pytest.fixture
+def train_config(workspace, tiny_model_dir, sample_dataset, tmp_path):
+    def make(*overrides: str):
+        return compose_config("train", workspace, tmp_path / "run", ["data.max_length=256", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(workspace, tiny_model_dir, sample_dataset, tmp_path_factory) -> Path:
+    """A short real training run of the tiny 4-bit model (a run directory with an adapter)."""
+    from hakim.training import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    cfg = compose_config("train", workspace, run_dir, ["data.max_length=256", "trainer.max_steps=4", "lora.r=4",
+                                                      "optim.optimizer.lr=1e-2"])
+    train(cfg)
+    return run_dir

@@ -1,0 +1,58 @@
+"""Tokenized once and cached; dynamic padding; length-grouped batches; V3 needs reasoning."""
+
+import torch
+
+from hakim.datamodule import LengthGroupedBatchSampler
+from hakim.prompts import IGNORE_INDEX
+from hakim.training import build_datamodule
+from hakim.model import load_tokenizer
+
+
+def test_batches_are_padded_to_their_longest_row_with_masked_padding(train_config, tiny_tokenizer):
+    datamodule = build_datamodule(train_config("data.batch_size=4"), tiny_tokenizer)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    lengths = batch["attention_mask"].sum(dim=1)
+    assert batch["input_ids"].size(1) == int(lengths.max())
+    padding = batch["attention_mask"] == 0
+    assert (batch["labels"][padding] == IGNORE_INDEX).all()
+    assert (batch["input_ids"][padding] == tiny_tokenizer.pad_token_id).all()
+
+
+def test_tokenized_splits_are_cached_and_reused(train_config, tiny_tokenizer, monkeypatch):
+    cfg = train_config()
+    first = build_datamodule(cfg, tiny_tokenizer)
+    first.setup("fit")
+    cache_files = sorted(first.cache_dir.glob("*.pt"))
+    assert cache_files
+    second = build_datamodule(cfg, tiny_tokenizer)
+    monkeypatch.setattr(second, "_encode_split", lambda split: (_ for _ in ()).throw(AssertionError("re-tokenized")))
+    second.setup("fit")
+    assert [item["input_ids"] for item in second.datasets["train"].items] == [item["input_ids"] for item in first.datasets["train"].items]
+
+
+def test_truncation_is_counted(train_config, tiny_tokenizer):
+    datamodule = build_datamodule(train_config("data.max_length=200"), tiny_tokenizer)
+    datamodule.setup("fit")
+    report = datamodule.report["train"]
+    assert report["truncated_passages"] > 0 and report["used"] + len(report["too_long_even_without_passage"]) == report["rows"]
+    assert all(len(item["input_ids"]) <= 200 for item in datamodule.datasets["train"].items)
+
+
+def test_length_grouping_wastes_less_padding_than_random_batches():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(20, 1000, (400,), generator=generator).tolist()
+    grouped = LengthGroupedBatchSampler(lengths, batch_size=8, seed=0).batches()
+    plain = [list(range(i, min(i + 8, 400))) for i in range(0, 400, 8)]
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    assert sorted(i for b in grouped for i in b) == list(range(400))
+    assert padding(grouped) < 0.3 * padding(plain)
+
+
+def test_batch_order_is_reproducible_per_epoch_and_changes_between_epochs():
+    sampler = LengthGroupedBatchSampler(list(range(100)), batch_size=4, seed=7)
+    first = sampler.batches()
+    assert first == LengthGroupedBatchSampler(list(range(100)), batch_size=4, seed=7).batches()
+    sampler.set_epoch(1)
+    assert sampler.batches() != first

@@ -1,0 +1,66 @@
+"""The real bitsandbytes 4-bit path on CPU: one QLoRA step trains adapters and only adapters."""
+
+import bitsandbytes as bnb
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hakim.model import backbone_and_head
+from hakim.module import completion_cross_entropy
+from hakim.prompts import IGNORE_INDEX
+from hakim.training import build_datamodule, build_module
+
+
+@pytest.fixture
+def module_and_batch(train_config):
+    cfg = train_config("lora.r=8", "data.batch_size=4")
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg, module.tokenizer)
+    datamodule.setup("fit")
+    return module, next(iter(datamodule.train_dataloader()))
+
+
+def test_base_is_4bit_nf4_with_double_quant(module_and_batch):
+    module, _ = module_and_batch
+    layers = [m for m in module.net.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers, "no 4-bit layers: the QLoRA path was not taken"
+    state = layers[0].weight.quant_state
+    assert layers[0].weight.dtype == torch.uint8 and state.quant_type == "nf4" and state.nested
+
+
+def test_one_qlora_step_changes_lora_and_leaves_the_4bit_base(module_and_batch):
+    module, batch = module_and_batch
+    module.train()  # as Lightning does; in eval mode bitsandbytes repacks 4-bit weights for its CPU kernel
+    frozen = {name: tensor.detach().clone() for name, tensor in module.net.named_parameters() if not tensor.requires_grad}
+    lora_b = {name: tensor.detach().clone() for name, tensor in module.net.named_parameters() if "lora_B" in name}
+    optimizer = torch.optim.AdamW([p for p in module.net.parameters() if p.requires_grad], lr=1e-2)
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    optimizer.step()
+    changed = [name for name, tensor in module.net.named_parameters() if "lora_B" in name and not torch.equal(tensor, lora_b[name])]
+    assert len(changed) == len(lora_b)
+    moved = [name for name, tensor in module.net.named_parameters() if name in frozen and not torch.equal(tensor, frozen[name])]
+    assert moved == []
+    assert any(tensor.dtype == torch.uint8 for tensor in frozen.values())
+
+
+def test_completion_loss_equals_full_logits_loss_without_building_them(module_and_batch):
+    module, batch = module_and_batch
+    backbone, head = backbone_and_head(module.net)
+    with torch.no_grad():
+        hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        ours, n_tokens = completion_cross_entropy(hidden, batch["labels"], head, chunk_size=7)
+        full_logits = head(hidden).float()
+        reference = F.cross_entropy(full_logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    assert n_tokens == int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def test_checkpoint_holds_only_trainable_weights(module_and_batch):
+    module, _ = module_and_batch
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    names = set(checkpoint["state_dict"])
+    assert names and all("lora_" in name for name in names)
+    size = sum(t.numel() * t.element_size() for t in checkpoint["state_dict"].values())
+    assert size < sum(t.numel() * t.element_size() for t in module.state_dict().values())
