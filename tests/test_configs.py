@@ -62,7 +62,7 @@ def test_evaluate_config_composes(workspace, tmp_path):
 def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_model_dir, sample_dataset, tmp_path, experiment):
     cfg = compose_config("train", workspace, tmp_path / "run", [
         f"+experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw",
-        "data.max_length=256", "data.batch_size=2", "+trainer.fast_dev_run=true", "logger=csv",
+        "data.max_length=256", "data.batch_size=2", "trainer.fast_dev_run=true", "logger=csv",
     ])
     train(cfg)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()

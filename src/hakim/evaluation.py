@@ -1,23 +1,28 @@
-"""`evaluate(cfg)`: score a judge on a prepared split and write predictions, metrics, report, plots."""
+"""`evaluate(cfg)`: score a judge on a prepared split and write predictions, metrics, report, plots;
+`compare(cfg)`: set finished evaluations side by side."""
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
+from hakim.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
 from hakim.judge import THRESHOLD_FILE, Judge
+from hakim.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.prompts import PromptStyle
-from hakim.report import print_summary, write_report
+from hakim.report import compare_judges, print_summary, write_comparison, write_report
 from hakim.training import LATEST_RUN_POINTER
 
-log = logging.getLogger(__name__)
+JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
+PREDICTIONS_FILE = "predictions.jsonl"
+AnyJudge = Judge | OpenAIJudge | ConstantJudge
 
 
 def resolve_run_dir(run_dir: str, runs_dir: str) -> Path:
@@ -33,7 +38,7 @@ def resolve_run_dir(run_dir: str, runs_dir: str) -> Path:
     return path
 
 
-def verdict_rows(records: list[JudgeRecord], judge: Judge, mode: str) -> list[dict]:
+def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list[dict]:
     verdicts = judge.judge_batch([(r.passage, r.claim, r.source) for r in records], mode=mode)
     return [
         {
@@ -77,24 +82,64 @@ def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Pa
     return threshold
 
 
-def load_judge(cfg: DictConfig) -> tuple[Judge, Path | None, dict | None]:
+def judge_kind(cfg: DictConfig) -> str:
+    """`judge: null` keeps the old shortcuts: model_path=PATH judges that model, else run_dir's run."""
+    kind = cfg.judge or ("model" if cfg.model_path else "run")
+    if kind not in JUDGE_KINDS:
+        raise ValueError(f"judge must be one of {JUDGE_KINDS}, got {kind!r}")
+    return kind
+
+
+def dataset_dir_for(cfg: DictConfig, run_config: dict | None) -> Path:
+    dataset_dir = cfg.dataset_dir or (run_config["data"]["dataset_dir"] if run_config else None)
+    if not dataset_dir:
+        raise ValueError("set dataset_dir=PATH: the judge has no training run to take it from")
+    return resolve_dataset_dir(dataset_dir)
+
+
+def _style(cfg: DictConfig) -> PromptStyle:
+    return PromptStyle(**OmegaConf.to_container(cfg.style, resolve=True))
+
+
+def load_judge(cfg: DictConfig) -> tuple[AnyJudge, Path | None, dict | None]:
+    """The judge named by `judge`, its run directory and that run's config (both None without a run)."""
+    kind = judge_kind(cfg)
     options = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
-    if cfg.run_dir:
+    if kind == "run":
+        if not cfg.run_dir:
+            raise ValueError("judge=run needs run_dir=PATH (a training run, or 'latest')")
         run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.runs_dir)
         run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
         return Judge.load(run_dir, **options), run_dir, run_config
-    if cfg.model_path:
-        style = PromptStyle(**OmegaConf.to_container(cfg.style, resolve=True))
-        return Judge.from_pretrained(cfg.model_path, style, quantization=cfg.quantization, max_length=cfg.max_length, **options), None, None
-    raise ValueError("set run_dir=PATH (a training run, or 'latest') or model_path=PATH (a merged or base model)")
+    if kind == "model":
+        if not cfg.model_path:
+            raise ValueError("judge=model needs model_path=PATH (a merged model directory or hub id)")
+        return Judge.from_pretrained(cfg.model_path, _style(cfg), quantization=cfg.quantization, max_length=cfg.max_length, **options), None, None
+    if kind == "openai":
+        settings = OpenAISettings(**OmegaConf.to_container(cfg.openai, resolve=True), max_output_tokens=cfg.max_new_tokens)
+        return OpenAIJudge(settings, _style(cfg)), None, None
+    if kind == "majority":
+        reference = read_split(dataset_dir_for(cfg, None), cfg.baseline_split)
+        return majority_judge([r.label for r in reference], cfg.baseline_split), None, None
+    return always_one_judge(), None, None
+
+
+def _judge_extra(cfg: DictConfig, kind: str, run_dir: Path | None) -> dict:
+    """What identifies the judge in metrics.json and report.md; never the API key, only its variable."""
+    if kind == "run":
+        return {"run_dir": str(run_dir)}
+    if kind == "model":
+        return {"model_path": cfg.model_path}
+    if kind == "openai":
+        return {"openai_model": cfg.openai.model, "base_url": cfg.openai.base_url}
+    if kind == "majority":
+        return {"baseline_split": cfg.baseline_split}
+    return {}
 
 
 def evaluate(cfg: DictConfig) -> dict:
     judge, run_dir, run_config = load_judge(cfg)
-    dataset_dir = cfg.dataset_dir or (run_config["data"]["dataset_dir"] if run_config else None)
-    if not dataset_dir:
-        raise ValueError("set dataset_dir=PATH: the judge has no training run to take it from")
-    dataset_dir = resolve_dataset_dir(dataset_dir)
+    dataset_dir = dataset_dir_for(cfg, run_config)
     if cfg.threshold == "validation":
         if run_dir is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
@@ -107,9 +152,42 @@ def evaluate(cfg: DictConfig) -> dict:
         records = records[: cfg.limit]
     rows = verdict_rows(records, judge, mode)
     out_dir = Path(cfg.paths.output_dir)
-    extra = {"mode": mode, "threshold": judge.threshold, "run_dir": str(run_dir) if run_dir else None,
-             "model_path": cfg.model_path, "dataset_dir": str(dataset_dir), "split": cfg.split}
+    kind = judge_kind(cfg)
+    extra = {"judge": kind, **_judge_extra(cfg, kind, run_dir), "mode": mode, "threshold": judge.threshold,
+             "dataset_dir": str(dataset_dir), "split": cfg.split}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {dataset_dir.name}/{cfg.split} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")
     return summary
+
+
+def read_evaluation(path: str | Path) -> tuple[str, list[dict]]:
+    """(judge name, rows) of a directory evaluate() wrote."""
+    path = Path(path)
+    predictions = path / PREDICTIONS_FILE
+    if not predictions.exists():
+        raise FileNotFoundError(f"{path} is not an evaluation output directory (no {PREDICTIONS_FILE}); pass directories evaluate.py wrote")
+    metrics = path / "metrics.json"
+    name = json.loads(metrics.read_text())["judge"] if metrics.exists() else path.name
+    with open(predictions, encoding="utf-8") as f:
+        return name, [json.loads(line) for line in f if line.strip()]
+
+
+def compare(cfg: DictConfig) -> dict:
+    """Side-by-side metrics and pairwise McNemar tests of finished evaluations; writes comparison.md/json."""
+    directories = [Path(d) for d in cfg.compare]
+    if len(set(d.resolve() for d in directories)) < len(directories):
+        raise ValueError(f"compare lists the same directory twice: {[str(d) for d in directories]}")
+    loaded = [read_evaluation(d) for d in directories]
+    names = [name for name, _ in loaded]
+    # The same judge evaluated twice (another split, another threshold) is told apart by its directory.
+    labels = [name if names.count(name) == 1 else f"{name} [{d.name}]" for name, d in zip(names, directories)]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"two of {[str(d) for d in directories]} have the same judge and directory name; rename one")
+    named_rows = {label: rows for label, (_, rows) in zip(labels, loaded)}
+    table, _ = compare_judges(named_rows)
+    Console().print(table)
+    out_dir = Path(cfg.paths.output_dir)
+    result = write_comparison(named_rows, out_dir)
+    print(f"comparison.md and comparison.json: {out_dir}")
+    return result

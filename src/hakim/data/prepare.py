@@ -39,6 +39,24 @@ def read_all_sources(sources: dict, on_bad_row: str, rejects_path: Path) -> tupl
     return records, report
 
 
+def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool):
+    """Translate and explain with the configured teacher; returns the kept records and a manifest entry."""
+    from hakim.data.teacher import TeacherSettings, run_teacher
+    from hakim.data.teacher.prompts import TEMPLATE_VERSION
+
+    options = {key: value for key, value in OmegaConf.to_container(teacher_cfg, resolve=True).items() if key != "enabled"}
+    result = run_teacher(records, TeacherSettings(**options), work_dir, dry_run=dry_run)
+    report = {
+        "settings": options,
+        "prompt_template_version": TEMPLATE_VERSION,
+        "stats": result.stats.to_dict(),
+        "rejects": len(result.rejects),
+        "rejects_file": str(work_dir / "rejects.jsonl") if result.rejects else None,
+        "without_reasoning_for_v3": len(result.v3_excluded),
+    }
+    return result.records, report
+
+
 def quality_checks(splits: dict[str, list[JudgeRecord]]) -> dict:
     """Problems worth a look before training; reported in the manifest, never silently fixed."""
     everything = [record for name, records in splits.items() if name != "eval" for record in records]
@@ -62,8 +80,6 @@ def prepare(cfg: DictConfig) -> Path:
         raise ValueError("no rows were read from any source; check conf/dataset")
     teacher_report = None
     if cfg.get("teacher") and cfg.teacher.get("enabled"):
-        from hakim.data.teacher_stage import apply_teacher
-
         records, teacher_report = apply_teacher(records, cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run)
         if cfg.dry_run:
             return output_root

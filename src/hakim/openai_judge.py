@@ -1,0 +1,173 @@
+"""A judge behind any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama), asked with Hakim's own prompt.
+
+Every request asks for structured output, a JSON object with the verdict (and the reasoning, for V3),
+read by the same strict parser as the local judge. In `logprobs` mode the request also asks for the
+top-5 log probabilities at temperature 0, and P(1) comes from the position that wrote the verdict:
+a softmax over the log probabilities of "1" and "0" there. When only one of the two is among the
+tokens shown, the other gets the largest log probability it could have had and still be left out:
+that of the least likely token shown, or the probability mass not shown, whichever is smaller. This
+pulls P(1) towards 0.5, never away from it, so a missing digit never makes the judge look surer
+than it was. A server that sends no log probabilities gives P(1) = None and the parsed verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from dataclasses import dataclass
+
+import openai
+
+from hakim.data.teacher.client import FATAL_STATUS, RETRYABLE_STATUS, retry_after_s
+from hakim.data.teacher.limits import backoff_delay
+from hakim.judge import Verdict
+from hakim.prompts import LABEL_TOKENS, REASONING_KEY, VERDICT_KEY, PromptStyle, parse_verdict, user_message
+
+MODES = ("logprobs", "structured")
+TOP_LOGPROBS = 5
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """How the endpoint is reached; safe to print, because the key itself is never a field."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None  # None: OpenAI; else e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama)
+    api_key_env: str = "OPENAI_API_KEY"  # name of the variable holding the key, read only when sending
+    max_in_flight: int = 8  # more: faster until the server answers 429
+    use_logprobs: bool = True  # false for servers that refuse the logprobs parameter
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    max_output_tokens: int = 384  # V2 needs a few; reasoning-first V3 needs room for the reasoning
+    system_prompt: str | None = None  # None: the user message alone, as Hakim's judges were trained
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "")
+        if key:
+            return key
+        if self.base_url is not None:
+            return "unused"  # local servers ignore it, but the client insists on one
+        raise ValueError(f"no API key: set the environment variable {self.api_key_env} (openai.api_key_env names it)")
+
+
+def response_format(style: PromptStyle) -> dict:
+    """Strict JSON schema for the answer the prompt asks for, keys in the prompt's order."""
+    verdict = {"type": "integer", "enum": [int(token) for token in LABEL_TOKENS.values()]}
+    if style.variant == "v2":
+        properties = {VERDICT_KEY: verdict}
+    elif style.reasoning_first:
+        properties = {REASONING_KEY: {"type": "string"}, VERDICT_KEY: verdict}
+    else:
+        properties = {VERDICT_KEY: verdict, REASONING_KEY: {"type": "string"}}
+    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}}
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def verdict_probability(tokens) -> float | None:
+    """P(1) at the generated token that is the verdict digit after the verdict key; None if there is none.
+
+    `tokens` are the response's `logprobs.content` entries (token, logprob, top_logprobs).
+    """
+    text = ""
+    for entry in tokens:
+        digit = entry.token.strip()
+        if digit in LABEL_TOKENS.values() and text.rstrip().endswith(f'"{VERDICT_KEY}":'):
+            shown = {(top.token, top.logprob) for top in entry.top_logprobs} | {(entry.token, entry.logprob)}
+            by_label = {
+                label: [lp for token, lp in shown if token.strip() == LABEL_TOKENS[label]] for label in LABEL_TOKENS
+            }
+            unseen = min(lp for _, lp in shown)
+            mass_shown = sum(math.exp(lp) for _, lp in shown)
+            if mass_shown < 1:
+                unseen = min(unseen, math.log1p(-mass_shown))
+            one, zero = (_logsumexp(by_label[label]) if by_label[label] else unseen for label in (1, 0))
+            return 1 / (1 + math.exp(zero - one))
+        text += entry.token
+    return None
+
+
+class OpenAIJudge:
+    """Same interface as `hakim.judge.Judge`: `judge_batch(items, mode)` → one Verdict per item, in order."""
+
+    def __init__(self, settings: OpenAISettings, style: PromptStyle, threshold: float = 0.5, name: str | None = None):
+        self.settings = settings
+        self.style = style
+        self.threshold = threshold
+        self.name = name or settings.model
+
+    @property
+    def default_mode(self) -> str:
+        return "logprobs" if self.settings.use_logprobs else "structured"
+
+    def judge(self, passage: str, claim: str, source: str = "default", mode: str | None = None) -> Verdict:
+        return self.judge_batch([(passage, claim, source)], mode=mode)[0]
+
+    def judge_batch(self, items: list[tuple[str, str, str]], mode: str | None = None) -> list[Verdict]:
+        mode = mode or self.default_mode
+        if mode not in MODES:
+            raise ValueError(f"an OpenAI judge's mode must be one of {MODES}, got {mode!r}")
+        return asyncio.run(self._judge_all(items, mode == "logprobs"))
+
+    async def _judge_all(self, items, logprobs: bool) -> list[Verdict]:
+        # The SDK's retries are off: ours honour Retry-After and stop at once on a wrong key or model.
+        async with openai.AsyncOpenAI(api_key=self.settings.api_key(), base_url=self.settings.base_url,
+                                      max_retries=0, timeout=self.settings.timeout_s) as api:
+            slots = asyncio.Semaphore(self.settings.max_in_flight)
+            return list(await asyncio.gather(*(self._judge_one(api, slots, item, logprobs) for item in items)))
+
+    def _body(self, passage: str, claim: str, source: str, logprobs: bool) -> dict:
+        messages = [{"role": "user", "content": user_message(passage, claim, source, self.style)}]
+        if self.settings.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
+        body = {"model": self.settings.model, "messages": messages, "temperature": 0,
+                "response_format": response_format(self.style), "max_completion_tokens": self.settings.max_output_tokens}
+        if logprobs:
+            body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        return body
+
+    async def _judge_one(self, api: openai.AsyncOpenAI, slots: asyncio.Semaphore, item, logprobs: bool) -> Verdict:
+        body = self._body(*item, logprobs)
+        settings = self.settings
+        problem, wait = "", None
+        for attempt in range(settings.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(backoff_delay(attempt - 1, settings.backoff_base_s, settings.backoff_max_s) if wait is None else wait)
+            wait = None
+            async with slots:
+                try:
+                    completion = await api.chat.completions.create(**body)
+                except openai.APIStatusError as error:
+                    if error.status_code in FATAL_STATUS:
+                        raise RuntimeError(
+                            f"judge endpoint answered HTTP {error.status_code}: check openai.model ({settings.model}), "
+                            f"openai.base_url and the key in ${settings.api_key_env}"
+                        ) from None
+                    if error.status_code not in RETRYABLE_STATUS:
+                        # This item's request is refused (e.g. too long); the row is reported unparsed with why.
+                        return Verdict(None, None, parse_error=f"request refused: HTTP {error.status_code}")
+                    problem, wait = f"HTTP {error.status_code}", retry_after_s(error)
+                    continue
+                except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                    problem = type(error).__name__
+                    continue
+            return self._verdict(completion.choices[0])
+        # An outage is not the judge's answer: stop rather than score it as unparsed rows.
+        raise RuntimeError(f"judge endpoint gave no answer after {settings.max_retries + 1} attempts; last: {problem}")
+
+    def _verdict(self, choice) -> Verdict:
+        text = choice.message.content or ""
+        parsed = parse_verdict(text)
+        if parsed.label is None:
+            return Verdict(None, None, raw_output=text, parse_error=parsed.error)
+        content = choice.logprobs.content if choice.logprobs else None
+        probability = verdict_probability(content) if content else None
+        label = parsed.label if probability is None else int(probability >= self.threshold)
+        return Verdict(label, probability, parsed.reasoning, text)
