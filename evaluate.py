@@ -3,12 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
-from hakim.evaluation import evaluate
+from hakim.evaluation import compare, evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    if cfg.compare:
+        compare(cfg)
+    else:
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

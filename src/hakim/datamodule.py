@@ -10,6 +10,7 @@ import logging
 import random
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import torch
@@ -41,20 +42,29 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     Examples are shuffled, cut into pools of `pool_batches` batches, each pool sorted by length and
     cut into batches, and the batches shuffled again, so order is random but padding is small.
+    Under DDP each rank takes every `num_replicas`-th batch of the same order (all ranks get the
+    same number), and `resume_at` skips the batches a checkpointed run already trained on.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50, drop_last: bool = False):
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50,
+                 drop_last: bool = False, num_replicas: int = 1, rank: int = 0):
         self.lengths = lengths
         self.batch_size = batch_size
         self.seed = seed
         self.pool_batches = pool_batches
         self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> list[list[int]]:
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        self._resume = (epoch, batches_done)
+
+    def all_batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
@@ -68,12 +78,41 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         rng.shuffle(batches)
         return batches
 
+    def batches(self) -> list[list[int]]:
+        """This rank's batches for the current epoch."""
+        batches = self.all_batches()
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[:usable][self.rank :: self.num_replicas]
+
     def __iter__(self):
-        yield from self.batches()
+        batches = self.batches()
+        if self._resume is not None:
+            epoch, done = self._resume
+            self._resume = None
+            if epoch == self.epoch:
+                batches = batches[done:]
+        yield from batches
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.lengths), self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
+        n_batches = full if self.drop_last or rest == 0 else full + 1
+        return n_batches // self.num_replicas
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose position Lightning stores in checkpoints (via state_dict/load_state_dict),
+    so a run resumed mid-epoch continues with the next unseen batch instead of starting over."""
+
+    def __init__(self, *args, position: Callable[[], tuple[int, int]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.position = position
+
+    def state_dict(self) -> dict:
+        epoch, batches_done = self.position()
+        return {"epoch": epoch, "batches_done": batches_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.resume_at(state["epoch"], state["batches_done"])
 
 
 def collate(items: list[dict], pad_id: int) -> dict:
@@ -226,17 +265,32 @@ class JudgeDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
         )
 
+    def _replicas(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
+    def _position(self) -> tuple[int, int]:
+        loop = self.trainer.fit_loop
+        return self.trainer.current_epoch, loop.epoch_loop.batch_progress.current.processed
+
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
-        sampler = LengthGroupedBatchSampler(dataset.lengths, self.batch_size, self.seed)
+        num_replicas, rank = self._replicas()
+        sampler = LengthGroupedBatchSampler(dataset.lengths, self.batch_size, self.seed, num_replicas=num_replicas, rank=rank)
         if self.trainer is not None:
             sampler.set_epoch(self.trainer.current_epoch)
-        return self._loader(dataset, sampler)
+        return ResumableLoader(
+            dataset, batch_sampler=sampler, collate_fn=functools.partial(collate, pad_id=self.tokenizer.pad_token_id),
+            num_workers=self.num_workers, position=self._position,
+        )
 
     def _eval_loader(self, name: str) -> DataLoader:
         dataset = self.datasets[name]
         order = sorted(range(len(dataset)), key=lambda i: dataset.lengths[i])
         batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        num_replicas, rank = self._replicas()
+        batches = batches[rank::num_replicas]  # torchmetrics gathers the ranks' shares for the metrics
         return self._loader(dataset, batches)
 
     def val_dataloader(self) -> DataLoader:

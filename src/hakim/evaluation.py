@@ -131,7 +131,7 @@ def _judge_extra(cfg: DictConfig, kind: str, run_dir: Path | None) -> dict:
     if kind == "model":
         return {"model_path": cfg.model_path}
     if kind == "openai":
-        return {"openai_model": cfg.openai.model, "base_url": cfg.openai.base_url}
+        return {"openai_model": cfg.openai.model, "base_url": cfg.openai.base_url, "api_key_env": cfg.openai.api_key_env}
     if kind == "majority":
         return {"baseline_split": cfg.baseline_split}
     return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class ModelSpec:
     quantization: str | None = "nf4"  # nf4 | fp4 | null (unquantized)
     double_quant: bool = True
     compute_dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it, else float32
+    quant_storage: str = "uint8"  # dtype holding packed 4-bit weights; bfloat16 lets FSDP shard them
     gradient_checkpointing: bool = False
     attn_implementation: str | None = None
     trust_remote_code: bool = False
@@ -85,6 +87,7 @@ def quantization_config(spec: ModelSpec):
         bnb_4bit_quant_type=spec.quantization,
         bnb_4bit_use_double_quant=spec.double_quant,
         bnb_4bit_compute_dtype=resolve_compute_dtype(spec.compute_dtype),
+        bnb_4bit_quant_storage=torch.uint8 if spec.quant_storage == "uint8" else DTYPES[spec.quant_storage],
     )
 
 
@@ -92,7 +95,8 @@ def load_base_model(spec: ModelSpec, path: str | None = None):
     from transformers import AutoModelForCausalLM
 
     path = path or resolve_model_path(spec)
-    device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+    # one whole model per process: under torchrun/SLURM each rank takes the GPU of its LOCAL_RANK
+    device_map = {"": int(os.environ.get("LOCAL_RANK", 0))} if torch.cuda.is_available() else {"": "cpu"}
     kwargs = {"device_map": device_map, "trust_remote_code": spec.trust_remote_code}
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation

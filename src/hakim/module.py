@@ -8,9 +8,11 @@ out of memory, and the prompt positions never contribute to the loss anyway.
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -48,6 +50,17 @@ def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head:
     return pair.softmax(dim=-1)[:, 1], pair
 
 
+def _numpy_state_to_safe(state: tuple) -> dict:
+    """numpy's RNG state as tensors and numbers, so checkpoints load with torch.load(weights_only=True)."""
+    name, keys, position, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_from_safe(state: dict) -> tuple:
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["position"], state["has_gauss"], state["cached"])
+
+
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
         {
@@ -81,7 +94,11 @@ class JudgeModule(L.LightningModule):
         self.tokenizer = load_tokenizer(self.model_path, model.trust_remote_code)
         self.label_ids = label_token_ids(self.tokenizer)
         self.net = add_lora(load_base_model(model, self.model_path), model, lora)
+        # from_pretrained returns modules in eval mode, and Lightning keeps each module's mode: without
+        # this, LoRA dropout would silently be off during training.
+        self.net.train()
         self.strict_loading = False
+        self.tokens_trained = 0
         self.val_metrics = _metrics("val/")
         self.best_balanced_acc = -math.inf
 
@@ -106,11 +123,23 @@ class JudgeModule(L.LightningModule):
                 "lower optim.lr or check the data. The last good checkpoint is kept."
             )
         size = batch["input_ids"].size(0)
+        self.tokens_trained += int(batch["attention_mask"].sum())
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/verdict_loss", verdict_loss, batch_size=size)
         self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
         self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", batch_size=size)
         return total
+
+    def on_train_start(self) -> None:
+        # Lightning builds the train loader early (configure_optimizers asks for estimated_stepping_batches),
+        # before a resumed checkpoint's loader position is read, and then never hands that position to the
+        # loader; hand it over here, before the first batch is drawn.
+        self.trainer.fit_loop._load_combined_loader_states()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
+        if gradients:
+            self.log("train/grad_norm", torch.stack(gradients).norm())
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         loss, verdict_loss, probability, _ = self.model_step(batch)
@@ -146,6 +175,27 @@ class JudgeModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
         checkpoint["state_dict"] = self.trainable_state_dict()
+        # Dropout draws from these generators: restoring them makes a resumed run repeat the same steps.
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_state_to_safe(np.random.get_state()),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Applied at the first resumed batch, not now: starting the data iterator draws from torch's RNG.
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch, batch_index: int) -> None:
+        states, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        np.random.set_state(_numpy_state_from_safe(states["numpy"]))
+        random.setstate(states["python"])
+        if states["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def load_trainable_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         missing = set(self.trainable_state_dict()) - set(state_dict)

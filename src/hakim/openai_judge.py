@@ -8,6 +8,9 @@ tokens shown, the other gets the largest log probability it could have had and s
 that of the least likely token shown, or the probability mass not shown, whichever is smaller. This
 pulls P(1) towards 0.5, never away from it, so a missing digit never makes the judge look surer
 than it was. A server that sends no log probabilities gives P(1) = None and the parsed verdict.
+
+The label is P(1) >= threshold when P(1) is known (at 0.5 the digit the model wrote, bar an exact tie, as it
+writes the likelier one), else the parsed verdict; an answer that does not parse is unparsed.
 """
 
 from __future__ import annotations

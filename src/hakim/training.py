@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.datamodule import JudgeDataModule
@@ -58,6 +59,15 @@ def _command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _peak_memory_gb() -> dict:
+    import resource
+
+    peak = {"cpu_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
+    if torch.cuda.is_available():
+        peak["gpu_allocated"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    return peak
+
+
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
     callback = trainer.checkpoint_callback
     if callback is None:
@@ -65,38 +75,71 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return callback.best_model_path or callback.last_model_path or None
 
 
+def resume_config(cfg: DictConfig) -> DictConfig:
+    """The saved config of the run named by `resume=RUN_DIR`, pointed at that run's last checkpoint."""
+    run_dir = Path(cfg.resume)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"resume={run_dir}: not a Hakim run directory (no config.yaml)")
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"resume={run_dir}: no {checkpoint} to continue from")
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    saved.resume = None
+    saved.ckpt_path = str(checkpoint)
+    saved.paths.output_dir = str(run_dir)
+    return saved
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train one judge; returns the optimized metric (for sweeps) or None if it was never computed."""
+    if cfg.get("resume"):
+        cfg = resume_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_provenance(run_dir, resolved, overrides=_command_line_overrides(), seed=cfg.seed)
+    if rank_zero_only.rank == 0:
+        write_provenance(run_dir, OmegaConf.to_container(cfg, resolve=True), overrides=_command_line_overrides(), seed=cfg.seed)
 
     started = time.time()
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
-    (run_dir / "data.json").write_text(
-        json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
-    )
+    if rank_zero_only.rank == 0:
+        (run_dir / "data.json").write_text(
+            json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
+        )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg) or False,
                                      default_root_dir=str(run_dir))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_started = time.time()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except BaseException as error:
+        if trainer.is_global_zero:
+            failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "global_step": trainer.global_step,
+                       "wall_seconds": round(time.time() - started, 1)}
+            (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
+        raise
+    fit_seconds = time.time() - fit_started
 
+    metric_name = cfg.get("optimized_metric")
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    if not trainer.is_global_zero:
+        return metrics.get(metric_name)
     best = _best_checkpoint(trainer)
     if best and not trainer.fast_dev_run:
         module.load_trainable_weights(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     module.net.save_pretrained(run_dir / ADAPTER_DIR)
     module.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
 
-    metric_name = cfg.get("optimized_metric")
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     summary = {
+        "status": "ok",
         "run_dir": str(run_dir),
         "model_path": module.model_path,
         "best_checkpoint": best,
         "metrics": metrics,
         "data_report": datamodule.report,
         "global_step": trainer.global_step,
+        "tokens_trained": module.tokens_trained,
+        "tokens_per_second": round(module.tokens_trained / fit_seconds, 1) if fit_seconds > 0 else None,
+        "peak_memory_gb": _peak_memory_gb(),
         "wall_seconds": round(time.time() - started, 1),
     }
     (run_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,81 @@
+"""A killed run resumes exactly; a non-finite loss stops with a message; DDP ranks split the data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+import hakim.module
+from conftest import ROOT, compose_config, run_entry_point
+from hakim.training import train
+
+TRAIN_ARGS = ["data.max_length=192", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=2", "trainer.max_steps=30",
+              "callbacks.last_checkpoint.every_n_train_steps=3", "optim.optimizer.lr=5e-3", "lora.dropout=0.1",
+              "trainer.limit_val_batches=2"]
+
+
+def adapter(run_dir):
+    return load_file(run_dir / "adapter" / "adapter_model.safetensors")
+
+
+def test_killed_run_resumed_matches_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
+    run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
+
+    killed = workspace / "runs" / "killed"
+    environment = {**os.environ, "HAKIM_ROOT": str(workspace)}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TRAIN_ARGS, f"hydra.run.dir={killed}"],
+                               cwd=workspace, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let the checkpoint finish writing, then kill without warning
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "run.json").exists(), "the run finished before it could be killed; make it longer"
+
+    run_entry_point("train.py", workspace, f"resume={killed}")
+    summary = json.loads((killed / "run.json").read_text())
+    assert summary["global_step"] == 30
+    whole, resumed = adapter(workspace / "runs" / "whole"), adapter(killed)
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert (whole[name] - resumed[name]).abs().max() < 1e-5, name
+
+
+def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    cfg = compose_config("train", workspace, tmp_path / "out", [f"resume={tmp_path}"])
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        train(cfg)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(train_config, monkeypatch, tmp_path):
+    real = hakim.module.completion_cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        loss, count = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), count) if calls["n"] > 4 else (loss, count)
+
+    monkeypatch.setattr(hakim.module, "completion_cross_entropy", poisoned)
+    cfg = train_config("callbacks.last_checkpoint.every_n_train_steps=2", "trainer.max_steps=10", "logger=csv")
+    with pytest.raises(FloatingPointError, match="non-finite training loss at step 4"):
+        train(cfg)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ddp_ranks_train_on_different_data_and_end_identical(workspace, tiny_model_dir, sample_dataset):
+    run_entry_point("train.py", workspace, "trainer=ddp_cpu", "callbacks=rank_audit", "data.max_length=192",
+                    "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "hydra.run.dir=runs/ddp", timeout=600)
+    audits = [json.loads((workspace / "runs" / "ddp" / "rank_audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [a["world_size"] for a in audits] == [2, 2]
+    assert audits[0]["ids"] and audits[1]["ids"] and not set(audits[0]["ids"]) & set(audits[1]["ids"])
+    assert audits[0]["weights_sha256"] == audits[1]["weights_sha256"]
+    assert (workspace / "runs" / "ddp" / "adapter" / "adapter_model.safetensors").exists()
