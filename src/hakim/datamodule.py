@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -229,7 +230,7 @@ class JudgeDataModule(L.LightningDataModule):
         else:
             items, report = self._encode_split(split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may write the same cache at once
             torch.save({"items": items, "report": report}, temporary)
             temporary.replace(path)
         if not items:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 
 from hakim.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
@@ -17,7 +16,7 @@ from hakim.data.records import JudgeRecord
 from hakim.judge import THRESHOLD_FILE, Judge
 from hakim.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.prompts import PromptStyle
-from hakim.report import compare_judges, print_summary, write_comparison, write_report
+from hakim.report import compare_judges, print_summary, wide_console, write_comparison, write_report
 from hakim.training import LATEST_RUN_POINTER
 
 JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
@@ -158,6 +157,12 @@ def evaluate(cfg: DictConfig) -> dict:
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {dataset_dir.name}/{cfg.split} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")
+    if cfg.wandb.enabled:
+        from hakim.provenance import redact
+        from hakim.wandb_report import log_evaluation
+
+        settings = OmegaConf.to_container(cfg.wandb, resolve=True)
+        log_evaluation(summary, rows, out_dir, settings, redact(OmegaConf.to_container(cfg, resolve=True)))
     return summary
 
 
@@ -186,7 +191,7 @@ def compare(cfg: DictConfig) -> dict:
         raise ValueError(f"two of {[str(d) for d in directories]} have the same judge and directory name; rename one")
     named_rows = {label: rows for label, (_, rows) in zip(labels, loaded)}
     table, _ = compare_judges(named_rows)
-    Console().print(table)
+    wide_console().print(table)
     out_dir = Path(cfg.paths.output_dir)
     result = write_comparison(named_rows, out_dir)
     print(f"comparison.md and comparison.json: {out_dir}")

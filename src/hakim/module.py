@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from typing import Callable
 
 import lightning as L
@@ -135,6 +136,14 @@ class JudgeModule(L.LightningModule):
         # before a resumed checkpoint's loader position is read, and then never hands that position to the
         # loader; hand it over here, before the first batch is drawn.
         self.trainer.fit_loop._load_combined_loader_states()
+
+    def on_train_batch_end(self, outputs, batch, batch_index: int) -> None:
+        now = time.perf_counter()
+        previous, self._last_batch_end = getattr(self, "_last_batch_end", None), now
+        if previous is not None:
+            self.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - previous, 1e-9))
+        if torch.cuda.is_available():
+            self.log("train/gpu_peak_memory_gb", torch.cuda.max_memory_allocated() / 2**30)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]

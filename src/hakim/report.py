@@ -78,8 +78,14 @@ def render_table(by_subset: Mapping[str, Mapping], title: str | None = None) -> 
     return table
 
 
+def wide_console() -> Console:
+    """A console at least 168 columns wide: logs and CI pipes default to 80, which folds every cell."""
+    width = Console().width
+    return Console(width=max(width, 168))
+
+
 def print_summary(by_subset: Mapping[str, Mapping], title: str | None = None, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or wide_console()
     console.print(render_table(by_subset, title))
     for name, m in by_subset.items():
         console.print(f"[bold]{name}[/bold]: {verdict(m)}")

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hakim.report import wide_console
+
 # metric -> whether higher is better
 METRICS = {"val/balanced_acc": True, "val/auroc": True, "val/f1": True, "val/loss": False}
 DEFAULT_METRIC = "val/balanced_acc"
@@ -188,7 +190,7 @@ def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool
     constant, varying = split_overrides(jobs)
     header, rows = table_rows(jobs, varying, list(names))
 
-    console = console or Console()
+    console = console or wide_console()
     console.print(f"[bold]{sweep_dir}[/bold]: {len(jobs)} jobs, "
                   f"{sum(job.status == 'ok' for job in jobs)} ok, sorted by {metric} ({'max' if higher_is_better else 'min'})")
     console.print("shared overrides: " + (" ".join(f"{key}={value}" for key, value in constant.items()) or "none"),

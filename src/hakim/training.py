@@ -14,10 +14,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.datamodule import JudgeDataModule
 from hakim.model import LoraSpec, ModelSpec
 from hakim.module import JudgeModule
-from hakim.provenance import write_provenance
+from hakim.provenance import redact, write_provenance
 from hakim.schedules import warmup_schedule
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,44 @@ def resume_config(cfg: DictConfig) -> DictConfig:
     return saved
 
 
+def _replace_prefix(value, old: str, new: str):
+    if isinstance(value, dict):
+        return {key: _replace_prefix(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_prefix(item, old, new) for item in value]
+    if isinstance(value, str) and value.startswith(old):
+        return new + value[len(old):]
+    return value
+
+
+def rerun_config(cfg: DictConfig) -> DictConfig:
+    """The saved config of `rerun=RUN_DIR`, trained again from scratch into this run's directory, on the
+    exact dataset version that run used (data.json), even if the dataset was prepared again since."""
+    run_dir = Path(cfg.rerun)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"rerun={run_dir}: not a Hakim run directory (no config.yaml)")
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    saved = _replace_prefix(saved, saved["paths"]["output_dir"], str(cfg.paths.output_dir))
+    saved["rerun"] = None
+    data = json.loads((run_dir / "data.json").read_text())
+    saved["data"]["dataset_dir"] = str(resolve_dataset_dir(data["dataset_dir"]).parent / data["version"])
+    return OmegaConf.create(saved)
+
+
+def _finish_experiment_trackers(loggers: list) -> None:
+    """Close W&B runs here, not at process exit, so the jobs of an in-process sweep get a run each."""
+    for logger in loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "finish") and rank_zero_only.rank == 0:
+            experiment.finish()
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train one judge; returns the optimized metric (for sweeps) or None if it was never computed."""
     if cfg.get("resume"):
         cfg = resume_config(cfg)
+    elif cfg.get("rerun"):
+        cfg = rerun_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
@@ -106,18 +141,23 @@ def train(cfg: DictConfig) -> float | None:
         (run_dir / "data.json").write_text(
             json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
         )
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg) or False,
+    loggers = build_loggers(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
                                      default_root_dir=str(run_dir))
     fit_started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except BaseException as error:
+        _finish_experiment_trackers(loggers)
         if trainer.is_global_zero:
             failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "global_step": trainer.global_step,
                        "wall_seconds": round(time.time() - started, 1)}
             (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
         raise
     fit_seconds = time.time() - fit_started
+    _finish_experiment_trackers(loggers)
 
     metric_name = cfg.get("optimized_metric")
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}

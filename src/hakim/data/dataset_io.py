@@ -1,4 +1,9 @@
-"""Write and read a versioned prepared dataset: one Parquet file per split plus manifest.json."""
+"""Write and read a versioned prepared dataset: one Parquet file per split plus manifest.json.
+
+Each split in the manifest carries its row counts per source × language × label, a fingerprint of the
+whole split and one per column, so two versions can be compared column by column (COLUMN_FINGERPRINT
+says how to recompute one from the Parquet file).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from hakim.data.records import JudgeRecord
 SPLIT_FILES = ("train", "validation", "test", "eval")
 LATEST_POINTER = "LATEST"
 COLUMNS = ("id", "source", "language", "passage", "claim", "label", "doc_id", "split", "reasoning", "extra")
+COLUMN_FINGERPRINT = "sha256 over the column's values as stored in the Parquet file, each JSON-encoded on its own line, in row order"
 
 
 def fingerprint(records: list[JudgeRecord]) -> str:
@@ -25,12 +31,25 @@ def fingerprint(records: list[JudgeRecord]) -> str:
     return digest.hexdigest()
 
 
-def _table(records: list[JudgeRecord]) -> pa.Table:
+def _stored_rows(records: list[JudgeRecord]) -> list[dict]:
     rows = [record.to_dict() for record in records]
     for row in rows:
         row["extra"] = json.dumps(row["extra"], ensure_ascii=False, sort_keys=True)
+    return rows
+
+
+def _table(records: list[JudgeRecord]) -> pa.Table:
     schema = pa.schema([(name, pa.int64() if name == "label" else pa.string()) for name in COLUMNS])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(_stored_rows(records), schema=schema)
+
+
+def column_fingerprints(records: list[JudgeRecord]) -> dict[str, str]:
+    """One sha256 per column (see COLUMN_FINGERPRINT): a changed translation shows up in `passage` alone."""
+    digests = {name: hashlib.sha256() for name in COLUMNS}
+    for row in _stored_rows(records):
+        for name, digest in digests.items():
+            digest.update(json.dumps(row[name], ensure_ascii=False).encode() + b"\n")
+    return {name: digest.hexdigest() for name, digest in digests.items()}
 
 
 def counts_by_group(records: list[JudgeRecord]) -> dict[str, int]:
@@ -38,19 +57,25 @@ def counts_by_group(records: list[JudgeRecord]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict) -> Path:
-    """Write splits under root/<version>/ and point root/LATEST at it; the version is the content hash."""
+def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict, files: dict[str, str] | None = None) -> Path:
+    """Write splits (and `files`: name -> text, e.g. rejects) under root/<version>/ and point root/LATEST at it.
+
+    The version is the content hash of the rows."""
     version = fingerprint([r for name in sorted(splits) for r in splits[name]])[:12]
     target = Path(root) / version
     target.mkdir(parents=True, exist_ok=True)
     for name, records in splits.items():
         pq.write_table(_table(records), target / f"{name}.parquet")
+    for name, text in (files or {}).items():
+        (target / name).write_text(text, encoding="utf-8")
     manifest = {
         "version": version,
         "splits": {
-            name: {"rows": len(records), "fingerprint": fingerprint(records), "counts": counts_by_group(records)}
+            name: {"rows": len(records), "fingerprint": fingerprint(records), "counts": counts_by_group(records),
+                   "column_fingerprints": column_fingerprints(records)}
             for name, records in splits.items()
         },
+        "column_fingerprint": COLUMN_FINGERPRINT,
         **manifest_extra,
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

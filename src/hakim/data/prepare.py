@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hakim.data.checks import quality_checks, summary_lines
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
-from hakim.data.splits import evaluation_subset, shared_documents, split_by_document
+from hakim.data.splits import evaluation_subset, split_by_document
 
 log = logging.getLogger(__name__)
 
+REJECTS_FILE = "rejects.jsonl"  # rows refused while reading: {source, location, field, problem}
+TEACHER_REJECTS_FILE = "teacher_rejects.jsonl"  # {id, stage, reason}; reasoning rejects keep the row for V2
 
-def read_all_sources(sources: dict, on_bad_row: str, rejects_path: Path) -> tuple[list[JudgeRecord], dict]:
+
+def read_all_sources(sources: dict, on_bad_row: str) -> tuple[list[JudgeRecord], dict, list[dict]]:
+    """All sources' records (ids prefixed by the source's config name), a per-source report, and the rejects."""
     records, report, all_rejects = [], {}, []
     for name, options in sources.items():
         spec = SourceSpec(**options)
@@ -27,61 +31,63 @@ def read_all_sources(sources: dict, on_bad_row: str, rejects_path: Path) -> tupl
         # ids must be unique across sources even when two files share a source and language
         records.extend(replace(record, id=f"{name}-{record.id.rsplit('-', 1)[-1]}") for record in result.records)
         all_rejects.extend({"source": name, **reject} for reject in result.rejects)
-        report[name] = {"origin": spec.origin, "rows_read": result.rows_read, "records": len(result.records),
-                        "rejected": len(result.rejects)}
+        report[name] = {"origin": spec.origin, "layout": spec.layout, "rows_read": result.rows_read,
+                        "records": len(result.records), "rejected": len(result.rejects)}
         if result.rejects:
-            log.warning("%s: %d of %d rows rejected (see %s)", name, len(result.rejects), result.rows_read, rejects_path)
-    if all_rejects:
-        rejects_path.parent.mkdir(parents=True, exist_ok=True)
-        with rejects_path.open("w", encoding="utf-8") as handle:
-            for reject in all_rejects:
-                handle.write(json.dumps(reject, ensure_ascii=False) + "\n")
-    return records, report
+            log.warning("%s: %d of %d rows rejected (listed in %s)", name, len(result.rejects), result.rows_read, REJECTS_FILE)
+    return records, report, all_rejects
+
+
+def with_source_lengths(records: list[JudgeRecord]) -> list[JudgeRecord]:
+    """Keep each English text's length in `extra` (the teacher keeps `extra`) for the length-ratio check."""
+    return [
+        replace(record, extra={**record.extra, "source_passage_chars": len(record.passage),
+                               "source_claim_chars": len(record.claim)})
+        if record.language == "en" else record
+        for record in records
+    ]
 
 
 def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool):
-    """Translate and explain with the configured teacher; returns the kept records and a manifest entry."""
+    """Translate and explain with the configured teacher; returns the kept records, a manifest entry and the rejects."""
     from hakim.data.teacher import TeacherSettings, run_teacher
     from hakim.data.teacher.prompts import TEMPLATE_VERSION
 
     options = {key: value for key, value in OmegaConf.to_container(teacher_cfg, resolve=True).items() if key != "enabled"}
     result = run_teacher(records, TeacherSettings(**options), work_dir, dry_run=dry_run)
+    stats = result.stats
     report = {
-        "settings": options,
-        "prompt_template_version": TEMPLATE_VERSION,
-        "stats": result.stats.to_dict(),
+        "model": options.get("model", TeacherSettings.model),
+        "prompt_hash": TEMPLATE_VERSION,  # sha256 of the system and user templates; also part of every cache key
+        "requests": stats.requests,
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+        "cost_usd": stats.cost_usd,
         "rejects": len(result.rejects),
-        "rejects_file": str(work_dir / "rejects.jsonl") if result.rejects else None,
         "without_reasoning_for_v3": len(result.v3_excluded),
+        "settings": options,
+        "stats": stats.to_dict(),
     }
-    return result.records, report
+    return result.records, report, result.rejects
 
 
-def quality_checks(splits: dict[str, list[JudgeRecord]]) -> dict:
-    """Problems worth a look before training; reported in the manifest, never silently fixed."""
-    everything = [record for name, records in splits.items() if name != "eval" for record in records]
-    pairs = Counter((record.passage, record.claim) for record in everything)
-    splits_of_pair: dict = {}
-    for record in everything:
-        splits_of_pair.setdefault((record.passage, record.claim), set()).add(record.split)
-    return {
-        "documents_in_several_splits": len(shared_documents(everything)),
-        "duplicate_rows": sum(count - 1 for count in pairs.values() if count > 1),
-        "duplicates_across_splits": sum(1 for found in splits_of_pair.values() if len(found) > 1),
-        "rows_with_reasoning": sum(1 for record in everything if record.reasoning),
-    }
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def prepare(cfg: DictConfig) -> Path:
+    """Returns the version directory written (or the dataset root after a teacher dry run, which writes no data)."""
     output_root = Path(cfg.output_dir)
     sources = OmegaConf.to_container(cfg.dataset.sources, resolve=True)
-    records, source_report = read_all_sources(sources, cfg.on_bad_row, output_root / "rejects.jsonl")
+    records, source_report, rejects = read_all_sources(sources, cfg.on_bad_row)
     if not records:
         raise ValueError("no rows were read from any source; check conf/dataset")
-    teacher_report = None
+    teacher_report, teacher_rejects = None, []
     if cfg.get("teacher") and cfg.teacher.get("enabled"):
-        records, teacher_report = apply_teacher(records, cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run)
+        records, teacher_report, teacher_rejects = apply_teacher(
+            with_source_lengths(records), cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run)
         if cfg.dry_run:
+            print(f"dry run: {len(records)} rows read, {len(rejects)} rejected; no dataset written")
             return output_root
     fractions = OmegaConf.to_container(cfg.splits, resolve=True)
     assigned = split_by_document(records, fractions, cfg.seed)
@@ -96,9 +102,16 @@ def prepare(cfg: DictConfig) -> Path:
         "split_fractions": fractions,
         "seed": cfg.seed,
         "eval_protocol": f"first {cfg.eval_per_group} rows per source × language of the '{cfg.eval_split}' split",
+        "rejects": {"read": len(rejects), "read_file": REJECTS_FILE,
+                    "teacher": len(teacher_rejects), "teacher_file": TEACHER_REJECTS_FILE},
         "checks": checks,
         "teacher": teacher_report,
     }
-    target = write_dataset(splits, output_root, manifest_extra)
+    files = {REJECTS_FILE: _jsonl(rejects), TEACHER_REJECTS_FILE: _jsonl(teacher_rejects)}
+    target = write_dataset(splits, output_root, manifest_extra, files)
     log.info("prepared dataset: %s (%s)", target, {name: len(rows) for name, rows in splits.items()})
+    overview, problems = summary_lines(checks)
+    log.info(overview)
+    for line in problems:
+        log.warning(line)
     return target

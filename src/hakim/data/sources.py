@@ -2,7 +2,10 @@
 
 Published schemas are read as they are: BoolQ names the claim `question`, FIB names it `summary`,
 both name the label `answer` (bool or 0/1) and may carry a `language` column (`Malay`/`English`).
-Every other layout is described by a column mapping in config.
+Every other layout is described by a column mapping in config. Two row layouts exist: `rows` (one
+passage, claim and label per row) and `choice_pairs` (one document per row with a list of candidate
+claims and the index of the correct one, as in the English FIB on the hub), which becomes one record
+per candidate: label 1 for the correct one, 0 for the others, all with the document's doc_id.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Iterator
 from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
 
 CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
+LAYOUTS = ("rows", "choice_pairs")
 
 
 @dataclass
@@ -33,12 +37,17 @@ class SourceSpec:
     label_column: str = "answer"
     language_column: str = "language"
     reasoning_column: str = "reasoning"
-    limit: int | None = None
+    limit: int | None = None  # raw rows, before choice_pairs expands them
     columns_extra: list[str] = field(default_factory=list)
+    layout: str = "rows"
+    choices_column: str = "list_choices"  # choice_pairs: a list of candidate claims (or a JSON list in a CSV cell)
+    correct_index_column: str = "lbl"  # choice_pairs: 0-based index of the consistent candidate
 
     def __post_init__(self):
         if (self.path is None) == (self.hub_id is None):
             raise ValueError(f"source '{self.source}': set exactly one of `path` or `hub_id`")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"source '{self.source}': layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.claim_column is None:
             self.claim_column = CLAIM_COLUMN_BY_SOURCE.get(self.source, "claim")
 
@@ -115,23 +124,21 @@ def _text(row: dict, column: str, location: str) -> str:
     return value.strip()
 
 
-def row_to_record(spec: SourceSpec, location: str, row: dict, index: int) -> JudgeRecord:
-    passage = _text(row, spec.passage_column, location)
-    claim = _text(row, spec.claim_column, location)
-    if spec.label_column not in row:
-        raise BadRowError(location, spec.label_column, "column missing")
-    label = parse_label(row[spec.label_column], location, spec.label_column)
+def _language(spec: SourceSpec, row: dict, location: str) -> str:
     if spec.language is not None:
-        language = parse_language(spec.language, location)
-    elif spec.language_column in row:
-        language = parse_language(row[spec.language_column], location)
-    else:
-        raise BadRowError(location, spec.language_column, "column missing and no `language` set in the source config")
+        return parse_language(spec.language, location)
+    if spec.language_column in row:
+        return parse_language(row[spec.language_column], location)
+    raise BadRowError(location, spec.language_column, "column missing and no `language` set in the source config")
+
+
+def _record(spec: SourceSpec, location: str, row: dict, record_id: str, passage: str, claim: str, label: int) -> JudgeRecord:
+    language = _language(spec, row, location)
     reasoning = row.get(spec.reasoning_column)
     if reasoning is not None and (not isinstance(reasoning, str) or not reasoning.strip()):
         reasoning = None
-    record = JudgeRecord(
-        id=f"{spec.source}-{language}-{index:06d}",
+    return JudgeRecord(
+        id=f"{spec.source}-{language}-{record_id}",
         source=spec.source,
         language=language,
         passage=passage,
@@ -141,7 +148,51 @@ def row_to_record(spec: SourceSpec, location: str, row: dict, index: int) -> Jud
         reasoning=reasoning.strip() if reasoning else None,
         extra={"origin": location, **{name: row.get(name) for name in spec.columns_extra}},
     )
-    return record
+
+
+def row_to_record(spec: SourceSpec, location: str, row: dict, index: int) -> JudgeRecord:
+    passage = _text(row, spec.passage_column, location)
+    claim = _text(row, spec.claim_column, location)
+    if spec.label_column not in row:
+        raise BadRowError(location, spec.label_column, "column missing")
+    label = parse_label(row[spec.label_column], location, spec.label_column)
+    return _record(spec, location, row, f"{index:06d}", passage, claim, label)
+
+
+def choice_row_to_records(spec: SourceSpec, location: str, row: dict, index: int) -> list[JudgeRecord]:
+    """One record per candidate claim; ids end in `.<candidate index>` so each stays traceable to its row."""
+    passage = _text(row, spec.passage_column, location)
+    column = spec.choices_column
+    if column not in row:
+        raise BadRowError(location, column, f"column missing (row has: {', '.join(sorted(row))})")
+    choices = row[column]
+    if isinstance(choices, str) and choices.strip().startswith("["):
+        try:
+            choices = json.loads(choices)
+        except json.JSONDecodeError as error:
+            raise BadRowError(location, column, f"not a valid JSON list ({error.msg})") from None
+    if not isinstance(choices, (list, tuple)) or len(choices) < 2:
+        raise BadRowError(location, column, f"expected a list of at least two candidate claims, got {choices!r:.80}")
+    if not all(isinstance(choice, str) and choice.strip() for choice in choices):
+        raise BadRowError(location, column, "every candidate claim must be non-empty text")
+    correct = _choice_index(row, spec.correct_index_column, len(choices), location)
+    return [
+        _record(spec, location, row, f"{index:06d}.{number}", passage, choice.strip(), int(number == correct))
+        for number, choice in enumerate(choices)
+    ]
+
+
+def _choice_index(row: dict, column: str, n_choices: int, location: str) -> int:
+    if column not in row:
+        raise BadRowError(location, column, "column missing")
+    value = row[column]
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if value == -1:
+        raise BadRowError(location, column, "index -1 means unlabelled; only rows with a known correct candidate can be used")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:
+        raise BadRowError(location, column, f"must be the index (0 to {n_choices - 1}) of the correct candidate, got {value!r}")
+    return value
 
 
 def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
@@ -154,7 +205,10 @@ def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
             break
         rows_read += 1
         try:
-            records.append(row_to_record(spec, location, row, index))
+            if spec.layout == "choice_pairs":
+                records.extend(choice_row_to_records(spec, location, row, index))
+            else:
+                records.append(row_to_record(spec, location, row, index))
         except BadRowError as error:
             if on_bad_row == "error":
                 raise
