@@ -33,4 +33,6 @@ def test_prepare_train_evaluate_write_what_the_readme_promises(workspace, tiny_m
     for name in ("n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "mcc", "auroc"):
         assert name in overall
     assert "majority_baseline" in overall and (eval_dir / "report.md").exists()
+    for plot in ("roc.png", "reliability.png", "confusion_overall.png"):
+        assert (eval_dir / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     assert "Balanced" in result.stdout or "balanced" in result.stdout

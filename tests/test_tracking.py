@@ -34,11 +34,13 @@ def test_rerun_from_a_saved_config_gives_the_same_losses(workspace, tiny_model_d
 def test_wandb_offline_run_gets_the_config_without_secrets(workspace, tiny_model_dir, sample_dataset, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_config("train", workspace, tmp_path / "run", [*SHORT, "logger=wandb", "+teacher_api_key=sk-should-not-leak"])
+    cfg = compose_config("train", workspace, tmp_path / "run", [*SHORT, "logger=wandb", "logger.wandb.log_adapter=true",
+                                                                "trainer.max_steps=-1", "+teacher_api_key=sk-should-not-leak"])
     train(cfg)
     record = offline_record(tmp_path / "run")
     assert b"lora" in record and b"train/loss" in record and b"train/grad_norm" in record
     assert b"<redacted>" in record and b"sk-should-not-leak" not in record
+    assert b"val/predictions" in record and b"adapter_model.safetensors" in record
 
 
 def test_evaluation_tables_and_plots_go_to_wandb(workspace, sample_dataset, tmp_path, monkeypatch):

@@ -15,8 +15,8 @@ def wandb_mode(mode: str) -> str:
 
 
 def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | None = None,
-                 tags: list[str] | None = None, log_model: bool = False, **kwargs):
-    """Lightning's WandbLogger with Hakim's mode rule."""
+                 tags: list[str] | None = None, log_model: bool = False, log_adapter: bool = False, **kwargs):
+    """Lightning's WandbLogger with Hakim's mode rule (`log_adapter` is read by training, after fit)."""
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(mode)

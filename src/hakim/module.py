@@ -159,10 +159,18 @@ class JudgeModule(L.LightningModule):
         self.val_metrics["val/f1"].update(probability, batch["target"])
         self.val_metrics["val/balanced_acc"].update((probability >= 0.5).long(), batch["target"])
         self.val_metrics["val/auroc"].update(probability, batch["target"])
+        self.val_predictions.extend(zip(batch["ids"], batch["target"].tolist(), probability.tolist()))
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_predictions: list[tuple[str, int, float]] = []
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         self.val_metrics.reset()
+        for logger in self.loggers:
+            if hasattr(logger, "log_table") and not self.trainer.sanity_checking:
+                rows = [[id_, label, probability] for id_, label, probability in self.val_predictions]
+                logger.log_table("val/predictions", columns=["id", "label", "p_consistent"], data=rows, step=self.global_step)
         self.log_dict(values, prog_bar=True)
         balanced = float(values["val/balanced_acc"])
         if not self.trainer.sanity_checking:

@@ -115,6 +115,20 @@ def rerun_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(saved)
 
 
+def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> None:
+    wandb_settings = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_settings or not wandb_settings.get("log_adapter"):
+        return
+    import wandb
+
+    for logger in loggers:
+        if hasattr(logger, "log_table"):
+            artifact = wandb.Artifact(f"adapter-{logger.experiment.id}", type="model",
+                                      metadata={"base_model": cfg.model.name, "variant": cfg.variant.variant})
+            artifact.add_dir(str(adapter_dir))
+            logger.experiment.log_artifact(artifact)
+
+
 def _finish_experiment_trackers(loggers: list) -> None:
     """Close W&B runs here, not at process exit, so the jobs of an in-process sweep get a run each."""
     for logger in loggers:
@@ -157,17 +171,19 @@ def train(cfg: DictConfig) -> float | None:
             (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
         raise
     fit_seconds = time.time() - fit_started
-    _finish_experiment_trackers(loggers)
 
     metric_name = cfg.get("optimized_metric")
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if not trainer.is_global_zero:
+        _finish_experiment_trackers(loggers)
         return metrics.get(metric_name)
     best = _best_checkpoint(trainer)
     if best and not trainer.fast_dev_run:
         module.load_trainable_weights(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     module.net.save_pretrained(run_dir / ADAPTER_DIR)
     module.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
+    _log_adapter_artifact(cfg, loggers, run_dir / ADAPTER_DIR)
+    _finish_experiment_trackers(loggers)
 
     summary = {
         "status": "ok",
