@@ -14,8 +14,9 @@ import hakim.module
 from conftest import ROOT, compose_config, run_entry_point
 from hakim.training import train
 
-# 8 batches an epoch and 14 steps: the run crosses an epoch boundary, with dropout drawing random numbers
-TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=2", "trainer.max_steps=14",
+# 8 batches an epoch and 48 steps: the run crosses epoch boundaries, with dropout drawing random numbers,
+# and lasts long enough after its first checkpoint (step 3) to be killed mid-epoch
+TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=6", "trainer.max_steps=48",
               "trainer.limit_train_batches=8", "callbacks.last_checkpoint.every_n_train_steps=3", "optim.optimizer.lr=5e-3",
               "lora.dropout=0.1", "trainer.limit_val_batches=2"]
 
@@ -35,14 +36,14 @@ def test_killed_run_resumed_matches_an_uninterrupted_one(workspace, tiny_model_d
     deadline = time.time() + 300
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # let the checkpoint finish writing, then kill without warning
+    time.sleep(0.05)  # let the checkpoint finish writing, then kill without warning
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "run.json").exists(), "the run finished before it could be killed; make it longer"
 
     run_entry_point("train.py", workspace, f"resume={killed}")
     summary = json.loads((killed / "run.json").read_text())
-    assert summary["global_step"] == 14
+    assert summary["global_step"] == 48
     whole, resumed = adapter(workspace / "runs" / "whole"), adapter(killed)
     assert whole.keys() == resumed.keys()
     for name in whole:

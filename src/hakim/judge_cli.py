@@ -11,22 +11,16 @@ import argparse
 import json
 from pathlib import Path
 
-from hakim.judge import Judge
 from hakim.data.records import BadRowError
+from hakim.data.sources import iter_jsonl
+from hakim.judge import Judge
 
 CLAIM_COLUMNS = ("claim", "question", "summary")
 
 
 def read_items(path: Path) -> list[dict]:
     rows = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        location = f"{path}:{line_number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise BadRowError(location, "<line>", f"not valid JSON ({error.msg})") from None
+    for location, row in iter_jsonl(path):
         if not str(row.get("passage", "")).strip():
             raise BadRowError(location, "passage", "missing or empty")
         claim = next((row[c] for c in CLAIM_COLUMNS if str(row.get(c, "")).strip()), None)

@@ -72,13 +72,13 @@ def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
     if not path.exists():
         raise FileNotFoundError(f"source '{spec.source}': no file at {path}")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    readers = {".jsonl": _iter_jsonl, ".json": _iter_jsonl, ".csv": _iter_csv, ".parquet": _iter_parquet}
+    readers = {".jsonl": iter_jsonl, ".json": iter_jsonl, ".csv": _iter_csv, ".parquet": _iter_parquet}
     if suffix not in readers:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .csv or .parquet")
     yield from readers[suffix](path)
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
