@@ -61,7 +61,7 @@ def test_evaluate_config_composes(workspace, tmp_path):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_model_dir, sample_dataset, tmp_path, experiment):
     cfg = compose_config("train", workspace, tmp_path / "run", [
-        f"+experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw",
+        f"+experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw", f"data.dataset_dir={sample_dataset}",
         "data.max_length=256", "data.batch_size=2", "trainer.fast_dev_run=true", "logger=csv",
     ])
     train(cfg)

@@ -64,3 +64,22 @@ def test_checkpoint_holds_only_trainable_weights(module_and_batch):
     assert names and all("lora_" in name for name in names)
     size = sum(t.numel() * t.element_size() for t in checkpoint["state_dict"].values())
     assert size < sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def test_class_balanced_verdict_loss_alone_trains(train_config):
+    import lightning as L
+
+    cfg = train_config("optim.class_balanced=true", "optim.verdict_loss_weight=1.0", "optim.lm_loss_weight=0.0", "lora.r=4")
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg, module.tokenizer)
+    lora_b = {name: t.detach().clone() for name, t in module.net.named_parameters() if "lora_B" in name}
+    L.Trainer(accelerator="cpu", fast_dev_run=2, logger=False, enable_progress_bar=False).fit(module, datamodule=datamodule)
+    labels = torch.tensor([item["label"] for item in datamodule.datasets["train"].items])
+    counts = torch.bincount(labels, minlength=2).float()
+    assert torch.allclose(module.class_weights, counts.sum() / (2 * counts))
+    assert any(not torch.equal(t, lora_b[name]) for name, t in module.net.named_parameters() if "lora_B" in name)
+
+
+def test_a_loss_that_trains_nothing_is_refused(train_config):
+    with pytest.raises(ValueError, match="nothing would be trained"):
+        build_module(train_config("optim.verdict_loss_weight=0.0", "optim.lm_loss_weight=0.0"))

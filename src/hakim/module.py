@@ -83,13 +83,20 @@ class JudgeModule(L.LightningModule):
         scheduler: Callable | None = None,
         verdict_loss_weight: float = 0.0,
         loss_chunk_size: int = 2048,
+        lm_loss_weight: float = 1.0,
+        class_balanced: bool = False,
     ):
         super().__init__()
         self.model_spec = model
         self.lora_spec = lora
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        if lm_loss_weight <= 0 and verdict_loss_weight <= 0:
+            raise ValueError("optim.lm_loss_weight and optim.verdict_loss_weight are both 0: nothing would be trained")
         self.verdict_loss_weight = verdict_loss_weight
+        self.lm_loss_weight = lm_loss_weight
+        self.class_balanced = class_balanced
+        self.class_weights: torch.Tensor | None = None
         self.loss_chunk_size = loss_chunk_size
         self.model_path = resolve_model_path(model)
         self.tokenizer = load_tokenizer(self.model_path, model.trust_remote_code)
@@ -112,12 +119,20 @@ class JudgeModule(L.LightningModule):
         _, head = backbone_and_head(self.net)
         loss, n_tokens = completion_cross_entropy(hidden, batch["labels"], head, self.loss_chunk_size)
         probability, pair_logits = verdict_probability(hidden, batch["verdict_index"], head, self.label_ids)
-        verdict_loss = F.cross_entropy(pair_logits, batch["target"])
+        weights = self.class_weights.to(pair_logits.device) if self.class_weights is not None else None
+        verdict_loss = F.cross_entropy(pair_logits, batch["target"], weight=weights)
         return loss, verdict_loss, probability, n_tokens
+
+    def on_fit_start(self) -> None:
+        if self.class_balanced:
+            # Each class weighs as much as the other in the verdict loss, so the majority answer stops being free.
+            labels = torch.tensor([item["label"] for item in self.trainer.datamodule.datasets["train"].items])
+            counts = torch.bincount(labels, minlength=2).float().clamp(min=1)
+            self.class_weights = counts.sum() / (2 * counts)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         loss, verdict_loss, _, n_tokens = self.model_step(batch)
-        total = loss + self.verdict_loss_weight * verdict_loss if self.verdict_loss_weight else loss
+        total = self.lm_loss_weight * loss + self.verdict_loss_weight * verdict_loss
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"non-finite training loss at step {self.global_step} (batch {batch_index}); "

@@ -36,6 +36,8 @@ def build_module(cfg: DictConfig) -> JudgeModule:
         scheduler=scheduler,
         verdict_loss_weight=cfg.optim.verdict_loss_weight,
         loss_chunk_size=cfg.optim.loss_chunk_size,
+        lm_loss_weight=cfg.optim.lm_loss_weight,
+        class_balanced=cfg.optim.class_balanced,
     )
 
 
