@@ -1,0 +1,62 @@
+"""Plot validation metrics against training examples seen, for one or more runs.
+
+`python -m hakim.learning_curve RUN_DIR [RUN_DIR ...] --out curve.png [--metric val/balanced_acc]`
+Examples seen = optimizer step × micro-batch × gradient accumulation, read from each run's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import yaml
+
+
+def validation_points(run_dir: Path, metric: str) -> list[tuple[int, float]]:
+    """(examples seen, metric) at every validation of the run, in order."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    per_step = config["data"]["batch_size"] * (config["trainer"].get("accumulate_grad_batches") or 1)
+    points = []
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get(metric):
+                points.append(((int(row["step"]) + 1) * per_step, float(row[metric])))
+    if not points:
+        raise ValueError(f"{run_dir}: no '{metric}' in csv/metrics.csv (did validation run?)")
+    return points
+
+
+def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/balanced_acc", chance: float | None = 0.5) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for run_dir in run_dirs:
+        examples, values = zip(*validation_points(run_dir, metric))
+        axis.plot(examples, values, marker="o", label=run_dir.name)
+    if chance is not None:
+        axis.axhline(chance, color="grey", linestyle=":", label="chance / always-majority")
+    axis.set_xlabel("training examples seen")
+    axis.set_ylabel(metric)
+    axis.set_title(f"{metric} during training")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metric", default="val/balanced_acc")
+    arguments = parser.parse_args(argv)
+    print(f"learning curve written to {plot_learning_curves(arguments.run_dirs, arguments.out, arguments.metric)}")
+
+
+if __name__ == "__main__":
+    main()
