@@ -68,3 +68,15 @@ def test_cli_names_the_bad_line(tiny_run, tmp_path):
     source.write_text('{"passage": "x", "claim": "y"}\n{"passage": "", "claim": "y"}\n')
     with pytest.raises(ValueError, match=r"in.jsonl:2: field 'passage'"):
         judge_cli([str(tiny_run), str(source), str(tmp_path / "out.jsonl")])
+
+
+def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):
+    from conftest import compose_config
+    from hakim.evaluation import evaluate
+
+    out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
+    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [
+        "judge=model", f"model_path={out}", f"dataset_dir={sample_dataset}", "limit=3", "style.variant=v3", "max_length=64"])
+    summary = evaluate(cfg)
+    assert summary["extra"]["mode"] == "score"  # the run was V2; a V3 reasoning-first style would generate
+    assert summary["subsets"]["overall"]["n"] == 3

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from hakim.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
-from hakim.judge import THRESHOLD_FILE, Judge
+from hakim.judge import JUDGE_FILE, THRESHOLD_FILE, Judge
 from hakim.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.prompts import PromptStyle
 from hakim.report import compare_judges, print_summary, wide_console, write_comparison, write_report
@@ -113,6 +113,9 @@ def load_judge(cfg: DictConfig) -> tuple[AnyJudge, Path | None, dict | None]:
     if kind == "model":
         if not cfg.model_path:
             raise ValueError("judge=model needs model_path=PATH (a merged model directory or hub id)")
+        if (Path(cfg.model_path) / JUDGE_FILE).exists():
+            # an exported Hakim judge carries the prompt style, threshold and max length it was trained with
+            return Judge.from_pretrained(cfg.model_path, quantization=cfg.quantization, **options), None, None
         return Judge.from_pretrained(cfg.model_path, _style(cfg), quantization=cfg.quantization, max_length=cfg.max_length, **options), None, None
     if kind == "openai":
         settings = OpenAISettings(**OmegaConf.to_container(cfg.openai, resolve=True), max_output_tokens=cfg.max_new_tokens)
