@@ -175,16 +175,16 @@ class JudgeDataModule(L.LightningDataModule):
     def connect(self, tokenizer) -> None:
         """Hand over the model's tokenizer (known only once the model config is resolved)."""
         self.tokenizer = tokenizer
+        # hashed once here rather than per split: a real tokenizer's JSON is megabytes
+        self._tokenizer_id = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
-    @property
+    @functools.cached_property
     def data_fingerprint(self) -> str:
-        manifest = read_manifest(self.dataset_dir)
-        return manifest["version"]
+        return read_manifest(self.dataset_dir)["version"]
 
     def _cache_path(self, split: str) -> Path:
-        tokenizer_id = hashlib.sha256(self.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
         key = json.dumps(
-            [self.data_fingerprint, split, tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length],
+            [self.data_fingerprint, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length],
             sort_keys=True,
         )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
