@@ -13,11 +13,13 @@ adapters, bf16 autocast on a GPU (Hakim's gpu trainer: bf16-mixed), fp32 on CPU.
 Sequences are --seq-len tokens of random ids, no padding, with the last --completion-tokens
 positions labelled (a judge answer; the prompt is masked). For micro-batches 1/4/8, with and
 without gradient checkpointing, three loss paths:
-- hakim: backbone → completion_cross_entropy (only labelled positions reach the vocabulary).
+- hakim: backbone → completion_cross_entropy (only labelled positions reach the vocabulary), with
+  the LoRA dropout inside lora_A (hakim.lora_dropout), as train.py builds it.
 - trl: SFTTrainer's loss path without its Trainer loop: trl's add_fused_lm_head and
   `model(..., labels=labels, fused_lm_head=True)` (chunked log-probs; on CUDA with Triton only the
   labelled positions, elsewhere every position).
 - hf: `model(labels=labels).loss`, the full batch × sequence × vocabulary logits.
+trl and hf get peft's LoRA dropout as it comes (its own module; mask and dropped input kept).
 
 MFU counts model FLOPs only (no recomputation, no dequantization): 4·P_base (frozen weights need
 input gradients only) + 6·P_lora + 6·S·h·L causal attention per token, and the LM head at the
@@ -130,8 +132,8 @@ def add_adapters(model, args):
     from hakim.model import LoraSpec, ModelSpec, add_lora
 
     spec = ModelSpec(name=f"mistral_{args.scale}_random", source="local", quantization="nf4", gradient_checkpointing=True)
-    peft_model = add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05))
-    return peft_model
+    # peft's own dropout to start with; the hakim path fuses it into lora_A (hakim.lora_dropout) as train.py does
+    return add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, fused_dropout=False))
 
 
 def flops_per_token(config, args) -> float:
@@ -242,6 +244,7 @@ def main(argv=None) -> int:
               "or `python bench/gpu_qlora.py --scale tiny` to check the same code on CPU.")
         return 0
     import common
+    from hakim.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
 
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     compute_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
@@ -278,6 +281,7 @@ def main(argv=None) -> int:
         for batch_size in args.batch_sizes:
             batch = batch_of(batch_size, config, args, device)
             for path in args.loss:
+                (fuse_lora_dropout if path == "hakim" else unfuse_lora_dropout)(model)
                 row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing}
                 try:
                     row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype))

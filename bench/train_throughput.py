@@ -3,7 +3,8 @@
     python bench/train_throughput.py --model smollm2_135m --examples 16 --steps 4   # ~7 min on 2 busy cores
 
 Both sides get the same 4-bit nf4 base with the same LoRA (built by hakim.model.load_base_model +
-add_lora from the same seed), fp32 compute, AdamW at a constant learning rate, clipping at 1.0, the
+add_lora from the same seed; Hakim applies the LoRA dropout inside lora_A as train.py does
+(hakim.lora_dropout), trl gets peft's dropout module as it comes), fp32 compute, AdamW at a constant learning rate, clipping at 1.0, the
 same micro-batch and no accumulation, and the same prompt/completion texts (hakim.prompts
 render_prompt + target_text; passages pre-cut by characters so that neither side truncates).
 
@@ -44,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=16)
     parser.add_argument("--lora-dropout", type=float, default=0.05)
+    parser.add_argument("--no-fused-dropout", action="store_true",
+                        help="Hakim side with peft's own LoRA dropout (to see what hakim.lora_dropout gives)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--repeats", type=int, default=2, help="runs per side, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per side (see common.run_worker)")
@@ -115,7 +118,8 @@ def run_hakim(args) -> dict:
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     torch.manual_seed(args.seed)
-    module = JudgeModule(spec, LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout),
+    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, fused_dropout=not args.no_fused_dropout)
+    module = JudgeModule(spec, lora,
                          optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0))
     tokenizer = module.tokenizer
     rows, style, origin = _rows_and_style(args, tokenizer)
@@ -160,7 +164,9 @@ def run_trl(args) -> dict:
     path = resolve_model_path(spec)
     tokenizer = load_tokenizer(path)
     torch.manual_seed(args.seed)
-    model = add_lora(load_base_model(spec, path), spec, LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout))
+    # trl users get peft's LoRA as it comes: dropout as its own module, mask and dropped input kept for backward
+    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, fused_dropout=False)
+    model = add_lora(load_base_model(spec, path), spec, lora)
     rows, style, origin = _rows_and_style(args, tokenizer)
     dataset = Dataset.from_list([
         {"prompt": render_prompt(tokenizer, row["passage"], row["claim"], row["source"], style),

@@ -89,3 +89,16 @@ def test_activation_checkpointing_regenerates_the_same_masks(tiny_model_dir):
     assert all(grad.abs().sum() > 0 for grad in gradients[0].values())
     for name, grad in gradients[0].items():
         assert torch.allclose(grad, gradients[1][name], atol=1e-6, rtol=1e-4), name
+
+
+def test_unfuse_restores_peft_dropout_on_the_same_weights(tiny_model_dir):
+    from hakim.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
+
+    model = _tiny_lora(tiny_model_dir, fused=True)
+    weights = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    fused_layers = sum(isinstance(m, DropoutLoraA) for m in model.modules())
+    assert unfuse_lora_dropout(model) == fused_layers > 0
+    assert not any(isinstance(m, DropoutLoraA) for m in model.modules())
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.1 for m in model.modules())
+    assert all(p is weights[name] for name, p in model.named_parameters() if p.requires_grad)
+    assert fuse_lora_dropout(model) == fused_layers

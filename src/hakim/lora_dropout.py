@@ -87,3 +87,20 @@ def fuse_lora_dropout(peft_model) -> int:
             module.lora_dropout[adapter] = nn.Identity()
             changed += 1
     return changed
+
+
+def unfuse_lora_dropout(peft_model) -> int:
+    """Undo `fuse_lora_dropout`: peft's own dropout module and a plain `lora_A` on the same weight."""
+    changed = 0
+    for module in peft_model.modules():
+        if not (hasattr(module, "lora_A") and hasattr(module, "lora_dropout")):
+            continue
+        for adapter, lora_a in list(module.lora_A.items()):
+            if not isinstance(lora_a, DropoutLoraA):
+                continue
+            plain = nn.Linear(lora_a.in_features, lora_a.out_features, bias=False, device="meta")
+            plain.weight = lora_a.weight
+            module.lora_A[adapter] = plain
+            module.lora_dropout[adapter] = nn.Dropout(lora_a.p)
+            changed += 1
+    return changed

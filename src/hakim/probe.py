@@ -1,0 +1,237 @@
+"""Can the base model read the answer at all? A linear probe on its frozen hidden states.
+
+Before spending hours of fine-tuning on a base model, ask whether the verdict is linearly readable
+from what the model already computes: run the *frozen* model once over every row (prompt + answer
+prefix, exactly as the judge is asked), keep the hidden state of every layer at the verdict
+position, fit a class-balanced logistic regression per layer on the train split, choose layer and
+L2 strength on validation (mean per-subset AUROC), and report the held-out evaluation subset with
+bootstrap intervals. If no layer beats chance, LoRA on top of that model has little to find in the
+data it is given; `--input claim_only` (passage removed) shows how much a judge could score from
+the claim alone.
+
+`python -m hakim.probe --dataset-dir data/real --model conf/model/smollm2_135m.yaml --out runs/probe/ms`
+
+Features are written in shards as they are computed: a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from hakim.data.dataset_io import read_split
+from hakim.data.records import JudgeRecord
+from hakim.evaluation import choose_threshold
+from hakim.metrics import metrics_by_subset
+from hakim.model import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
+from hakim.prompts import PromptStyle, encode_for_scoring
+
+INPUTS = ("full", "claim_only")
+SHARD_ROWS = 64
+L2_STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def probe_text(record: JudgeRecord, input_kind: str) -> tuple[str, str, str]:
+    if input_kind not in INPUTS:
+        raise ValueError(f"input must be one of {INPUTS}, got {input_kind!r}")
+    return ("" if input_kind == "claim_only" else record.passage), record.claim, record.source
+
+
+@torch.no_grad()
+def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]], style: PromptStyle, max_length: int,
+                            batch_size: int = 1) -> torch.Tensor:
+    """[rows, layers + 1, hidden]: every layer's hidden state where the judge would write its verdict."""
+    encoded = [encode_for_scoring(tokenizer, p, c, s, style, max_length)[0] for p, c, s in items]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
+    out: list[torch.Tensor | None] = [None] * len(encoded)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, index in enumerate(batch):
+            input_ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
+            attention[row, : len(encoded[index])] = 1
+        output = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                       output_hidden_states=True, logits_to_keep=1)
+        last = attention.sum(dim=1) - 1
+        states = torch.stack(output.hidden_states, dim=1)  # [batch, layers + 1, width, hidden]
+        for row, index in enumerate(batch):
+            out[index] = states[row, :, last[row]].float().cpu()
+    return torch.stack(out)
+
+
+def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptStyle, max_length: int,
+                    input_kind: str, cache_dir: Path, log=print) -> torch.Tensor:
+    """Features of `records`, computed shard by shard under cache_dir (kept shards are reused)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for start in range(0, len(records), SHARD_ROWS):
+        chunk = records[start : start + SHARD_ROWS]
+        path = cache_dir / f"{start:07d}.pt"
+        ids = [r.id for r in chunk]
+        if path.exists():
+            stored = torch.load(path)
+            if stored["ids"] != ids:
+                raise ValueError(f"{path} holds other rows than this split now has: delete {cache_dir} and rerun")
+            shards.append(stored["features"])
+            continue
+        features = verdict_position_states(model, tokenizer, [probe_text(r, input_kind) for r in chunk], style, max_length)
+        partial = path.with_suffix(".partial")
+        torch.save({"ids": ids, "features": features}, partial)
+        partial.replace(path)  # a shard exists whole or not at all
+        shards.append(features)
+        log(f"  {cache_dir.name}: {min(start + SHARD_ROWS, len(records))}/{len(records)} rows")
+    return torch.cat(shards)
+
+
+@dataclass
+class LinearProbe:
+    mean: torch.Tensor
+    scale: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    def probabilities(self, features: torch.Tensor) -> np.ndarray:
+        z = (features - self.mean) / self.scale
+        return torch.sigmoid(z @ self.weight + self.bias).numpy()
+
+
+def fit_linear_probe(features: torch.Tensor, labels: list[int], l2: float, max_iter: int = 200) -> LinearProbe:
+    """Class-balanced logistic regression on standardized features (L-BFGS, L2 on the weights)."""
+    y = torch.tensor(labels, dtype=torch.float64)
+    if y.min() == y.max():
+        raise ValueError("the train split has one class only: a probe cannot be fitted")
+    x = features.double()
+    mean, scale = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
+    z = (x - mean) / scale
+    positives = y.mean()
+    sample_weight = torch.where(y == 1, 0.5 / positives, 0.5 / (1 - positives))
+    weight = torch.zeros(z.size(1), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def loss_fn():
+        optimizer.zero_grad()
+        logits = z @ weight + bias
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * sample_weight).mean()
+        loss = loss + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(loss_fn)
+    return LinearProbe(mean.float(), scale.float(), weight.detach().float(), bias.detach().float())
+
+
+def _rows(records: list[JudgeRecord], probabilities: np.ndarray, threshold: float) -> list[dict]:
+    return [
+        {"id": r.id, "source": r.source, "language": r.language, "label": r.label,
+         "prediction": int(p >= threshold), "probability": float(p)}
+        for r, p in zip(records, probabilities)
+    ]
+
+
+def mean_subset_auroc(records: list[JudgeRecord], probabilities: np.ndarray) -> float:
+    """Mean AUROC over source × language subsets: pooled AUROC rewards a per-source offset."""
+    by_subset = metrics_by_subset(_rows(records, probabilities, 0.5), n_resamples=0)
+    values = [m["auroc"] for name, m in by_subset.items() if name != "overall" and m["auroc"] is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def select_probe(train: tuple[list[JudgeRecord], torch.Tensor], validation: tuple[list[JudgeRecord], torch.Tensor],
+                 layers: list[int] | None = None, strengths=L2_STRENGTHS) -> tuple[dict, list[dict]]:
+    """Fit every (layer, L2) on train, score each on validation; the best by mean subset AUROC."""
+    train_records, train_x = train
+    val_records, val_x = validation
+    layers = layers if layers is not None else list(range(train_x.size(1)))
+    labels = [r.label for r in train_records]
+    trials = []
+    for layer in layers:
+        for l2 in strengths:
+            probe = fit_linear_probe(train_x[:, layer], labels, l2)
+            val_p = probe.probabilities(val_x[:, layer])
+            trials.append({"layer": layer, "l2": l2, "val_auroc": mean_subset_auroc(val_records, val_p),
+                           "train_auroc": mean_subset_auroc(train_records, probe.probabilities(train_x[:, layer])),
+                           "probe": probe, "val_probabilities": val_p})
+    best = max(trials, key=lambda t: (np.nan_to_num(t["val_auroc"], nan=-1.0), -t["l2"]))
+    return best, trials
+
+
+def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: PromptStyle, max_length: int,
+              input_kind: str = "full", max_train_rows: int | None = None, log=print) -> dict:
+    path = resolve_model_path(model_spec)
+    model = load_base_model(model_spec, path).eval()
+    log(f"probe: {model_spec.name} ({model_spec.quantization or model_spec.compute_dtype}), {input_kind} input, dataset {dataset_dir}")
+    tokenizer = load_tokenizer(path)
+    splits = {name: read_split(dataset_dir, name) for name in ("train", "validation", "eval")}
+    if max_train_rows:
+        splits["train"] = splits["train"][:max_train_rows]
+    features = {
+        name: cached_features(model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log)
+        for name, records in splits.items()
+    }
+    best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
+    threshold = choose_threshold([r.label for r in splits["validation"]], best["val_probabilities"].tolist())
+    eval_p = best["probe"].probabilities(features["eval"][:, best["layer"]])
+    by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, threshold))
+    result = {
+        "model": model_spec.name, "quantization": model_spec.quantization, "dataset_dir": str(dataset_dir),
+        "input": input_kind, "style": vars(style), "max_length": max_length,
+        "rows": {name: len(records) for name, records in splits.items()},
+        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": threshold},
+        "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],
+        "eval": by_subset,
+    }
+    (out_dir / "probe.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return result
+
+
+def _print_result(result: dict) -> None:
+    from hakim.report import print_summary
+
+    chosen = result["chosen"]
+    print(f"probe ({result['input']}): layer {chosen['layer']}, l2 {chosen['l2']}, "
+          f"validation mean subset AUROC {chosen['val_mean_subset_auroc']:.3f}, threshold {chosen['threshold']:.3f}")
+    best_per_layer = {}
+    for trial in result["trials"]:
+        if trial["layer"] not in best_per_layer or trial["val_auroc"] > best_per_layer[trial["layer"]]["val_auroc"]:
+            best_per_layer[trial["layer"]] = trial
+    print("layer  val AUROC  train AUROC")
+    for layer, trial in sorted(best_per_layer.items()):
+        print(f"{layer:5d}  {trial['val_auroc']:9.3f}  {trial['train_auroc']:11.3f}")
+    print_summary(result["eval"], title=f"linear probe on frozen {result['model']} ({result['input']} input)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset-dir", required=True, type=Path, help="a prepared dataset (train, validation, eval splits)")
+    parser.add_argument("--model", required=True, type=Path, help="a model config, e.g. conf/model/smollm2_135m.yaml")
+    parser.add_argument("--cache-dir", default=".cache/hakim/models", help="where converted/built models are cached")
+    parser.add_argument("--quantization", default="none", choices=("none", "nf4"), help="frozen model precision")
+    parser.add_argument("--compute-dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                        help="bfloat16: ~2x faster on CPUs with AVX-512 BF16, and what the 7B trains in")
+    parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
+    parser.add_argument("--input", default="full", choices=INPUTS)
+    parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
+    parser.add_argument("--max-length", type=int, default=768)
+    parser.add_argument("--max-train-rows", type=int, default=None)
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.model.read_text())
+    config["cache_dir"] = args.cache_dir
+    config["quantization"] = None if args.quantization == "none" else args.quantization
+    config["compute_dtype"] = args.compute_dtype
+    style = PromptStyle("v2", args.instruction_language)
+    torch.manual_seed(0)
+    result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input, args.max_train_rows)
+    _print_result(result)
+
+
+if __name__ == "__main__":
+    main()
