@@ -130,3 +130,17 @@ def test_scoring_prompt_ends_where_training_put_the_verdict(tiny_tokenizer):
 def test_too_long_claim_is_refused_not_cut(tiny_tokenizer):
     record = JudgeRecord(id="r", source="fib", language="ms", passage="p", claim="panjang " * 400, label=1, doc_id="d")
     assert encode_example(tiny_tokenizer, record, PromptStyle("v2"), 64, label_token_ids(tiny_tokenizer)) is None
+
+
+@pytest.mark.parametrize("position, claims_before, claims_after", [("after", 0, 1), ("before", 1, 0), ("both", 1, 1)])
+def test_claim_stands_where_the_style_puts_it_and_survives_truncation(tiny_tokenizer, position, claims_before, claims_after):
+    style = PromptStyle("v2", claim_position=position)
+    record = make_record("Ayat panjang tentang ekonomi negara. " * 200, label=0)
+    encoded = encode_example(tiny_tokenizer, record, style, 300, label_token_ids(tiny_tokenizer))
+    text = tiny_tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
+    head, tail = text.split("Dokumen:", 1)
+    assert encoded.truncated and len(encoded.input_ids) <= 300
+    assert (head.count(record.claim), tail.count(record.claim)) == (claims_before, claims_after)
+    assert encoded.input_ids[encoded.verdict_index] == label_token_ids(tiny_tokenizer)[0]
+    with pytest.raises(ValueError, match="claim_position"):
+        PromptStyle("v2", claim_position="middle")

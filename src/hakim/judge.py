@@ -44,7 +44,8 @@ class Verdict:
 
 def style_from_run_config(config: dict) -> PromptStyle:
     variant = config["variant"]
-    return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"])
+    return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"],
+                       variant.get("claim_position", "after"))  # runs made before claim_position existed
 
 
 class Judge:

@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
     parser.add_argument("--input", default="full", choices=INPUTS)
     parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
+    parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--max-train-rows", type=int, default=None)
     args = parser.parse_args(argv)
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     config["cache_dir"] = args.cache_dir
     config["quantization"] = None if args.quantization == "none" else args.quantization
     config["compute_dtype"] = args.compute_dtype
-    style = PromptStyle("v2", args.instruction_language)
+    style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position)
     torch.manual_seed(0)
     result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input, args.max_train_rows)
     _print_result(result)

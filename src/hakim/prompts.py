@@ -19,6 +19,7 @@ VERDICT_KEY = "jawapan"
 REASONING_KEY = "penaakulan"
 LABEL_TOKENS = {1: "1", 0: "0"}
 VARIANTS = ("v2", "v3")
+CLAIM_POSITIONS = ("after", "before", "both")
 _VERDICT_SLOT = "\u0000VERDICT\u0000"
 
 INSTRUCTIONS = {
@@ -56,17 +57,22 @@ INSTRUCTIONS = {
 
 @dataclass(frozen=True)
 class PromptStyle:
-    """What varies between recipes: the variant, the instruction language, the verdict position."""
+    """What varies between recipes: the variant, the instruction language, the verdict position, and
+    where the claim stands relative to the passage (a decoder reads left to right: a claim placed
+    before the passage lets every passage token be read in its light)."""
 
     variant: str = "v2"
     instruction_language: str = "ms"
     reasoning_first: bool = True
+    claim_position: str = "after"  # after | before | both (before and again after the passage)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.instruction_language not in INSTRUCTIONS:
             raise ValueError(f"instruction_language must be one of {tuple(INSTRUCTIONS)}, got {self.instruction_language!r}")
+        if self.claim_position not in CLAIM_POSITIONS:
+            raise ValueError(f"claim_position must be one of {CLAIM_POSITIONS}, got {self.claim_position!r}")
 
 
 def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> str:
@@ -77,7 +83,10 @@ def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> s
         answer_format = text["format_v2"]
     else:
         answer_format = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
-    return f"{task}\n\n{text['passage']}:\n{passage}\n\n{claim_name}: {claim}\n\n{answer_format}"
+    claim_line = f"{claim_name}: {claim}\n\n"
+    before = claim_line if style.claim_position in ("before", "both") else ""
+    after = claim_line if style.claim_position in ("after", "both") else ""
+    return f"{task}\n\n{before}{text['passage']}:\n{passage}\n\n{after}{answer_format}"
 
 
 def render_prompt(tokenizer, passage: str, claim: str, source: str, style: PromptStyle) -> str:
