@@ -80,3 +80,39 @@ def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, 
     summary = evaluate(cfg)
     assert summary["extra"]["mode"] == "score"  # the run was V2; a V3 reasoning-first style would generate
     assert summary["subsets"]["overall"]["n"] == 3
+
+
+def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
+    from hakim.evaluation import choose_source_thresholds
+
+    sources = ["boolq"] * 6 + ["fib"] * 6 + ["only_yes"] * 2
+    labels = [1, 1, 1, 1, 0, 0] + [1, 0, 0, 0, 0, 0] + [1, 1]
+    # BoolQ scores sit high, FIB scores low: one pooled cut cannot serve both
+    probabilities = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65] + [0.3, 0.2, 0.15, 0.1, 0.05, 0.02] + [0.5, 0.6]
+    cuts = choose_source_thresholds(sources, labels, probabilities)
+    assert set(cuts) == {"boolq", "fib"}  # a source with one class keeps the overall cut
+    assert 0.7 < cuts["boolq"] <= 0.75 and 0.2 < cuts["fib"] <= 0.3
+
+
+def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny_run, workspace, sample_dataset, tmp_path):
+    import shutil
+
+    from conftest import compose_config
+    from hakim.evaluation import evaluate
+
+    run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # threshold.json is written into the run
+    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [f"run_dir={run_dir}", "threshold=validation", "limit=8"])
+    summary = evaluate(cfg)
+    stored = json.loads((run_dir / "threshold.json").read_text())
+    validation = read_split(sample_dataset, "validation")
+    two_class_sources = {s for s in {r.source for r in validation} if len({r.label for r in validation if r.source == s}) == 2}
+    assert set(stored["by_source"]) == two_class_sources and stored["chosen_on"] == "validation"
+    assert summary["extra"]["source_thresholds"] == stored["by_source"]
+
+    judge = Judge.load(run_dir)
+    assert judge.source_thresholds == stored["by_source"]
+    items = [(r.passage, r.claim, r.source) for r in read_split(sample_dataset, "eval")[:8]]
+    for (_, _, source), verdict in zip(items, judge.judge_batch(items)):
+        assert verdict.label == int(verdict.probability >= stored["by_source"].get(source, stored["threshold"]))
+    exported = json.loads((export_merged(run_dir, tmp_path / "merged", dtype="float32") / "hakim_judge.json").read_text())
+    assert exported["source_thresholds"] == stored["by_source"]

@@ -73,12 +73,26 @@ def choose_threshold(labels: list[int], probabilities: list[float]) -> float:
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
-def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path) -> float:
+def choose_source_thresholds(sources: list[str], labels: list[int], probabilities: list[float]) -> dict[str, float]:
+    """One cut per source whose rows hold both classes (a source with one class keeps the overall cut)."""
+    by_source: dict[str, tuple[list[int], list[float]]] = {}
+    for source, label, probability in zip(sources, labels, probabilities):
+        by_source.setdefault(source, ([], []))
+        by_source[source][0].append(label)
+        by_source[source][1].append(probability)
+    return {source: choose_threshold(y, p) for source, (y, p) in sorted(by_source.items()) if min(y) != max(y)}
+
+
+def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path, by_source: bool = True) -> tuple[float, dict[str, float]]:
+    """Choose the judge's cut(s) on `split`, store them in the run's threshold.json, return (overall, per source)."""
     records = read_split(dataset_dir, split)
     probabilities, _ = judge.probabilities([(r.passage, r.claim, r.source) for r in records])
-    threshold = choose_threshold([r.label for r in records], probabilities)
-    (run_dir / THRESHOLD_FILE).write_text(json.dumps({"threshold": threshold, "chosen_on": split, "rows": len(records)}) + "\n")
-    return threshold
+    labels = [r.label for r in records]
+    threshold = choose_threshold(labels, probabilities)
+    source_thresholds = choose_source_thresholds([r.source for r in records], labels, probabilities) if by_source else {}
+    stored = {"threshold": threshold, "by_source": source_thresholds, "chosen_on": split, "rows": len(records)}
+    (run_dir / THRESHOLD_FILE).write_text(json.dumps(stored) + "\n")
+    return threshold, source_thresholds
 
 
 def judge_kind(cfg: DictConfig) -> str:
@@ -145,9 +159,10 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.threshold == "validation":
         if run_dir is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
-        judge.threshold = calibrate_threshold(judge, dataset_dir, cfg.threshold_split, run_dir)
+        judge.threshold, judge.source_thresholds = calibrate_threshold(
+            judge, dataset_dir, cfg.threshold_split, run_dir, by_source=cfg.threshold_by_source)
     elif cfg.threshold is not None:
-        judge.threshold = float(cfg.threshold)
+        judge.threshold, judge.source_thresholds = float(cfg.threshold), {}
     mode = cfg.mode or judge.default_mode
     records = read_split(dataset_dir, cfg.split)
     if cfg.limit:
@@ -156,6 +171,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     kind = judge_kind(cfg)
     extra = {"judge": kind, **_judge_extra(cfg, kind, run_dir), "mode": mode, "threshold": judge.threshold,
+             "source_thresholds": getattr(judge, "source_thresholds", {}),
              "dataset_dir": str(dataset_dir), "split": cfg.split}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {dataset_dir.name}/{cfg.split} ({mode})")

@@ -28,9 +28,11 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat
     merged.save_pretrained(out_dir)
     load_tokenizer(str(run_dir / ADAPTER_DIR)).save_pretrained(out_dir)
     threshold_path = run_dir / THRESHOLD_FILE
+    stored = json.loads(threshold_path.read_text()) if threshold_path.exists() else {"threshold": 0.5}
     judge_info = {
         "style": asdict(style_from_run_config(config)),
-        "threshold": json.loads(threshold_path.read_text())["threshold"] if threshold_path.exists() else 0.5,
+        "threshold": stored["threshold"],
+        "source_thresholds": stored.get("by_source", {}),
         "max_length": config["data"]["max_length"],
         "label_tokens": LABEL_TOKENS,
         "exported_from": str(run_dir.resolve()),

@@ -50,11 +50,14 @@ def style_from_run_config(config: dict) -> PromptStyle:
 
 class Judge:
     def __init__(self, model, tokenizer, style: PromptStyle, threshold: float = 0.5, max_length: int = 1024,
-                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge"):
+                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge",
+                 source_thresholds: dict[str, float] | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.style = style
         self.threshold = threshold
+        # a cut per task where validation chose one (BoolQ is mostly "yes", FIB mostly "no"); else `threshold`
+        self.source_thresholds = dict(source_thresholds or {})
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -81,8 +84,10 @@ class Judge:
         model = load_adapter(base, run_dir / ADAPTER_DIR)
         tokenizer = load_tokenizer(str(run_dir / ADAPTER_DIR))
         threshold_path = run_dir / THRESHOLD_FILE
+        stored = json.loads(threshold_path.read_text()) if threshold_path.exists() else {"threshold": 0.5}
         options = {
-            "threshold": json.loads(threshold_path.read_text())["threshold"] if threshold_path.exists() else 0.5,
+            "threshold": stored["threshold"],
+            "source_thresholds": stored.get("by_source"),
             "max_length": config["data"]["max_length"],
             "name": run_dir.name,
             **overrides,
@@ -97,7 +102,8 @@ class Judge:
         if info_path.exists():
             info = json.loads(info_path.read_text())
             style = style or PromptStyle(**info["style"])
-            options = {"threshold": info["threshold"], "max_length": info["max_length"], **options}
+            options = {"threshold": info["threshold"], "source_thresholds": info.get("source_thresholds"),
+                       "max_length": info["max_length"], **options}
         if style is None:
             raise ValueError(f"{path} has no {JUDGE_FILE}: pass the PromptStyle the model should be prompted with")
         spec = ModelSpec(name=Path(path).name, source="local" if Path(path).exists() else "hub", path=path,
@@ -159,9 +165,13 @@ class Judge:
                 result[index] = probability
         return result, [truncated for _, truncated in encoded]
 
+    def threshold_for(self, source: str) -> float:
+        return self.source_thresholds.get(source, self.threshold)
+
     def _score(self, items) -> list[Verdict]:
         probabilities, truncated = self.probabilities(items)
-        return [Verdict(int(p >= self.threshold), p, truncated=t) for p, t in zip(probabilities, truncated)]
+        return [Verdict(int(p >= self.threshold_for(source)), p, truncated=t)
+                for (_, _, source), p, t in zip(items, probabilities, truncated)]
 
     @torch.no_grad()
     def _generate(self, items) -> list[Verdict]:

@@ -27,7 +27,7 @@ import yaml
 
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
-from hakim.evaluation import choose_threshold
+from hakim.evaluation import choose_source_thresholds, choose_threshold
 from hakim.metrics import metrics_by_subset
 from hakim.model import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
 from hakim.prompts import PromptStyle, encode_for_scoring
@@ -130,10 +130,12 @@ def fit_linear_probe(features: torch.Tensor, labels: list[int], l2: float, max_i
     return LinearProbe(mean.float(), scale.float(), weight.detach().float(), bias.detach().float())
 
 
-def _rows(records: list[JudgeRecord], probabilities: np.ndarray, threshold: float) -> list[dict]:
+def _rows(records: list[JudgeRecord], probabilities: np.ndarray, threshold: float,
+          source_thresholds: dict[str, float] | None = None) -> list[dict]:
+    cuts = source_thresholds or {}
     return [
         {"id": r.id, "source": r.source, "language": r.language, "label": r.label,
-         "prediction": int(p >= threshold), "probability": float(p)}
+         "prediction": int(p >= cuts.get(r.source, threshold)), "probability": float(p)}
         for r, p in zip(records, probabilities)
     ]
 
@@ -178,14 +180,17 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
         for name, records in splits.items()
     }
     best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
-    threshold = choose_threshold([r.label for r in splits["validation"]], best["val_probabilities"].tolist())
+    val_labels, val_p = [r.label for r in splits["validation"]], best["val_probabilities"].tolist()
+    threshold = choose_threshold(val_labels, val_p)
+    source_thresholds = choose_source_thresholds([r.source for r in splits["validation"]], val_labels, val_p)
     eval_p = best["probe"].probabilities(features["eval"][:, best["layer"]])
-    by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, threshold))
+    by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, threshold, source_thresholds))
     result = {
         "model": model_spec.name, "quantization": model_spec.quantization, "dataset_dir": str(dataset_dir),
         "input": input_kind, "style": vars(style), "max_length": max_length,
         "rows": {name: len(records) for name, records in splits.items()},
-        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": threshold},
+        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": threshold,
+                   "source_thresholds": source_thresholds},
         "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],
         "eval": by_subset,
     }
@@ -198,7 +203,7 @@ def _print_result(result: dict) -> None:
 
     chosen = result["chosen"]
     print(f"probe ({result['input']}): layer {chosen['layer']}, l2 {chosen['l2']}, "
-          f"validation mean subset AUROC {chosen['val_mean_subset_auroc']:.3f}, threshold {chosen['threshold']:.3f}")
+          f"validation mean subset AUROC {chosen['val_mean_subset_auroc']:.3f}, thresholds {chosen['source_thresholds']}")
     best_per_layer = {}
     for trial in result["trials"]:
         if trial["layer"] not in best_per_layer or trial["val_auroc"] > best_per_layer[trial["layer"]]["val_auroc"]:
