@@ -230,9 +230,10 @@ def test_metrics_by_subset_orders_subsets_and_adds_intervals_and_baseline():
     result = metrics_by_subset(rows, n_resamples=100)
     assert list(result) == ["overall", "boolq/en", "boolq/ms", "fib/en", "fib/ms"]
     assert result["overall"]["n"] == 160 and sum(result[s]["n"] for s in list(result)[1:]) == 160
-    for m in result.values():
+    for name, m in result.items():
         assert set(m["intervals"]) == set(INTERVAL_METRICS)
-        assert m["majority_baseline"]["balanced_accuracy"] == 0.5
+        if name != "overall":
+            assert m["majority_baseline"]["balanced_accuracy"] == 0.5
     boolq_ms = [r for r in rows if r["source"] == "boolq" and r["language"] == "ms"]
     assert result["boolq/ms"]["accuracy"] == binary_metrics(
         [r["label"] for r in boolq_ms], [r["prediction"] for r in boolq_ms], [r["probability"] for r in boolq_ms]
@@ -248,3 +249,21 @@ def test_metrics_by_subset_refuses_missing_fields_and_repeated_ids():
     rows[5]["id"] = "r0"
     with pytest.raises(ValueError, match="id 'r0' appears twice"):
         metrics_by_subset(rows)
+
+
+def test_overall_is_held_to_each_subsets_own_majority_not_one_constant():
+    # BoolQ mostly yes, FIB mostly no: a "judge" that only recognises the task answers its majority
+    rows = [{"id": f"b{i}", "source": "boolq", "language": "ms", "label": int(i < 8), "prediction": 1, "probability": 0.7}
+            for i in range(10)]
+    rows += [{"id": f"f{i}", "source": "fib", "language": "en", "label": int(i < 2), "prediction": 0, "probability": 0.2}
+             for i in range(10)]
+    result = metrics_by_subset(rows, n_resamples=200)
+    overall = result["overall"]
+    assert overall["balanced_accuracy"] == pytest.approx(0.8)  # far above one constant's 0.5 ...
+    baseline = overall["majority_baseline"]
+    assert baseline["per_subset"] == {"boolq/ms": 1, "fib/en": 0}
+    assert baseline["balanced_accuracy"] == pytest.approx(overall["balanced_accuracy"])  # ... and exactly the task prior
+    from hakim.report import verdict
+
+    assert verdict(overall).startswith("Not distinguishable from answering each subset's majority class")
+    assert result["boolq/ms"]["majority_baseline"]["constant"] == 1

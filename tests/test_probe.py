@@ -38,6 +38,7 @@ def test_probe_runs_on_a_prepared_dataset_and_resumes_from_its_feature_shards(ti
     assert first["rows"]["train"] == len(read_split(sample_dataset, "train"))
     assert {"overall", "boolq/ms", "fib/ms"} <= set(first["eval"])
     assert 0 <= first["chosen"]["layer"] < len({t["layer"] for t in first["trials"]})
+    assert first["learning_curve"][-1]["train_rows"] == first["rows"]["train"]
     shards = sorted((tmp_path / "features" / "train").glob("*.pt"))
     assert shards and not list((tmp_path / "features").rglob("*.partial"))
 

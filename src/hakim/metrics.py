@@ -227,6 +227,18 @@ def majority_baseline(labels: Sequence[int], reference_labels: Sequence[int] | N
     return constant_baseline(labels, int(base_rate >= 0.5), probability=base_rate)
 
 
+def subset_majority_baseline(labels: Sequence[int], subsets: Sequence[str]) -> dict:
+    """Answer each row with the majority class of its own subset (P(1) = that subset's base rate).
+
+    The honest floor for a pooled "overall" row when subsets differ in balance (BoolQ mostly "yes",
+    FIB mostly "no"): a judge that only recognises the task scores this much without reading anything.
+    """
+    rates = {s: float(np.mean([y for y, t in zip(labels, subsets) if t == s])) for s in sorted(set(subsets))}
+    predictions = [int(rates[s] >= 0.5) for s in subsets]
+    metrics = binary_metrics(labels, predictions, [rates[s] for s in subsets])
+    return {"constant": None, "per_subset": {s: int(rate >= 0.5) for s, rate in rates.items()}, **metrics}
+
+
 def mcnemar(labels: Sequence[int], predictions_a: Sequence[int | None], predictions_b: Sequence[int | None]) -> dict:
     """Exact McNemar test; b = rows A got right and B got wrong, c = the reverse (unparsed is wrong)."""
     y, a, _ = _encode(labels, predictions_a, None)
@@ -263,7 +275,8 @@ def metrics_by_subset(
     """{"overall": ..., "boolq/ms": ..., ...}: metrics, bootstrap "intervals" and a "majority_baseline" each.
 
     Each subset's baseline is the majority class of that subset's own gold labels: the strongest
-    constant judge there, so beating it cannot come from learning the label balance.
+    constant judge there, so beating it cannot come from learning the label balance. Over several
+    subsets, "overall" is held to each row's own subset majority (knowing the task is not judging).
     """
     validate_rows(rows, key)
     groups: dict[str, list[Mapping]] = {"overall": list(rows)}
@@ -278,6 +291,7 @@ def metrics_by_subset(
         out[name] = {
             **binary_metrics(labels, predictions, probabilities),
             "intervals": bootstrap_intervals(labels, predictions, probabilities, INTERVAL_METRICS, n_resamples, confidence, seed),
-            "majority_baseline": majority_baseline(labels),
+            "majority_baseline": (subset_majority_baseline(labels, [subset_name(r, key) for r in groups[name]])
+                                  if name == "overall" and len(groups) > 2 else majority_baseline(labels)),
         }
     return out

@@ -166,6 +166,23 @@ def select_probe(train: tuple[list[JudgeRecord], torch.Tensor], validation: tupl
     return best, trials
 
 
+def probe_learning_curve(train: tuple[list[JudgeRecord], torch.Tensor], validation: tuple[list[JudgeRecord], torch.Tensor],
+                         layer: int, l2: float, sizes: list[int] | None = None) -> list[dict]:
+    """Validation AUROC of the chosen probe fitted on the first n train rows: would more rows help?"""
+    train_records, train_x = train
+    val_records, val_x = validation
+    total = len(train_records)
+    sizes = sizes or sorted({n for n in (100, 200, 400, 800, 1600, 3200) if n < total} | {total})
+    points = []
+    for n in sizes:
+        labels = [r.label for r in train_records[:n]]
+        if min(labels) == max(labels):
+            continue
+        probe = fit_linear_probe(train_x[:n, layer], labels, l2)
+        points.append({"train_rows": n, "val_auroc": mean_subset_auroc(val_records, probe.probabilities(val_x[:, layer]))})
+    return points
+
+
 def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: PromptStyle, max_length: int,
               input_kind: str = "full", max_train_rows: int | None = None, log=print) -> dict:
     path = resolve_model_path(model_spec)
@@ -191,6 +208,8 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
         "rows": {name: len(records) for name, records in splits.items()},
         "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": threshold,
                    "source_thresholds": source_thresholds},
+        "learning_curve": probe_learning_curve((splits["train"], features["train"]), (splits["validation"], features["validation"]),
+                                               best["layer"], best["l2"]),
         "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],
         "eval": by_subset,
     }
@@ -211,6 +230,9 @@ def _print_result(result: dict) -> None:
     print("layer  val AUROC  train AUROC")
     for layer, trial in sorted(best_per_layer.items()):
         print(f"{layer:5d}  {trial['val_auroc']:9.3f}  {trial['train_auroc']:11.3f}")
+    print("train rows  val AUROC (chosen layer and l2)")
+    for point in result["learning_curve"]:
+        print(f"{point['train_rows']:10d}  {point['val_auroc']:.3f}")
     print_summary(result["eval"], title=f"linear probe on frozen {result['model']} ({result['input']} input)")
 
 

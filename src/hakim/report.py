@@ -44,13 +44,21 @@ def _cell(m: Mapping, name: str) -> str:
 
 
 def _baseline_label(baseline: Mapping) -> str:
+    if baseline.get("per_subset"):
+        return "majority per subset"
     return f"majority (always {baseline['constant']})"
+
+
+def _baseline_words(baseline: Mapping) -> str:
+    if baseline.get("per_subset"):
+        return "answering each subset's majority class"
+    return f"always answering {baseline['constant']}"
 
 
 def verdict(m: Mapping) -> str:
     """One plain sentence: does the judge's balanced-accuracy interval clear the majority baseline?"""
     base = m["majority_baseline"]
-    always = f"always answering {base['constant']}"
+    always = _baseline_words(base)
     if m["balanced_accuracy"] is None:
         return f"Only one gold class here, so balanced accuracy is undefined; accuracy {_fmt(m['accuracy'])} vs {_fmt(base['accuracy'])} for {always}."
     low, high = m["intervals"]["balanced_accuracy"]
