@@ -4,14 +4,16 @@ Before spending hours of fine-tuning on a base model, ask whether the verdict is
 from what the model already computes: run the *frozen* model once over every row (prompt + answer
 prefix, exactly as the judge is asked), keep the hidden state of every layer at the verdict
 position, fit a class-balanced logistic regression per layer on the train split, choose layer and
-L2 strength on validation (mean per-subset AUROC), and report the held-out evaluation subset with
-bootstrap intervals. If no layer beats chance, LoRA on top of that model has little to find in the
-data it is given; `--input claim_only` (passage removed) shows how much a judge could score from
-the claim alone.
+L2 strength on validation (mean per-subset AUROC), choose a threshold per source on validation,
+and report the held-out evaluation subset with bootstrap intervals, plus a learning curve (the
+chosen probe refitted on the first 100, 200, 400, … train rows). If no layer beats chance, LoRA on
+top of that model has little to find in the data it is given; `--input claim_only` (passage
+removed) shows how much a judge could score from the claim alone.
 
 `python -m hakim.probe --dataset-dir data/real --model conf/model/smollm2_135m.yaml --out runs/probe/ms`
 
-Features are written in shards as they are computed: a killed run resumes where it stopped.
+Features are written in shards as they are computed: a killed run resumes where it stopped (a shard
+whose rows no longer match, e.g. after changing --max-train-rows, is computed again).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def probe_text(record: JudgeRecord, input_kind: str) -> tuple[str, str, str]:
 @torch.no_grad()
 def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]], style: PromptStyle, max_length: int,
                             batch_size: int = 1) -> torch.Tensor:
-    """[rows, layers + 1, hidden]: every layer's hidden state where the judge would write its verdict."""
+    """[rows, layers + 1, hidden]: every layer's hidden state where the judge would write its verdict.
+
+    One row per forward pass by default: on CPU in bf16 that was the fastest (padding costs more
+    than batching saves); pass a larger batch_size on a GPU."""
     encoded = [encode_for_scoring(tokenizer, p, c, s, style, max_length)[0] for p, c, s in items]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
     out: list[torch.Tensor | None] = [None] * len(encoded)
@@ -69,7 +74,7 @@ def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]],
 
 
 def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptStyle, max_length: int,
-                    input_kind: str, cache_dir: Path, log=print) -> torch.Tensor:
+                    input_kind: str, cache_dir: Path, log=print, batch_size: int = 1) -> torch.Tensor:
     """Features of `records`, computed shard by shard under cache_dir (kept shards are reused)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -79,11 +84,12 @@ def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptS
         ids = [r.id for r in chunk]
         if path.exists():
             stored = torch.load(path)
-            if stored["ids"] != ids:
-                raise ValueError(f"{path} holds other rows than this split now has: delete {cache_dir} and rerun")
-            shards.append(stored["features"])
-            continue
-        features = verdict_position_states(model, tokenizer, [probe_text(r, input_kind) for r in chunk], style, max_length)
+            if stored["ids"] == ids:
+                shards.append(stored["features"])
+                continue
+            log(f"  {path} holds other rows than the split now has: computing it again")
+        features = verdict_position_states(model, tokenizer, [probe_text(r, input_kind) for r in chunk], style,
+                                           max_length, batch_size)
         partial = path.with_suffix(".partial")
         torch.save({"ids": ids, "features": features}, partial)
         partial.replace(path)  # a shard exists whole or not at all
@@ -184,7 +190,7 @@ def probe_learning_curve(train: tuple[list[JudgeRecord], torch.Tensor], validati
 
 
 def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: PromptStyle, max_length: int,
-              input_kind: str = "full", max_train_rows: int | None = None, log=print) -> dict:
+              input_kind: str = "full", max_train_rows: int | None = None, log=print, batch_size: int = 1) -> dict:
     path = resolve_model_path(model_spec)
     model = load_base_model(model_spec, path).eval()
     log(f"probe: {model_spec.name} ({model_spec.quantization or model_spec.compute_dtype}), {input_kind} input, dataset {dataset_dir}")
@@ -193,7 +199,8 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
     if max_train_rows:
         splits["train"] = splits["train"][:max_train_rows]
     features = {
-        name: cached_features(model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log)
+        name: cached_features(model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log,
+                              batch_size)
         for name, records in splits.items()
     }
     best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
@@ -249,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
     parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
     parser.add_argument("--max-length", type=int, default=768)
-    parser.add_argument("--max-train-rows", type=int, default=None)
+    parser.add_argument("--max-train-rows", type=int, default=None, help="the first N train rows (default: all)")
+    parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.model.read_text())
     config["cache_dir"] = args.cache_dir
@@ -257,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     config["compute_dtype"] = args.compute_dtype
     style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position)
     torch.manual_seed(0)
-    result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input, args.max_train_rows)
+    result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input,
+                       args.max_train_rows, batch_size=args.batch_size)
     _print_result(result)
 
 
