@@ -24,8 +24,10 @@ SEED_RANGE = 2**62
 def dropout_mask(like: torch.Tensor, p: float, seed: int) -> torch.Tensor:
     """Keep-mask scaled by 1/(1-p), a function of (shape, device, dtype, p, seed) only."""
     generator = torch.Generator(device=like.device).manual_seed(seed)
-    mask = torch.empty(like.shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p, generator=generator)
-    return mask.div_(1 - p)
+    # uniform float32 draws compared in place: exact keep probability, and on CPU about twice as fast
+    # as bernoulli_ (the mask is drawn twice per step, so this is a few percent of a QLoRA step)
+    mask = torch.rand(like.shape, generator=generator, dtype=torch.float32, device=like.device).lt_(1 - p)
+    return mask.to(like.dtype).div_(1 - p)
 
 
 class _DropoutThenLinear(torch.autograd.Function):
