@@ -36,6 +36,8 @@ def test_original_recipes_are_what_the_hackathon_trained():
         assert recipe["optim"]["optimizer"]["lr"] == 2.0e-4 and recipe["optim"]["scheduler"] == {"kind": "constant", "warmup_ratio": 0.03}
         assert recipe["data"]["batch_size"] == 8 and recipe["trainer"]["gradient_clip_val"] == 0.3
         assert recipe["trainer"].get("limit_train_batches") == epochs_share
+        # what docs/recipe.md found that is not specific to the small proxy
+        assert recipe["optim"]["verdict_loss_weight"] == 1.0 and recipe["optim"]["class_balanced"] is True
 
 
 def test_trainer_logger_and_callback_configs_instantiate(workspace, tmp_path):
