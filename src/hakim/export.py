@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from hakim.judge import ADAPTER_DIR, JUDGE_FILE, THRESHOLD_FILE, style_from_run_config
+from hakim.judge import ADAPTER_DIR, JUDGE_FILE, read_thresholds, style_from_run_config
 from hakim.model import ModelSpec, load_adapter, load_base_model, load_tokenizer
 from hakim.prompts import LABEL_TOKENS
 
@@ -27,12 +27,11 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat
     merged = load_adapter(load_base_model(spec), run_dir / ADAPTER_DIR).merge_and_unload()
     merged.save_pretrained(out_dir)
     load_tokenizer(str(run_dir / ADAPTER_DIR)).save_pretrained(out_dir)
-    threshold_path = run_dir / THRESHOLD_FILE
-    stored = json.loads(threshold_path.read_text()) if threshold_path.exists() else {"threshold": 0.5}
+    threshold, source_thresholds = read_thresholds(run_dir)
     judge_info = {
         "style": asdict(style_from_run_config(config)),
-        "threshold": stored["threshold"],
-        "source_thresholds": stored.get("by_source", {}),
+        "threshold": threshold,
+        "source_thresholds": source_thresholds,
         "max_length": config["data"]["max_length"],
         "label_tokens": LABEL_TOKENS,
         "exported_from": str(run_dir.resolve()),

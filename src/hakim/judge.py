@@ -48,6 +48,13 @@ def style_from_run_config(config: dict) -> PromptStyle:
                        variant.get("claim_position", "after"))  # runs made before claim_position existed
 
 
+def read_thresholds(run_dir: Path) -> tuple[float, dict[str, float]]:
+    """The run's stored cut and per-source cuts (0.5 and none where threshold=validation never ran)."""
+    path = run_dir / THRESHOLD_FILE
+    stored = json.loads(path.read_text()) if path.exists() else {"threshold": 0.5}
+    return stored["threshold"], stored.get("by_source", {})
+
+
 class Judge:
     def __init__(self, model, tokenizer, style: PromptStyle, threshold: float = 0.5, max_length: int = 1024,
                  batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge",
@@ -83,11 +90,10 @@ class Judge:
         base = load_base_model(spec)
         model = load_adapter(base, run_dir / ADAPTER_DIR)
         tokenizer = load_tokenizer(str(run_dir / ADAPTER_DIR))
-        threshold_path = run_dir / THRESHOLD_FILE
-        stored = json.loads(threshold_path.read_text()) if threshold_path.exists() else {"threshold": 0.5}
+        threshold, source_thresholds = read_thresholds(run_dir)
         options = {
-            "threshold": stored["threshold"],
-            "source_thresholds": stored.get("by_source"),
+            "threshold": threshold,
+            "source_thresholds": source_thresholds,
             "max_length": config["data"]["max_length"],
             "name": run_dir.name,
             **overrides,
