@@ -258,7 +258,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({model})"
+    described = f"{os.cpu_count()} CPUs ({model})"
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        torch = sys.modules["torch"]
+        described = f"{torch.cuda.get_device_name()} (torch {torch.__version__}), {described}"
+    return described
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Evaluation throughput: Hakim's score mode against per-example generation + parsing.
 
     python bench/eval_throughput.py --model smollm2_135m --examples 12   # ~2 min
+    python bench/eval_throughput.py --model mistral_7b_random --tokenizer DIR --examples 64 --batch-size 16 \
+        --max-new-tokens 8                                               # a CUDA GPU; ~2 min on an H100
 
 Same model (4-bit nf4 base + a LoRA adapter, as a trained judge is loaded), same rows, same prompt:
 - hakim score: Judge.judge_batch(mode="score"): batches of similar length, one forward pass each,
@@ -12,6 +14,13 @@ Same model (4-bit nf4 base + a LoRA adapter, as a trained judge is loaded), same
 Both run in one process on the one loaded model, alternating (score, generate, score, generate)
 after one untimed warm-up call each. An untrained adapter answers like the base model, so the
 unparsed counts of the generate side say how often the model, not the parser, fails.
+
+`mistral_7b_random` is the GPU shape of the question: Mistral-7B's configuration with random nf4
+weights (built as bench/gpu_qlora.py builds it, no download) and the vocabulary of the tokenizer in
+--tokenizer (any Hugging Face tokenizer directory, e.g. SmolLM2's from the Hakim model cache), in
+bf16. Random weights never write a parseable answer or stop early, so on this model only the speeds
+mean something: give --max-new-tokens the length of the shortest valid answer (8) to keep the
+generate side's time a lower bound.
 """
 
 from __future__ import annotations
@@ -24,12 +33,15 @@ import time
 
 import common
 
+RANDOM_7B = "mistral_7b_random"
 LENIENT = re.compile(r'jawapan"?\s*:\s*"?([01])')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny_mistral", choices=sorted(common.MODELS))
+    parser.add_argument("--model", default="tiny_mistral", choices=sorted([*common.MODELS, RANDOM_7B]))
+    parser.add_argument("--tokenizer", default=None,
+                        help=f"tokenizer directory for {RANDOM_7B} (default: SmolLM2's in the Hakim model cache)")
     parser.add_argument("--examples", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8, help="score-mode batch size")
     parser.add_argument("--max-length", type=int, default=512)
@@ -50,10 +62,28 @@ def generate_one_by_one(model, tokenizer, prompts: list[str], max_new_tokens: in
     with torch.no_grad():
         for prompt in prompts:
             encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not tokenizer.chat_template)
+            encoded = encoded.to(model.device)
             output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
                                     pad_token_id=tokenizer.pad_token_id)
             answers.append(tokenizer.decode(output[0, encoded["input_ids"].size(1):], skip_special_tokens=True))
     return answers
+
+
+def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
+    """Mistral-7B's shape (or gpu_qlora's tiny one), random nf4 weights, the tokenizer's vocabulary, an untrained LoRA."""
+    import torch
+
+    import gpu_qlora
+    from hakim.model import LoraSpec, ModelSpec, add_lora, load_tokenizer, resolve_model_path
+
+    tokenizer = load_tokenizer(args.tokenizer or resolve_model_path(common.model_spec("smollm2_135m")))
+    config = gpu_qlora.model_config(scale)
+    config.vocab_size = len(tokenizer)
+    model = gpu_qlora.build_quantized_model(config, torch.device(device), torch.bfloat16, seed=args.seed)
+    model.config.use_cache = True  # generation decodes with the KV cache, as it would in practice
+    # no k-bit training preparation (it upcasts norms and embeddings to fp32 for training): a judge only reads
+    spec = ModelSpec(name=RANDOM_7B, source="local", quantization=None, gradient_checkpointing=False)
+    return tokenizer, add_lora(model, spec, LoraSpec(r=args.lora_r)).eval()
 
 
 def main(argv=None) -> None:
@@ -71,11 +101,17 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
-    spec = common.model_spec(args.model)
-    path = resolve_model_path(spec)
-    tokenizer = load_tokenizer(path)
     torch.manual_seed(args.seed)
-    model = add_lora(load_base_model(spec, path), spec, LoraSpec(r=args.lora_r))
+    if args.model == RANDOM_7B:
+        if not torch.cuda.is_available():
+            print(f"eval_throughput: {RANDOM_7B} needs a CUDA GPU; none here.")
+            return
+        tokenizer, model = random_judge_model(args)
+    else:
+        spec = common.model_spec(args.model)
+        path = resolve_model_path(spec)
+        tokenizer = load_tokenizer(path)
+        model = add_lora(load_base_model(spec, path), spec, LoraSpec(r=args.lora_r))
     style = PromptStyle("v2", "ms")
     judge = Judge(model, tokenizer, style, max_length=args.max_length, batch_size=args.batch_size)
     rows, origin = common.load_rows(2 * args.examples + 16, args.seed, args.synthetic)

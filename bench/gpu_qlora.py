@@ -234,6 +234,36 @@ def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> d
     return result
 
 
+def summary(results: list[dict], memory_key: str) -> str:
+    """Hakim over each alternative per configuration (ratios last), then the issue's two GPU targets."""
+    import common
+
+    by_key = {(r["checkpointing"], r["micro_batch"], r["loss_path"]): r for r in results}
+    rows, lines = [], []
+    for (checkpointing, micro_batch, path), hakim in by_key.items():
+        if path != "hakim":
+            continue
+        for other in ("trl", "hf"):
+            alternative = by_key.get((checkpointing, micro_batch, other))
+            if alternative is None:
+                continue
+            if hakim.get("oom") or alternative.get("oom"):
+                speed = memory = "hakim OOM" if hakim.get("oom") else f"{other} OOM"
+            else:
+                speed = f"{hakim['tokens_per_s'] / alternative['tokens_per_s']:.2f}x"
+                memory = f"{hakim[memory_key] / alternative[memory_key]:.2f}x"
+            rows.append(["on" if checkpointing else "off", micro_batch, f"hakim / {other}", speed, memory])
+    target = by_key.get((True, 8, "hakim"))
+    if target and not target.get("oom") and memory_key == "peak_gpu_gib":
+        lines.append(f"# target: micro-batch 8 x seq with checkpointing under 16 GiB peak: "
+                     f"{target[memory_key]:.1f} GiB -> {'met' if target[memory_key] < 16 else 'NOT met'}")
+        trl = by_key.get((True, 8, "trl"))
+        if trl and not trl.get("oom"):
+            ratio = target["tokens_per_s"] / trl["tokens_per_s"]
+            lines.append(f"# target: >= 1.3x trl's tokens/s there: {ratio:.2f}x -> {'met' if ratio >= 1.3 else 'NOT met'}")
+    return "\n".join([common.table(["ckpt", "micro-batch", "ratio", "tokens/s", "peak memory"], rows), *lines])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -312,6 +342,7 @@ def main(argv=None) -> int:
                      f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a", f"{r[memory_key]:.1f}",
                      ratio_speed, ratio_mem])
     print(common.table(headers, rows))
+    print(summary(results, "peak_gpu_gib" if cuda else "peak_rss_mb"))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"args": vars(args), "device": device_name, "flops_per_token": per_token, "peak_tflops": peak,
