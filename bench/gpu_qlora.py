@@ -20,6 +20,10 @@ without gradient checkpointing, three loss paths:
   labelled positions, elsewhere every position).
 - hf: `model(labels=labels).loss`, the full batch × sequence × vocabulary logits.
 trl and hf get peft's LoRA dropout as it comes (its own module; mask and dropped input kept).
+Each path also gets its tool's precision set-up and optimizer (PATH_SETUP): Hakim's 7B recipe keeps
+norms, embeddings and head in bf16 with float32 adapters and 8-bit AdamW; trl's SFTTrainer keeps them
+in bf16 and casts the adapters to bf16 (fused torch AdamW); the classic QLoRA notebook (hf) upcasts
+them to float32 with peft's prepare_model_for_kbit_training (torch AdamW). A fresh optimizer per row.
 
 MFU counts model FLOPs only (no recomputation, no dequantization): 4·P_base (frozen weights need
 input gradients only) + 6·P_lora + 6·S·h·L causal attention per token, and the LM head at the
@@ -37,6 +41,17 @@ import time
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "GH200": 989.4, "A100": 312.0, "L40S": 362.0,
                     "L4": 121.0, "A10G": 70.0}
 LOSS_PATHS = ("hakim", "trl", "hf")
+# how each tool sets a 4-bit model up for training on a GPU: (weights left unquantized, LoRA adapters, optimizer);
+# "compute" is the compute dtype (bf16). On CPU everything is float32 and every path uses torch's AdamW.
+PATH_SETUP = {
+    # conf/model/malaysian_mistral_7b.yaml (upcast_unquantized: false) + the v2/v3 optimizer, bitsandbytes 8-bit
+    # AdamW (measured unpaged: paged states live in managed memory, which torch's peak does not count)
+    "hakim": ("compute", "float32", "adamw_8bit"),
+    # SFTTrainer 1.16 on a 4-bit model: no k-bit upcast, adapters cast to bf16, TrainingArguments' default optimizer
+    "trl": ("compute", "compute", "adamw_torch_fused"),
+    # the classic QLoRA notebook: peft's prepare_model_for_kbit_training (float32 upcast), torch AdamW
+    "hf": ("float32", "float32", "adamw_torch"),
+}
 
 
 def parse_args(argv=None):
@@ -193,6 +208,23 @@ def batch_of(batch_size: int, config, args, device):
             "labels": labels.to(device)}
 
 
+def set_up_path(model, path: str, compute_dtype, cuda: bool):
+    """Cast the unquantized weights and the adapters as `path`'s tool would, and build its optimizer."""
+    import bitsandbytes as bnb
+    import torch
+
+    unquantized, adapters, optimizer = PATH_SETUP[path] if cuda else ("float32", "float32", "adamw_torch")
+    dtypes = {"compute": compute_dtype, "float32": torch.float32}
+    for name, parameter in model.named_parameters():
+        if isinstance(parameter, bnb.nn.Params4bit):
+            continue
+        parameter.data = parameter.data.to(dtypes[adapters if "lora_" in name else unquantized])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adamw_8bit":
+        return bnb.optim.AdamW8bit(trainable, lr=2e-4, weight_decay=0.0)
+    return torch.optim.AdamW(trainable, lr=2e-4, weight_decay=0.0, fused=optimizer == "adamw_torch_fused")
+
+
 def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> dict:
     import contextlib
 
@@ -207,7 +239,7 @@ def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> d
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     cuda = device.type == "cuda"
     if cuda:
@@ -292,7 +324,6 @@ def main(argv=None) -> int:
             args.loss = [p for p in args.loss if p != "trl"]
         else:
             add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))  # what SFTTrainer asks for
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, weight_decay=0.0)
     peak = peak_tflops(args, device)
     per_token = flops_per_token(config, args)
     device_name = torch.cuda.get_device_name(device) if cuda else common.machine()
@@ -312,13 +343,16 @@ def main(argv=None) -> int:
             batch = batch_of(batch_size, config, args, device)
             for path in args.loss:
                 (fuse_lora_dropout if path == "hakim" else unfuse_lora_dropout)(model)
-                row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing}
+                optimizer = set_up_path(model, path, compute_dtype, cuda)
+                row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing,
+                       "setup": dict(zip(("unquantized", "adapters", "optimizer"), PATH_SETUP[path]))}
                 try:
                     row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype))
                     row["mfu"] = row["tokens_per_s"] * per_token / (peak * 1e12) if peak else None
                 except torch.OutOfMemoryError:
                     row["oom"] = True
                 optimizer.zero_grad(set_to_none=True)
+                del optimizer
                 gc.collect()
                 if cuda:
                     torch.cuda.empty_cache()

@@ -83,3 +83,24 @@ def test_class_balanced_verdict_loss_alone_trains(train_config):
 def test_a_loss_that_trains_nothing_is_refused(train_config):
     with pytest.raises(ValueError, match="nothing would be trained"):
         build_module(train_config("optim.verdict_loss_weight=0.0", "optim.lm_loss_weight=0.0"))
+
+
+@pytest.mark.parametrize("upcast", [True, False])
+def test_unquantized_weights_are_upcast_only_when_asked(train_config, upcast):
+    cfg = train_config("lora.r=8", "data.batch_size=4", "model.compute_dtype=bfloat16", f"model.upcast_unquantized={upcast}",
+                       "model.gradient_checkpointing=true")
+    module = build_module(cfg)
+    unquantized = {name: p.dtype for name, p in module.net.named_parameters()
+                   if "lora_" not in name and not isinstance(p, bnb.nn.Params4bit)}
+    assert any("norm" in name for name in unquantized) and any("embed_tokens" in name for name in unquantized)
+    assert set(unquantized.values()) == {torch.float32 if upcast else torch.bfloat16}
+    assert {p.dtype for n, p in module.net.named_parameters() if "lora_" in n} == {torch.float32}  # adapters train in fp32
+
+    datamodule = build_datamodule(cfg, module.tokenizer)
+    datamodule.setup("fit")
+    module.train()
+    loss = module.training_step(next(iter(datamodule.train_dataloader())), 0)
+    loss.backward()
+    grads = [p.grad for n, p in module.net.named_parameters() if "lora_B" in n]  # lora_A gets none while B is 0
+    assert torch.isfinite(loss) and grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)

@@ -24,6 +24,10 @@ class ModelSpec:
     compute_dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it, else float32
     quant_storage: str = "uint8"  # dtype holding packed 4-bit weights; bfloat16 lets FSDP shard them
     gradient_checkpointing: bool = False
+    # peft's k-bit preparation casts the weights left unquantized (norms, embeddings, LM head) to float32,
+    # which also makes the residual stream float32: twice the checkpointed activations. false keeps them in
+    # compute_dtype (what trl's SFTTrainer does); the LoRA adapters stay float32 either way.
+    upcast_unquantized: bool = True
     attn_implementation: str | None = None
     trust_remote_code: bool = False
 
@@ -104,8 +108,8 @@ def load_base_model(spec: ModelSpec, path: str | None = None):
     quantization = quantization_config(spec)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
-    else:
-        kwargs["dtype"] = resolve_compute_dtype(spec.compute_dtype)
+    # the weights left unquantized load in the compute dtype too (add_lora may upcast them for training)
+    kwargs["dtype"] = resolve_compute_dtype(spec.compute_dtype)
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
@@ -113,7 +117,7 @@ def add_lora(model, spec: ModelSpec, lora: LoraSpec):
     """Prepare for k-bit training when quantized, then wrap the model with trainable LoRA adapters."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if spec.quantization is not None:
+    if spec.quantization is not None and spec.upcast_unquantized:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=spec.gradient_checkpointing,
