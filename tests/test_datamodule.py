@@ -56,3 +56,22 @@ def test_batch_order_is_reproducible_per_epoch_and_changes_between_epochs():
     assert first == LengthGroupedBatchSampler(list(range(100)), batch_size=4, seed=7).batches()
     sampler.set_epoch(1)
     assert sampler.batches() != first
+
+
+def test_capped_training_set_is_a_seeded_sample_across_sources_not_the_first_rows(train_config, tiny_tokenizer):
+    full = build_datamodule(train_config(), tiny_tokenizer)
+    full.setup("fit")
+    all_ids = [item["id"] for item in full.datasets["train"].items]
+    sources = lambda ids: {i.rsplit("-", 1)[0] for i in ids}  # noqa: E731
+    cap = len(all_ids) // 3
+    assert len(sources(all_ids)) > 1 and len(sources(all_ids[:cap])) == 1, "the sample's split should list sources in blocks"
+
+    def capped(seed):
+        datamodule = build_datamodule(train_config(f"data.max_train_examples={cap}", f"seed={seed}"), tiny_tokenizer)
+        datamodule.setup("fit")
+        return [item["id"] for item in datamodule.datasets["train"].items]
+
+    first = capped(1)
+    assert len(first) == cap and set(first) <= set(all_ids) and len(set(first)) == cap
+    assert sources(first) == sources(all_ids), "every source should be drawn from"
+    assert capped(1) == first and capped(2) != first

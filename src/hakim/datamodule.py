@@ -240,8 +240,11 @@ class JudgeDataModule(L.LightningDataModule):
                 f"split '{split}' of {resolve_dataset_dir(self.dataset_dir)} has no usable rows for {self.style.variant} "
                 f"(report: {report})"
             )
-        if stage_name == "train" and self.max_train_examples is not None:
-            items = items[: self.max_train_examples]
+        if stage_name == "train" and self.max_train_examples is not None and self.max_train_examples < len(items):
+            # a seeded random subset, not the first rows: stored splits are grouped by source, so the first
+            # N rows of a BoolQ + FIB split would be BoolQ alone
+            chosen = random.Random(self.seed).sample(range(len(items)), self.max_train_examples)
+            items = [items[i] for i in sorted(chosen)]
         self.report[stage_name] = report
         if report["truncated_passages"] or report["too_long_even_without_passage"]:
             log.warning(
