@@ -70,6 +70,8 @@ def parse_args(argv=None):
     parser.add_argument("--loss-chunk-size", type=int, default=2048, help="Hakim's optim.loss_chunk_size")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the GPU, for MFU")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="after each row, profile one more step (torch.profiler) and write its top ops to DIR")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4,8" if args.scale == "7b" else "1,2")).split(",")]
     args.seq_len = args.seq_len or (2048 if args.scale == "7b" else 64)
@@ -225,6 +227,27 @@ def set_up_path(model, path: str, compute_dtype, cuda: bool):
     return torch.optim.AdamW(trainable, lr=2e-4, weight_decay=0.0, fused=optimizer == "adamw_torch_fused")
 
 
+def profile_one_step(step, args, cuda: bool) -> None:
+    """Write the top ops of one step by device time (and by CPU time) to --profile; the row's label is set by main."""
+    from pathlib import Path
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+    averages = prof.key_averages()
+    device_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.profile_label}.txt").write_text(
+        f"# by {device_key}\n{averages.table(sort_by=device_key, row_limit=25, max_name_column_width=70)}\n"
+        f"# by cpu_time_total\n{averages.table(sort_by='cpu_time_total', row_limit=15, max_name_column_width=70)}\n")
+
+
 def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> dict:
     import contextlib
 
@@ -258,6 +281,8 @@ def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> d
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     tokens = batch["input_ids"].numel() * args.steps
+    if args.profile:
+        profile_one_step(step, args, cuda)
     result = {"tokens_per_s": tokens / seconds, "loss": loss, "peak_rss_mb": rss.peak}
     if cuda:
         result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -346,6 +371,7 @@ def main(argv=None) -> int:
                 optimizer = set_up_path(model, path, compute_dtype, cuda)
                 row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing,
                        "setup": dict(zip(("unquantized", "adapters", "optimizer"), PATH_SETUP[path]))}
+                args.profile_label = f"{path}_mb{batch_size}_ckpt_{'on' if use_checkpointing else 'off'}"
                 try:
                     row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype))
                     row["mfu"] = row["tokens_per_s"] * per_token / (peak * 1e12) if peak else None
