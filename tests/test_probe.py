@@ -6,7 +6,7 @@ import torch
 
 from hakim.data.dataset_io import read_split
 from hakim.model import ModelSpec
-from hakim.probe import fit_linear_probe, main, run_probe
+from hakim.probe import fit_linear_probe, main, run_probe, seeded_order
 from hakim.prompts import PromptStyle
 
 
@@ -63,3 +63,13 @@ def test_claim_only_probe_from_the_command_line(tiny_model_dir, sample_dataset, 
     result = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert result["input"] == "claim_only" and result["quantization"] is None
     assert "linear probe on frozen tiny (claim_only input)" in capsys.readouterr().out
+
+
+def test_row_samples_are_nested_seeded_and_drawn_across_sources():
+    blocked = ["boolq"] * 600 + ["fib"] * 150  # how stored splits list their rows
+    order = seeded_order(len(blocked))
+    assert sorted(order) == list(range(len(blocked))) and seeded_order(len(blocked)) == order
+    small, large = set(order[:100]), set(order[:400])
+    assert small <= large
+    assert {blocked[i] for i in small} == {"boolq", "fib"}
+    assert 0.1 < sum(blocked[i] == "fib" for i in large) / 400 < 0.3

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,19 +173,29 @@ def select_probe(train: tuple[list[JudgeRecord], torch.Tensor], validation: tupl
     return best, trials
 
 
+def seeded_order(total: int, seed: int = 0) -> list[int]:
+    """A fixed random order of row indices: its prefixes are nested samples drawn across every source.
+
+    Stored splits list one source after another, so "the first n rows" would be one source alone.
+    """
+    return random.Random(seed).sample(range(total), total)
+
+
 def probe_learning_curve(train: tuple[list[JudgeRecord], torch.Tensor], validation: tuple[list[JudgeRecord], torch.Tensor],
                          layer: int, l2: float, sizes: list[int] | None = None) -> list[dict]:
-    """Validation AUROC of the chosen probe fitted on the first n train rows: would more rows help?"""
+    """Validation AUROC of the chosen probe fitted on n train rows (nested seeded samples): would more rows help?"""
     train_records, train_x = train
     val_records, val_x = validation
     total = len(train_records)
     sizes = sizes or sorted({n for n in (100, 200, 400, 800, 1600, 3200) if n < total} | {total})
+    order = seeded_order(total)
     points = []
     for n in sizes:
-        labels = [r.label for r in train_records[:n]]
+        rows = sorted(order[:n])
+        labels = [train_records[i].label for i in rows]
         if min(labels) == max(labels):
             continue
-        probe = fit_linear_probe(train_x[:n, layer], labels, l2)
+        probe = fit_linear_probe(train_x[rows, layer], labels, l2)
         points.append({"train_rows": n, "val_auroc": mean_subset_auroc(val_records, probe.probabilities(val_x[:, layer]))})
     return points
 
@@ -196,8 +207,8 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
     log(f"probe: {model_spec.name} ({model_spec.quantization or model_spec.compute_dtype}), {input_kind} input, dataset {dataset_dir}")
     tokenizer = load_tokenizer(path)
     splits = {name: read_split(dataset_dir, name) for name in ("train", "validation", "eval")}
-    if max_train_rows:
-        splits["train"] = splits["train"][:max_train_rows]
+    if max_train_rows and max_train_rows < len(splits["train"]):
+        splits["train"] = [splits["train"][i] for i in sorted(seeded_order(len(splits["train"]))[:max_train_rows])]
     features = {
         name: cached_features(model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log,
                               batch_size)
