@@ -104,3 +104,41 @@ def test_unquantized_weights_are_upcast_only_when_asked(train_config, upcast):
     grads = [p.grad for n, p in module.net.named_parameters() if "lora_B" in n]  # lora_A gets none while B is 0
     assert torch.isfinite(loss) and grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_training_after_validation_keeps_the_gradients_of_the_4bit_base(train_config):
+    """bitsandbytes repacks 4-bit weights for CPU inference in eval mode, and repacked weights have no backward."""
+    import lightning as L
+
+    cfg = train_config("lora.r=8", "data.batch_size=4", "lora.dropout=0")
+    module = build_module(cfg)
+    for name, parameter in module.net.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero, which would leave every lora_A gradient at zero
+            torch.nn.init.normal_(parameter, std=0.02)
+    datamodule = build_datamodule(cfg, module.tokenizer)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+
+    def lora_gradients():
+        module.train()
+        module.net.zero_grad(set_to_none=True)
+        loss, verdict_loss, _, _ = module.model_step(batch)
+        (loss + verdict_loss).backward()
+        return {name: p.grad.clone() for name, p in module.net.named_parameters() if "lora_A" in name}
+
+    before = lora_gradients()
+    modes_seen = set()
+    layers = [m for m in module.net.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    hooks = [layer.register_forward_pre_hook(lambda layer, _: modes_seen.add(layer.training)) for layer in layers]
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=1)
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    for hook in hooks:
+        hook.remove()
+    assert modes_seen == {True}, "4-bit layers ran in eval mode during validation: bitsandbytes may repack them"
+    assert not any(getattr(layer.weight.quant_state, "packing_format_for_cpu", False) for layer in layers)
+    after = lora_gradients()
+    lowest = next(name for name in before if "layers.0." in name)
+    assert before[lowest].abs().sum() > 0
+    for name in before:
+        assert torch.allclose(before[name], after[name], rtol=1e-4, atol=1e-6), f"{name}: gradient changed after validation"

@@ -142,6 +142,22 @@ def add_lora(model, spec: ModelSpec, lora: LoraSpec):
     return peft_model
 
 
+def keep_4bit_layers_in_training_mode(model) -> int:
+    """Mark every bitsandbytes 4-bit linear layer as training (their children are none); returns how many.
+
+    bitsandbytes repacks a 4-bit weight for its CPU inference kernel on the first eval-mode forward
+    without gradients, and the repacked weight has no backward: a model that trains again afterwards
+    silently loses the gradients through its base layers. Call this after `.eval()` on a model that
+    will train again.
+    """
+    import bitsandbytes as bnb
+
+    layers = [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.training = True
+    return len(layers)
+
+
 def _check_adapter(peft_model) -> None:
     trainable = [name for name, parameter in peft_model.named_parameters() if parameter.requires_grad]
     if not trainable:

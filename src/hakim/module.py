@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
 
-from hakim.model import LoraSpec, ModelSpec, add_lora, backbone_and_head, load_base_model, load_tokenizer, resolve_model_path
+from hakim.model import (LoraSpec, ModelSpec, add_lora, backbone_and_head, keep_4bit_layers_in_training_mode, load_base_model,
+                         load_tokenizer, resolve_model_path)
 from hakim.prompts import IGNORE_INDEX, label_token_ids
 
 
@@ -164,6 +165,14 @@ class JudgeModule(L.LightningModule):
         gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
         if gradients:
             self.log("train/grad_norm", torch.stack(gradients).norm())
+
+    def on_validation_model_eval(self) -> None:
+        super().on_validation_model_eval()
+        # In eval mode bitsandbytes repacks each 4-bit weight for its CPU inference kernel (on CPUs with
+        # AVX-512 BF16) and does not unpack it when training resumes: every later matmul then goes through
+        # an op without autograd, and gradients stop flowing through the frozen base layers. Keeping the
+        # 4-bit layers in training mode (they have no other train/eval behaviour) prevents the repacking.
+        keep_4bit_layers_in_training_mode(self.net)
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         loss, verdict_loss, probability, _ = self.model_step(batch)
