@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
     parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
     parser.add_argument("--max-length", type=int, default=768)
-    parser.add_argument("--max-train-rows", type=int, default=None, help="the first N train rows (default: all)")
+    parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)")
     parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.model.read_text())
