@@ -210,12 +210,17 @@ def batch_of(batch_size: int, config, args, device):
             "labels": labels.to(device)}
 
 
+def path_setup(path: str, cuda: bool) -> tuple[str, str, str]:
+    """(unquantized weights, adapters, optimizer) for `path` on this device: PATH_SETUP on a GPU, float32 on CPU."""
+    return PATH_SETUP[path] if cuda else ("float32", "float32", "adamw_torch")
+
+
 def set_up_path(model, path: str, compute_dtype, cuda: bool):
     """Cast the unquantized weights and the adapters as `path`'s tool would, and build its optimizer."""
     import bitsandbytes as bnb
     import torch
 
-    unquantized, adapters, optimizer = PATH_SETUP[path] if cuda else ("float32", "float32", "adamw_torch")
+    unquantized, adapters, optimizer = path_setup(path, cuda)
     dtypes = {"compute": compute_dtype, "float32": torch.float32}
     for name, parameter in model.named_parameters():
         if isinstance(parameter, bnb.nn.Params4bit):
@@ -227,8 +232,8 @@ def set_up_path(model, path: str, compute_dtype, cuda: bool):
     return torch.optim.AdamW(trainable, lr=2e-4, weight_decay=0.0, fused=optimizer == "adamw_torch_fused")
 
 
-def profile_one_step(step, args, cuda: bool) -> None:
-    """Write the top ops of one step by device time (and by CPU time) to --profile; the row's label is set by main."""
+def profile_one_step(step, args, cuda: bool, label: str) -> None:
+    """Write the top ops of one step by device time (and by CPU time) to --profile/<label>.txt."""
     from pathlib import Path
 
     import torch
@@ -243,12 +248,12 @@ def profile_one_step(step, args, cuda: bool) -> None:
     device_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.profile_label}.txt").write_text(
+    (out / f"{label}.txt").write_text(
         f"# by {device_key}\n{averages.table(sort_by=device_key, row_limit=25, max_name_column_width=70)}\n"
         f"# by cpu_time_total\n{averages.table(sort_by='cpu_time_total', row_limit=15, max_name_column_width=70)}\n")
 
 
-def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> dict:
+def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype, label: str) -> dict:
     import contextlib
 
     import torch
@@ -282,7 +287,7 @@ def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype) -> d
         seconds = time.perf_counter() - start
     tokens = batch["input_ids"].numel() * args.steps
     if args.profile:
-        profile_one_step(step, args, cuda)
+        profile_one_step(step, args, cuda, label)
     result = {"tokens_per_s": tokens / seconds, "loss": loss, "peak_rss_mb": rss.peak}
     if cuda:
         result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -370,10 +375,11 @@ def main(argv=None) -> int:
                 (fuse_lora_dropout if path == "hakim" else unfuse_lora_dropout)(model)
                 optimizer = set_up_path(model, path, compute_dtype, cuda)
                 row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing,
-                       "setup": dict(zip(("unquantized", "adapters", "optimizer"), PATH_SETUP[path]))}
-                args.profile_label = f"{path}_mb{batch_size}_ckpt_{'on' if use_checkpointing else 'off'}"
+                       "setup": dict(zip(("unquantized", "adapters", "optimizer"), path_setup(path, cuda)))}
+                label = f"{path}_mb{batch_size}_ckpt_{'on' if use_checkpointing else 'off'}"
                 try:
-                    row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype))
+                    row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype,
+                                       label))
                     row["mfu"] = row["tokens_per_s"] * per_token / (peak * 1e12) if peak else None
                 except torch.OutOfMemoryError:
                     row["oom"] = True
