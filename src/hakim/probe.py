@@ -6,7 +6,7 @@ prefix, exactly as the judge is asked), keep the hidden state of every layer at 
 position, fit a class-balanced logistic regression per layer on the train split, choose layer and
 L2 strength on validation (mean per-subset AUROC), choose a threshold per source on validation,
 and report the held-out evaluation subset with bootstrap intervals, plus a learning curve (the
-chosen probe refitted on the first 100, 200, 400, … train rows). If no layer beats chance, LoRA on
+chosen probe refitted on nested seeded samples of 100, 200, 400, … train rows). If no layer beats chance, LoRA on
 top of that model has little to find in the data it is given; `--input claim_only` (passage
 removed) shows how much a judge could score from the claim alone.
 
