@@ -1,6 +1,7 @@
 """Runs are reproducible from their saved config, and W&B (offline) gets config and metrics without secrets."""
 
 import csv
+import time
 
 from conftest import compose_config
 from hakim.evaluation import evaluate
@@ -19,7 +20,16 @@ def offline_record(run_dir) -> bytes:
     """The bytes of the one offline W&B run under run_dir (what `wandb sync` would upload)."""
     runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1, runs
-    return runs[0].read_bytes()
+    # W&B's service process can still be writing the file when run.finish() returns (seen once in a
+    # full-suite run: only the file header was there); read it once it has stopped growing
+    record, deadline = runs[0].read_bytes(), time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        again = runs[0].read_bytes()
+        if again == record and len(record) > 64:
+            break
+        record = again
+    return record
 
 
 def test_rerun_from_a_saved_config_gives_the_same_losses(workspace, tiny_model_dir, sample_dataset, tmp_path):
