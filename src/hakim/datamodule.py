@@ -147,6 +147,7 @@ class JudgeDataModule(L.LightningDataModule):
         instruction_language: str = "ms",
         reasoning_first: bool = True,
         claim_position: str = "after",
+        passage_sentences: int | None = None,
         max_length: int = 1024,
         batch_size: int = 8,
         eval_batch_size: int = 16,
@@ -161,7 +162,7 @@ class JudgeDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset_dir = dataset_dir
         self.style = PromptStyle(variant=variant, instruction_language=instruction_language, reasoning_first=reasoning_first,
-                                 claim_position=claim_position)
+                                 claim_position=claim_position, passage_sentences=passage_sentences)
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size

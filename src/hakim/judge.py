@@ -44,8 +44,9 @@ class Verdict:
 
 def style_from_run_config(config: dict) -> PromptStyle:
     variant = config["variant"]
+    # runs made before claim_position / passage_sentences existed read as their defaults
     return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"],
-                       variant.get("claim_position", "after"))  # runs made before claim_position existed
+                       variant.get("claim_position", "after"), variant.get("passage_sentences"))
 
 
 def read_thresholds(run_dir: Path) -> tuple[float, dict[str, float]]:

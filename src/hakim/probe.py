@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", default="full", choices=INPUTS)
     parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
     parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
+    parser.add_argument("--passage-sentences", type=int, default=None,
+                        help="keep only the N passage sentences closest to the claim (default: whole passages)")
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)")
     parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     config["cache_dir"] = args.cache_dir
     config["quantization"] = None if args.quantization == "none" else args.quantization
     config["compute_dtype"] = args.compute_dtype
-    style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position)
+    style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position,
+                        passage_sentences=args.passage_sentences)
     torch.manual_seed(0)
     result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input,
                        args.max_train_rows, batch_size=args.batch_size)

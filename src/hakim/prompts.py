@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from hakim.passage_focus import focus_passage
+
 VERDICT_KEY = "jawapan"
 REASONING_KEY = "penaakulan"
 LABEL_TOKENS = {1: "1", 0: "0"}
@@ -65,6 +67,7 @@ class PromptStyle:
     instruction_language: str = "ms"
     reasoning_first: bool = True
     claim_position: str = "after"  # after | before | both (before and again after the passage)
+    passage_sentences: int | None = None  # keep only the N sentences closest to the claim (passage_focus)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -73,6 +76,8 @@ class PromptStyle:
             raise ValueError(f"instruction_language must be one of {tuple(INSTRUCTIONS)}, got {self.instruction_language!r}")
         if self.claim_position not in CLAIM_POSITIONS:
             raise ValueError(f"claim_position must be one of {CLAIM_POSITIONS}, got {self.claim_position!r}")
+        if self.passage_sentences is not None and self.passage_sentences < 1:
+            raise ValueError(f"passage_sentences must be at least 1 or null, got {self.passage_sentences!r}")
 
 
 def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> str:
@@ -83,6 +88,8 @@ def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> s
         answer_format = text["format_v2"]
     else:
         answer_format = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
+    if style.passage_sentences is not None:
+        passage = focus_passage(passage, claim, style.passage_sentences)
     claim_line = f"{claim_name}: {claim}\n\n"
     before = claim_line if style.claim_position in ("before", "both") else ""
     after = claim_line if style.claim_position in ("after", "both") else ""
@@ -189,7 +196,13 @@ def encode_prompt(tokenizer, passage: str, claim: str, source: str, style: Promp
 
 
 def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, reserved: int, max_length: int):
-    """Prompt ids whose passage is cut (with a mark) until `reserved` more tokens fit in max_length."""
+    """Prompt ids whose passage is cut (with a mark) until `reserved` more tokens fit in max_length.
+
+    A focused passage (style.passage_sentences) is focused first and cut after, so the cut falls on
+    the sentences the judge will read; focusing the cut text again keeps it as it is.
+    """
+    if style.passage_sentences is not None:
+        passage = focus_passage(passage, claim, style.passage_sentences)
     original_ids = None
     truncated = False
     for _ in range(6):

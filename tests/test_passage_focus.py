@@ -1,0 +1,83 @@
+"""A focused passage keeps the sentences that share the claim's rare words, and every path sees the same one."""
+
+import pytest
+
+from hakim.data.records import JudgeRecord
+from hakim.judge import style_from_run_config
+from hakim.passage_focus import GAP_MARK, focus_passage, split_sentences
+from hakim.prompts import PromptStyle, encode_example, encode_for_scoring, label_token_ids, user_message
+
+PASSAGE = (
+    "Kuala Lumpur ialah ibu negara Malaysia. "
+    "Bandar itu terkenal dengan Menara Berkembar Petronas. "
+    "Menara itu siap dibina pada tahun 1998. "
+    "Pelancong datang dari seluruh dunia. "
+    "Ramai yang menaiki jambatan langit menara itu."
+)
+
+
+def test_sentences_split_after_end_marks_only():
+    assert split_sentences("Satu. Dua? Tiga! Empat 3.5 peratus") == ["Satu.", "Dua?", "Tiga!", "Empat 3.5 peratus"]
+    assert split_sentences("  ") == []
+
+
+def test_keeps_the_sentences_sharing_the_claims_words_in_passage_order_and_marks_gaps():
+    focused = focus_passage(PASSAGE, "adakah menara petronas siap pada tahun 1998", 2)
+    assert focused == (
+        f"{GAP_MARK} Bandar itu terkenal dengan Menara Berkembar Petronas. "
+        f"Menara itu siap dibina pada tahun 1998. {GAP_MARK}"
+    )
+
+
+def test_words_in_every_sentence_do_not_decide():
+    # "itu" and "menara" are in three sentences; "pelancong" in one: the rare shared word wins
+    focused = focus_passage(PASSAGE, "adakah menara itu dikunjungi pelancong", 1)
+    assert focused == f"{GAP_MARK} Pelancong datang dari seluruh dunia. {GAP_MARK}"
+
+
+def test_short_passages_stay_whole_and_focusing_twice_changes_nothing():
+    assert focus_passage("Satu ayat sahaja.", "ayat", 3) == "Satu ayat sahaja."
+    once = focus_passage(PASSAGE, "menara petronas 1998", 2)
+    assert focus_passage(once, "menara petronas 1998", 2) == once
+
+
+def test_no_shared_word_keeps_the_opening_sentences():
+    assert focus_passage(PASSAGE, "zzz", 1) == f"Kuala Lumpur ialah ibu negara Malaysia. {GAP_MARK}"
+
+
+def test_zero_sentences_is_refused():
+    with pytest.raises(ValueError, match="passage_sentences"):
+        PromptStyle("v2", passage_sentences=0)
+    with pytest.raises(ValueError, match="passage_sentences"):
+        focus_passage(PASSAGE, "menara", 0)
+
+
+def test_training_and_scoring_read_the_same_focused_passage(tiny_tokenizer):
+    style = PromptStyle("v2", passage_sentences=1)
+    record = JudgeRecord(id="r", source="boolq", language="ms", passage=PASSAGE,
+                         claim="adakah menara itu dikunjungi pelancong", label=1, doc_id="d")
+    encoded = encode_example(tiny_tokenizer, record, style, 512, label_token_ids(tiny_tokenizer))
+    scoring_ids, truncated = encode_for_scoring(tiny_tokenizer, record.passage, record.claim, record.source, style, 512)
+    assert scoring_ids == encoded.input_ids[: encoded.verdict_index] and not truncated
+    text = tiny_tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
+    assert "Pelancong datang" in text and "Kuala Lumpur" not in text
+    whole = encode_example(tiny_tokenizer, record, PromptStyle("v2"), 512, label_token_ids(tiny_tokenizer))
+    assert len(encoded.input_ids) < len(whole.input_ids)
+    assert "Pelancong datang" in user_message(record.passage, record.claim, "boolq", style)
+
+
+def test_a_long_focused_passage_is_cut_within_the_kept_sentences(tiny_tokenizer):
+    long_sentence = "Menara itu tinggi " + "sekali " * 300 + "."
+    passage = f"Ayat pertama. {long_sentence} Ayat ketiga tentang pelancong."
+    style = PromptStyle("v2", passage_sentences=1)
+    record = JudgeRecord(id="r", source="boolq", language="ms", passage=passage, claim="menara tinggi", label=0, doc_id="d")
+    encoded = encode_example(tiny_tokenizer, record, style, 200, label_token_ids(tiny_tokenizer))
+    text = tiny_tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
+    assert encoded.truncated and len(encoded.input_ids) <= 200
+    assert "Menara itu tinggi" in text and "Ayat pertama" not in text and "pelancong" not in text
+
+
+def test_runs_keep_their_focus_and_older_runs_read_whole_passages():
+    variant = {"variant": "v2", "instruction_language": "ms", "reasoning_first": True}
+    assert style_from_run_config({"variant": variant}).passage_sentences is None
+    assert style_from_run_config({"variant": {**variant, "passage_sentences": 3}}).passage_sentences == 3
