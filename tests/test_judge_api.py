@@ -9,6 +9,7 @@ from hakim.data.dataset_io import read_split
 from hakim.export import export_merged
 from hakim.judge import Judge
 from hakim.judge_cli import main as judge_cli
+from hakim.model import label_pair_logits
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,28 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
         assert verdict.label == int(verdict.probability >= stored["by_source"].get(source, stored["threshold"]))
     exported = json.loads((export_merged(run_dir, tmp_path / "merged", dtype="float32") / "hakim_judge.json").read_text())
     assert exported["source_thresholds"] == stored["by_source"]
+
+
+def test_verdict_logits_keep_float32_resolution_under_a_bf16_head():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(64, 10, bias=True)
+    with torch.no_grad():  # like a judge's: large label logits (~30, rounded by bf16 to steps of 0.125-0.25), small margins
+        head.weight[3] = head.weight[3].sign() * 1.0
+        head.weight[7] = head.weight[3] + 0.02 * torch.randn(64)
+    head = head.to(torch.bfloat16)
+    states = (torch.randn(60, 64) * 0.3 + head.weight[3].detach()).to(torch.bfloat16)
+    label_ids = {0: 3, 1: 7}
+    reference = (states.double() @ head.weight.double().T + head.bias.double())[:, [3, 7]]
+    pair = label_pair_logits(states, head, label_ids)
+    assert pair.dtype == torch.float32
+    torch.testing.assert_close(pair.double(), reference, rtol=1e-5, atol=1e-4)
+    margins = pair[:, 1] - pair[:, 0]
+    assert len(set(margins.tolist())) == len(states)
+    rounded = head(states)[:, [7]].float() - head(states)[:, [3]].float()
+    assert len(set(rounded.flatten().tolist())) < len(states) / 3  # what a bf16 head alone gives: ties
+
+
+def test_a_head_that_is_not_a_plain_linear_is_applied_as_it_is():
+    head = torch.nn.Sequential(torch.nn.Linear(8, 5), torch.nn.Tanh())
+    states = torch.randn(4, 8)
+    torch.testing.assert_close(label_pair_logits(states, head, {0: 1, 1: 4}), head(states)[:, [1, 4]])

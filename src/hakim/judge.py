@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from hakim.model import LoraSpec, ModelSpec, backbone_and_head, load_adapter, load_base_model, load_tokenizer
+from hakim.model import (LoraSpec, ModelSpec, backbone_and_head, label_pair_logits, load_adapter, load_base_model,
+                         load_tokenizer)
 from hakim.prompts import (
     VERDICT_KEY,
     PromptStyle,
@@ -166,8 +167,7 @@ class Judge:
             input_ids, attention = self._padded([sequences[i] for i in batch], left=False)
             hidden = backbone(input_ids=input_ids, attention_mask=attention).last_hidden_state
             last = attention.sum(dim=1) - 1
-            logits = head(hidden[torch.arange(len(batch), device=hidden.device), last]).float()
-            pair = torch.stack([logits[:, self.label_ids[0]], logits[:, self.label_ids[1]]], dim=-1)
+            pair = label_pair_logits(hidden[torch.arange(len(batch), device=hidden.device), last], head, self.label_ids)
             for index, probability in zip(batch, pair.softmax(dim=-1)[:, 1].tolist()):
                 result[index] = probability
         return result, [truncated for _, truncated in encoded]

@@ -173,6 +173,21 @@ def load_adapter(base_model, adapter_dir: str | Path, trainable: bool = False):
     return PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=trainable)
 
 
+def label_pair_logits(states: torch.Tensor, head: torch.nn.Module, label_ids: dict[int, int]) -> torch.Tensor:
+    """(rows, 2) float32 logits of label 0 and label 1 from hidden states at the verdict position.
+
+    Computed in float32 from the head's two label rows: a bf16 head rounds logits of magnitude 16–64
+    to steps of 0.125–0.25, so P(1) = sigmoid(logit₁ − logit₀) took a dozen distinct values and AUROC,
+    thresholds and calibration were measured on ties. A head that is not a plain Linear (LoRA-wrapped,
+    quantized) is applied as it is and only its output upcast.
+    """
+    pair_ids = [label_ids[0], label_ids[1]]
+    if type(head) is torch.nn.Linear and head.weight.is_floating_point():
+        logits = states.float() @ head.weight[pair_ids].float().T
+        return logits + head.bias[pair_ids].float() if head.bias is not None else logits
+    return head(states).float()[:, pair_ids]
+
+
 def backbone_and_head(peft_or_causal_lm):
     """The decoder that yields hidden states and the vocabulary projection, LoRA layers included."""
     causal_lm = peft_or_causal_lm.get_base_model() if hasattr(peft_or_causal_lm, "get_base_model") else peft_or_causal_lm

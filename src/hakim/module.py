@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
 
-from hakim.model import (LoraSpec, ModelSpec, add_lora, backbone_and_head, keep_4bit_layers_in_training_mode, load_base_model,
-                         load_tokenizer, resolve_model_path)
+from hakim.model import (LoraSpec, ModelSpec, add_lora, backbone_and_head, keep_4bit_layers_in_training_mode, label_pair_logits,
+                         load_base_model, load_tokenizer, resolve_model_path)
 from hakim.prompts import IGNORE_INDEX, label_token_ids
 
 
@@ -47,8 +47,7 @@ def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head:
     """P(label 1) from the two label-token logits at the position that predicts the verdict token."""
     rows = torch.arange(hidden.size(0), device=hidden.device)
     states = hidden[rows, verdict_index - 1]
-    logits = head(states).float()
-    pair = torch.stack([logits[:, label_ids[0]], logits[:, label_ids[1]]], dim=-1)
+    pair = label_pair_logits(states, head, label_ids)
     return pair.softmax(dim=-1)[:, 1], pair
 
 
