@@ -10,6 +10,7 @@ from hakim.export import export_merged
 from hakim.judge import Judge
 from hakim.judge_cli import main as judge_cli
 from hakim.model import label_pair_logits
+from hakim.prompts import target_parts
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,25 @@ def test_generate_mode_reports_unparsed_answers_instead_of_guessing(tiny_run, ev
             assert verdict.parse_error and verdict.probability is None
         else:
             assert verdict.parse_error is None
+
+
+def test_generate_mode_reports_the_verdict_probability_score_mode_gives(tiny_run):
+    judge = Judge.load(tiny_run, max_new_tokens=16)
+    before, _, after = target_parts(1, None, judge.style)
+    ids = lambda text: judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+    answer = torch.tensor(ids(before) + [judge.label_ids[1]] + ids(after) + [judge.tokenizer.eos_token_id])
+
+    def write_a_clean_answer(input_ids, **_):  # a judge that answers {"jawapan": 1} whatever it is asked
+        return torch.cat([input_ids, answer.expand(input_ids.size(0), -1)], dim=1)
+
+    judge.model.generate = write_a_clean_answer
+    items = [("Kuala Lumpur ialah ibu negara Malaysia.", "adakah kl ibu negara", "boolq"),
+             ("Menara itu siap pada tahun 1998.", "Menara itu siap pada tahun 1998.", "fib"),
+             ("Harimau Malaya ialah harimau.", "adakah harimau malaya sejenis kucing", "boolq")]
+    generated = judge.judge_batch(items, mode="generate")
+    scored = judge.judge_batch(items, mode="score")
+    assert [v.label for v in generated] == [1, 1, 1]
+    assert [v.probability for v in generated] == pytest.approx([v.probability for v in scored], abs=1e-5)
 
 
 def test_exported_model_judges_like_base_plus_adapter(tiny_run, eval_items, tmp_path):

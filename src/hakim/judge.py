@@ -160,8 +160,11 @@ class Judge:
     @torch.no_grad()
     def probabilities(self, items: list[tuple[str, str, str]]) -> tuple[list[float], list[bool]]:
         encoded = [encode_for_scoring(self.tokenizer, p, c, s, self.style, self.max_length) for p, c, s in items]
-        sequences = [ids for ids, _ in encoded]
-        result = [0.0] * len(items)
+        return self._next_token_probabilities([ids for ids, _ in encoded]), [truncated for _, truncated in encoded]
+
+    def _next_token_probabilities(self, sequences: list[list[int]]) -> list[float]:
+        """P(1) for the token after each sequence, from float32 label logits (one forward pass per batch)."""
+        result = [0.0] * len(sequences)
         backbone, head = backbone_and_head(self.model)
         for batch in self._batches(sequences):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=False)
@@ -170,7 +173,7 @@ class Judge:
             pair = label_pair_logits(hidden[torch.arange(len(batch), device=hidden.device), last], head, self.label_ids)
             for index, probability in zip(batch, pair.softmax(dim=-1)[:, 1].tolist()):
                 result[index] = probability
-        return result, [truncated for _, truncated in encoded]
+        return result
 
     def threshold_for(self, source: str) -> float:
         return self.source_thresholds.get(source, self.threshold)
@@ -185,29 +188,32 @@ class Judge:
         encoded = [encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
                    for p, c, s in items]
         sequences = [ids for ids, _ in encoded]
-        verdicts: list[Verdict | None] = [None] * len(items)
+        answers: list[tuple[list[int], str, object] | None] = [None] * len(items)
         for batch in self._batches(sequences):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=True)
             output = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=self.max_new_tokens, do_sample=False,
-                pad_token_id=self.tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True,
+                pad_token_id=self.tokenizer.pad_token_id,
             )
-            new_tokens = output.sequences[:, input_ids.size(1):]
             for row, index in enumerate(batch):
-                tokens = new_tokens[row].tolist()
+                tokens = output[row, input_ids.size(1):].tolist()
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                parsed = parse_verdict(text)
-                probability = self._verdict_probability(tokens, [step[row] for step in output.scores]) if parsed.label is not None else None
-                verdicts[index] = Verdict(parsed.label, probability, parsed.reasoning, text, parsed.error, encoded[index][1])
-        return verdicts
+                answers[index] = (tokens, text, parse_verdict(text))
+        # P(1) where the answer wrote its verdict, scored again in float32 over prompt + answer so far:
+        # generate's own scores come from the model's dtype (bf16 rounds them to a dozen values).
+        verdict_at = {index: self._verdict_position(tokens) for index, (tokens, _, parsed) in enumerate(answers)
+                      if parsed.label is not None}
+        scored = [index for index, position in verdict_at.items() if position is not None]
+        probabilities = dict(zip(scored, self._next_token_probabilities(
+            [sequences[index] + answers[index][0][:verdict_at[index]] for index in scored])))
+        return [Verdict(parsed.label, probabilities.get(index), parsed.reasoning, text, parsed.error, encoded[index][1])
+                for index, (_, text, parsed) in enumerate(answers)]
 
-    def _verdict_probability(self, tokens: list[int], step_logits: list[torch.Tensor]) -> float | None:
-        """P(1) at the generated step that wrote the verdict (the last label token after the verdict key)."""
+    def _verdict_position(self, tokens: list[int]) -> int | None:
+        """Index of the generated label token that is the verdict (the last one after the verdict key)."""
         for position in range(len(tokens) - 1, -1, -1):
             if tokens[position] in self.label_ids.values():
                 before = self.tokenizer.decode(tokens[:position], skip_special_tokens=True)
                 if before.rstrip().endswith(f'"{VERDICT_KEY}":'):
-                    logits = step_logits[position].float()
-                    pair = torch.stack([logits[self.label_ids[0]], logits[self.label_ids[1]]])
-                    return float(pair.softmax(dim=-1)[1])
+                    return position
         return None
