@@ -21,6 +21,7 @@ from hakim.model import (LoraSpec, ModelSpec, backbone_and_head, label_pair_logi
                          load_tokenizer)
 from hakim.prompts import (
     VERDICT_KEY,
+    ParsedVerdict,
     PromptStyle,
     encode_for_generation,
     encode_for_scoring,
@@ -188,7 +189,7 @@ class Judge:
         encoded = [encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
                    for p, c, s in items]
         sequences = [ids for ids, _ in encoded]
-        answers: list[tuple[list[int], str, object] | None] = [None] * len(items)
+        answers: list[tuple[list[int], str, ParsedVerdict] | None] = [None] * len(items)
         for batch in self._batches(sequences):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=True)
             output = self.model.generate(
