@@ -23,6 +23,9 @@ from hakim.prompts import IGNORE_INDEX, PromptStyle, encode_example, label_token
 log = logging.getLogger(__name__)
 
 
+# what an encoded item holds; part of the cache key, so caches written before a field existed are rebuilt
+ITEM_FIELDS = ("id", "source", "label", "input_ids", "labels", "verdict_index")
+
 class EncodedDataset(Dataset):
     def __init__(self, items: list[dict]):
         self.items = items
@@ -134,6 +137,7 @@ def collate(items: list[dict], pad_id: int) -> dict:
         "verdict_index": torch.tensor([item["verdict_index"] for item in items]),
         "target": torch.tensor([item["label"] for item in items]),
         "ids": [item["id"] for item in items],
+        "sources": [item["source"] for item in items],
     }
 
 
@@ -187,7 +191,8 @@ class JudgeDataModule(L.LightningDataModule):
 
     def _cache_path(self, split: str) -> Path:
         key = json.dumps(
-            [self.data_fingerprint, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length],
+            [self.data_fingerprint, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length,
+             ITEM_FIELDS],
             sort_keys=True,
         )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
@@ -209,6 +214,7 @@ class JudgeDataModule(L.LightningDataModule):
             items.append(
                 {
                     "id": record.id,
+                    "source": record.source,
                     "label": record.label,
                     "input_ids": encoded.input_ids,
                     "labels": encoded.labels,

@@ -107,7 +107,8 @@ class JudgeModule(L.LightningModule):
         self.net.train()
         self.strict_loading = False
         self.tokens_trained = 0
-        self.val_metrics = _metrics("val/")
+        self.val_by_source = torch.nn.ModuleDict()
+        self.scored_sources: list[str] = []
         self.best_balanced_acc = -math.inf
 
     def _hidden(self, batch: dict) -> torch.Tensor:
@@ -173,23 +174,57 @@ class JudgeModule(L.LightningModule):
         # 4-bit layers in training mode (they have no other train/eval behaviour) prevents the repacking.
         keep_4bit_layers_in_training_mode(self.net)
 
+    def setup(self, stage: str) -> None:
+        """One set of validation metrics per source (task): pooled over BoolQ (62% yes) and FIB (15%
+        consistent), AUROC and balanced accuracy reward knowing the task, not reading the passage."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        validation = getattr(datamodule, "datasets", {}).get("validation")
+        if validation is None or len(self.val_by_source):
+            return
+        labels_by_source: dict[str, set[int]] = {}
+        for item in validation.items:
+            labels_by_source.setdefault(item["source"], set()).add(item["label"])
+        for source in sorted(labels_by_source):
+            self.val_by_source[source] = _metrics(f"val/{source}/")
+        # the val/* means cover the sources whose validation rows hold both classes (else every source)
+        self.scored_sources = [s for s in sorted(labels_by_source) if len(labels_by_source[s]) == 2] or sorted(labels_by_source)
+
     def validation_step(self, batch: dict, batch_index: int) -> None:
         loss, verdict_loss, probability, _ = self.model_step(batch)
         size = batch["input_ids"].size(0)
         self.log("val/loss", loss, prog_bar=True, batch_size=size)
         self.log("val/verdict_loss", verdict_loss, batch_size=size)
-        self.val_metrics["val/acc"].update(probability, batch["target"])
-        self.val_metrics["val/f1"].update(probability, batch["target"])
-        self.val_metrics["val/balanced_acc"].update((probability >= 0.5).long(), batch["target"])
-        self.val_metrics["val/auroc"].update(probability, batch["target"])
+        for source in set(batch["sources"]):
+            rows = torch.tensor([s == source for s in batch["sources"]], device=probability.device)
+            if source not in self.val_by_source:  # validation rows that setup() did not see (a loader passed in)
+                self.val_by_source[source] = _metrics(f"val/{source}/").to(probability.device)
+            metrics = self.val_by_source[source]
+            p, target = probability[rows], batch["target"][rows]
+            metrics[f"val/{source}/acc"].update(p, target)
+            metrics[f"val/{source}/f1"].update(p, target)
+            metrics[f"val/{source}/balanced_acc"].update((p >= 0.5).long(), target)
+            metrics[f"val/{source}/auroc"].update(p, target)
+            self.val_sources_seen.add(source)
         self.val_predictions.extend(zip(batch["ids"], batch["target"].tolist(), probability.tolist()))
 
     def on_validation_epoch_start(self) -> None:
         self.val_predictions: list[tuple[str, int, float]] = []
+        self.val_sources_seen: set[str] = set()
+
+    def _source_mean_metrics(self) -> dict[str, torch.Tensor]:
+        """Every source's validation metrics, and val/<metric> as their mean over the scored sources."""
+        values: dict[str, torch.Tensor] = {}
+        for source, metrics in self.val_by_source.items():
+            if source in self.val_sources_seen:
+                values.update(metrics.compute())
+            metrics.reset()
+        scored = [s for s in self.scored_sources if s in self.val_sources_seen] or sorted(self.val_sources_seen)
+        for name in ("acc", "f1", "balanced_acc", "auroc"):
+            values[f"val/{name}"] = torch.stack([values[f"val/{s}/{name}"].float() for s in scored]).mean()
+        return values
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
+        values = self._source_mean_metrics()
         for logger in self.loggers:
             if hasattr(logger, "log_table") and not self.trainer.sanity_checking:
                 rows = [[id_, label, probability] for id_, label, probability in self.val_predictions]
