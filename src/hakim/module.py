@@ -204,21 +204,27 @@ class JudgeModule(L.LightningModule):
             metrics[f"val/{source}/f1"].update(p, target)
             metrics[f"val/{source}/balanced_acc"].update((p >= 0.5).long(), target)
             metrics[f"val/{source}/auroc"].update(p, target)
-            self.val_sources_seen.add(source)
+            self.val_rows_by_source[source] = self.val_rows_by_source.get(source, 0) + int(rows.sum())
         self.val_predictions.extend(zip(batch["ids"], batch["target"].tolist(), probability.tolist()))
 
     def on_validation_epoch_start(self) -> None:
         self.val_predictions: list[tuple[str, int, float]] = []
-        self.val_sources_seen: set[str] = set()
+        self.val_rows_by_source: dict[str, int] = {}
 
     def _source_mean_metrics(self) -> dict[str, torch.Tensor]:
         """Every source's validation metrics, and val/<metric> as their mean over the scored sources."""
+        # Which sources had rows, summed over ranks: every rank must compute (and so sync) the same metrics,
+        # and a source with no rows this round (limit_val_batches) has no AUROC to compute.
+        names = list(self.val_by_source.keys())
+        rows = torch.tensor([float(self.val_rows_by_source.get(name, 0)) for name in names], device=self.device)
+        rows = self.trainer.strategy.reduce(rows, reduce_op="sum")
+        seen = [name for name, count in zip(names, rows.tolist()) if count > 0]
         values: dict[str, torch.Tensor] = {}
         for source, metrics in self.val_by_source.items():
-            if source in self.val_sources_seen:
+            if source in seen:
                 values.update(metrics.compute())
             metrics.reset()
-        scored = [s for s in self.scored_sources if s in self.val_sources_seen] or sorted(self.val_sources_seen)
+        scored = [s for s in self.scored_sources if s in seen] or seen
         for name in ("acc", "f1", "balanced_acc", "auroc"):
             values[f"val/{name}"] = torch.stack([values[f"val/{s}/{name}"].float() for s in scored]).mean()
         return values
