@@ -111,7 +111,7 @@ def run_hakim(args) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from hakim.datamodule import EncodedDataset, LengthGroupedBatchSampler, collate
+    from hakim.datamodule import EncodedDataset, LengthGroupedBatchSampler, collate, encoded_item
     from hakim.model import LoraSpec
     from hakim.module import JudgeModule
     from hakim.prompts import encode_example, label_token_ids
@@ -126,9 +126,8 @@ def run_hakim(args) -> dict:
     label_ids = label_token_ids(tokenizer)
     items = []
     for row in rows:  # what JudgeDataModule._encode_split does, without a prepared dataset on disk
-        encoded = encode_example(tokenizer, common.to_record(row), style, args.max_length, label_ids)
-        items.append({"id": row["id"], "label": row["label"], "input_ids": encoded.input_ids,
-                      "labels": encoded.labels, "verdict_index": encoded.verdict_index})
+        record = common.to_record(row)
+        items.append(encoded_item(record, encode_example(tokenizer, record, style, args.max_length, label_ids)))
     dataset = EncodedDataset(items)
     loader = DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, args.batch_size, args.seed),
                         collate_fn=functools.partial(collate, pad_id=tokenizer.pad_token_id))

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 # what an encoded item holds; part of the cache key, so caches written before a field existed are rebuilt
 ITEM_FIELDS = ("id", "source", "label", "input_ids", "labels", "verdict_index")
 
+
+def encoded_item(record, encoded) -> dict:
+    """What the loaders serve for one row: its JudgeRecord's identity and its EncodedExample's ids."""
+    return {"id": record.id, "source": record.source, "label": record.label, "input_ids": encoded.input_ids,
+            "labels": encoded.labels, "verdict_index": encoded.verdict_index}
+
 class EncodedDataset(Dataset):
     def __init__(self, items: list[dict]):
         self.items = items
@@ -211,16 +217,7 @@ class JudgeDataModule(L.LightningDataModule):
                 continue
             if encoded.truncated:
                 truncated.append(record.id)
-            items.append(
-                {
-                    "id": record.id,
-                    "source": record.source,
-                    "label": record.label,
-                    "input_ids": encoded.input_ids,
-                    "labels": encoded.labels,
-                    "verdict_index": encoded.verdict_index,
-                }
-            )
+            items.append(encoded_item(record, encoded))
         report = {
             "rows": len(records),
             "used": len(items),
