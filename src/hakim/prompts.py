@@ -13,7 +13,7 @@ invalid JSON because reasoning was pasted in unescaped):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hakim.passage_focus import focus_passage
 
@@ -198,11 +198,12 @@ def encode_prompt(tokenizer, passage: str, claim: str, source: str, style: Promp
 def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, reserved: int, max_length: int):
     """Prompt ids whose passage is cut (with a mark) until `reserved` more tokens fit in max_length.
 
-    A focused passage (style.passage_sentences) is focused first and cut after, so the cut falls on
-    the sentences the judge will read; focusing the cut text again keeps it as it is.
+    A focused passage (style.passage_sentences) is focused once, here, and cut after, so the cut falls
+    on the sentences the judge will read; the prompts below are rendered without focusing again.
     """
     if style.passage_sentences is not None:
         passage = focus_passage(passage, claim, style.passage_sentences)
+        style = replace(style, passage_sentences=None)
     original_ids = None
     truncated = False
     for _ in range(6):
