@@ -2,7 +2,8 @@
 
 import torch
 
-from hakim.datamodule import LengthGroupedBatchSampler
+from hakim.data.dataset_io import read_split
+from hakim.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
 from hakim.prompts import IGNORE_INDEX
 from hakim.training import build_datamodule
 from hakim.model import load_tokenizer
@@ -29,6 +30,16 @@ def test_tokenized_splits_are_cached_and_reused(train_config, tiny_tokenizer, mo
     monkeypatch.setattr(second, "_encode_split", lambda split: (_ for _ in ()).throw(AssertionError("re-tokenized")))
     second.setup("fit")
     assert [item["input_ids"] for item in second.datasets["train"].items] == [item["input_ids"] for item in first.datasets["train"].items]
+
+
+def test_served_items_hold_exactly_the_fields_the_cache_key_names(train_config, tiny_tokenizer):
+    datamodule = build_datamodule(train_config(), tiny_tokenizer)
+    datamodule.setup("fit")
+    for split in ("train", "validation"):
+        records = {record.id: record for record in read_split(datamodule.dataset_dir, split)}
+        items = datamodule.datasets[split].items
+        assert items and all(set(item) == set(ITEM_FIELDS) for item in items)
+        assert all((item["source"], item["label"]) == (records[item["id"]].source, records[item["id"]].label) for item in items)
 
 
 def test_truncation_is_counted(train_config, tiny_tokenizer):

@@ -23,14 +23,18 @@ from hakim.prompts import IGNORE_INDEX, PromptStyle, encode_example, label_token
 log = logging.getLogger(__name__)
 
 
-# what an encoded item holds; part of the cache key, so caches written before a field existed are rebuilt
-ITEM_FIELDS = ("id", "source", "label", "input_ids", "labels", "verdict_index")
+# what an encoded item holds: a JudgeRecord's identity and its EncodedExample's ids. The names are part of
+# the tokenized cache's key, so caches written before a field existed are rebuilt.
+RECORD_FIELDS = ("id", "source", "label")
+ENCODED_FIELDS = ("input_ids", "labels", "verdict_index")
+ITEM_FIELDS = RECORD_FIELDS + ENCODED_FIELDS
 
 
 def encoded_item(record, encoded) -> dict:
-    """What the loaders serve for one row: its JudgeRecord's identity and its EncodedExample's ids."""
-    return {"id": record.id, "source": record.source, "label": record.label, "input_ids": encoded.input_ids,
-            "labels": encoded.labels, "verdict_index": encoded.verdict_index}
+    """What the loaders serve for one row: the fields of ITEM_FIELDS, read from the record and its encoding."""
+    return {**{name: getattr(record, name) for name in RECORD_FIELDS},
+            **{name: getattr(encoded, name) for name in ENCODED_FIELDS}}
+
 
 class EncodedDataset(Dataset):
     def __init__(self, items: list[dict]):
