@@ -115,6 +115,19 @@ def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
     assert 0.7 < cuts["boolq"] <= 0.75 and 0.2 < cuts["fib"] <= 0.3
 
 
+def test_a_cut_chosen_on_few_rows_of_a_class_is_flagged():
+    from hakim.evaluation import STEADY_CUT_ROWS_PER_CLASS, rows_per_class, thin_cut_warnings
+
+    steady = STEADY_CUT_ROWS_PER_CLASS
+    sources = ["boolq"] * (2 * steady) + ["fib"] * (steady + 10)
+    labels = [1] * steady + [0] * steady + [1] * 10 + [0] * steady
+    class_rows = rows_per_class(sources, labels)
+    assert class_rows == {"boolq": {"0": steady, "1": steady}, "fib": {"0": steady, "1": 10}}
+    warnings = thin_cut_warnings(class_rows, ["boolq", "fib"])
+    assert len(warnings) == 1 and "cut for fib was chosen on 10 validation rows of class 1" in warnings[0]
+    assert thin_cut_warnings(class_rows, ["boolq"]) == []  # a source without its own cut is not flagged
+
+
 def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny_run, workspace, sample_dataset, tmp_path):
     import shutil
 
@@ -129,6 +142,13 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     two_class_sources = {s for s in {r.source for r in validation} if len({r.label for r in validation if r.source == s}) == 2}
     assert set(stored["by_source"]) == two_class_sources and stored["chosen_on"] == "validation"
     assert summary["extra"]["source_thresholds"] == stored["by_source"]
+    for source in {r.source for r in validation}:
+        assert stored["rows_per_class"][source] == {str(label): sum(r.source == source and r.label == label for r in validation)
+                                                    for label in (0, 1)}
+    # the bundled sample's validation split holds a few rows per source: every cut is flagged, in the report too
+    warnings = summary["extra"]["threshold_warnings"]
+    assert len(warnings) == len(two_class_sources) and all(f"cut for {s} " in " ".join(warnings) for s in two_class_sources)
+    assert warnings[0] in (tmp_path / "eval" / "report.md").read_text()
 
     judge = Judge.load(run_dir)
     assert judge.source_thresholds == stored["by_source"]

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,11 @@ from hakim.training import LATEST_RUN_POINTER
 JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
 PREDICTIONS_FILE = "predictions.jsonl"
 AnyJudge = Judge | OpenAIJudge | ConstantJudge
+# A cut chosen on fewer rows of a class than this moves with a handful of rows (recall in steps of 1/n):
+# evaluate.py says so next to the cut.
+STEADY_CUT_ROWS_PER_CLASS = 30
+
+log = logging.getLogger(__name__)
 
 
 def resolve_run_dir(run_dir: str, runs_dir: str) -> Path:
@@ -83,16 +90,35 @@ def choose_source_thresholds(sources: list[str], labels: list[int], probabilitie
     return {source: choose_threshold(y, p) for source, (y, p) in sorted(by_source.items()) if min(y) != max(y)}
 
 
-def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path, by_source: bool = True) -> tuple[float, dict[str, float]]:
-    """Choose the judge's cut(s) on `split`, store them in the run's threshold.json, return (overall, per source)."""
+def rows_per_class(sources: list[str], labels: list[int]) -> dict[str, dict[str, int]]:
+    """How many rows of each label every source has: {"boolq": {"0": 107, "1": 195}, ...}."""
+    counts = Counter(zip(sources, labels))
+    return {source: {str(label): counts[(source, label)] for label in (0, 1)} for source in sorted(set(sources))}
+
+
+def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> list[str]:
+    """One sentence per cut chosen on fewer than STEADY_CUT_ROWS_PER_CLASS rows of a class."""
+    warnings = []
+    for source in cut_sources:
+        label, rows = min(class_rows[source].items(), key=lambda item: item[1])
+        if rows < STEADY_CUT_ROWS_PER_CLASS:
+            warnings.append(f"the cut for {source} was chosen on {rows} validation rows of class {label} "
+                            f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
+                            "F1 and balanced accuracy as rough, AUROC does not depend on it")
+    return warnings
+
+
+def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path, by_source: bool = True) -> dict:
+    """Choose the judge's cut(s) on `split` and store them in the run's threshold.json: the overall cut,
+    one per source (by_source), and how many rows of each class per source they were chosen on."""
     records = read_split(dataset_dir, split)
     probabilities, _ = judge.probabilities([(r.passage, r.claim, r.source) for r in records])
-    labels = [r.label for r in records]
-    threshold = choose_threshold(labels, probabilities)
-    source_thresholds = choose_source_thresholds([r.source for r in records], labels, probabilities) if by_source else {}
-    stored = {"threshold": threshold, "by_source": source_thresholds, "chosen_on": split, "rows": len(records)}
+    labels, sources = [r.label for r in records], [r.source for r in records]
+    source_thresholds = choose_source_thresholds(sources, labels, probabilities) if by_source else {}
+    stored = {"threshold": choose_threshold(labels, probabilities), "by_source": source_thresholds,
+              "chosen_on": split, "rows": len(records), "rows_per_class": rows_per_class(sources, labels)}
     (run_dir / THRESHOLD_FILE).write_text(json.dumps(stored) + "\n")
-    return threshold, source_thresholds
+    return stored
 
 
 def judge_kind(cfg: DictConfig) -> str:
@@ -156,11 +182,16 @@ def _judge_extra(cfg: DictConfig, kind: str, run_dir: Path | None) -> dict:
 def evaluate(cfg: DictConfig) -> dict:
     judge, run_dir, run_config = load_judge(cfg)
     dataset_dir = dataset_dir_for(cfg, run_config)
+    threshold_notes = {}
     if cfg.threshold == "validation":
         if run_dir is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
-        judge.threshold, judge.source_thresholds = calibrate_threshold(
-            judge, dataset_dir, cfg.threshold_split, run_dir, by_source=cfg.threshold_by_source)
+        stored = calibrate_threshold(judge, dataset_dir, cfg.threshold_split, run_dir, by_source=cfg.threshold_by_source)
+        judge.threshold, judge.source_thresholds = stored["threshold"], stored["by_source"]
+        warnings = thin_cut_warnings(stored["rows_per_class"], stored["by_source"])
+        for warning in warnings:
+            log.warning(warning)
+        threshold_notes = {"threshold_rows_per_class": stored["rows_per_class"], "threshold_warnings": warnings}
     elif cfg.threshold is not None:
         judge.threshold, judge.source_thresholds = float(cfg.threshold), {}
     mode = cfg.mode or judge.default_mode
@@ -171,7 +202,7 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     kind = judge_kind(cfg)
     extra = {"judge": kind, **_judge_extra(cfg, kind, run_dir), "mode": mode, "threshold": judge.threshold,
-             "source_thresholds": getattr(judge, "source_thresholds", {}),
+             "source_thresholds": getattr(judge, "source_thresholds", {}), **threshold_notes,
              "dataset_dir": str(dataset_dir), "split": cfg.split}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {dataset_dir.name}/{cfg.split} ({mode})")

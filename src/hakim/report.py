@@ -195,7 +195,11 @@ def _report_markdown(rows, by_subset, title, judge_name, extra, key, plots) -> s
         body.append([name, judge_name, *(_cell(m, c) for _, c in REPORT_COLUMNS)])
         body.append([name, _baseline_label(m["majority_baseline"]), *(_cell(m["majority_baseline"], c) for _, c in REPORT_COLUMNS)])
     lines = [f"# {title}", "", f"Judge: **{judge_name}**", ""]
-    lines += [f"- {k}: `{v}`" for k, v in (extra or {}).items()]
+    for k, v in (extra or {}).items():
+        if isinstance(v, list) and all(isinstance(item, str) for item in v):  # sentences, e.g. threshold warnings
+            lines += [f"- {k}: {'none' if not v else ''}".rstrip(), *(f"  - {item}" for item in v)]
+        else:
+            lines.append(f"- {k}: `{v}`")
     lines += [
         "",
         "Unparsed answers count as wrong (against accuracy, recall, specificity and as the wrong class in MCC)",
