@@ -73,6 +73,14 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
 
 
+def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_config, tmp_path):
+    cfg = train_config("trainer.max_time=00:00:00:01", "trainer.max_epochs=50", "logger=csv")
+    train(cfg)
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["status"] == "ok" and 0 < summary["global_step"] < summary["planned_steps"]
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
+
+
 def test_ddp_ranks_train_on_different_data_and_end_identical(workspace, tiny_model_dir, sample_dataset):
     run_entry_point("train.py", workspace, "trainer=ddp_cpu", "callbacks=rank_audit", "data.max_length=192",
                     "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "hydra.run.dir=runs/ddp", timeout=600)

@@ -197,7 +197,7 @@ def _report_markdown(rows, by_subset, title, judge_name, extra, key, plots) -> s
     lines = [f"# {title}", "", f"Judge: **{judge_name}**", ""]
     for k, v in (extra or {}).items():
         if isinstance(v, list) and all(isinstance(item, str) for item in v):  # sentences, e.g. threshold warnings
-            lines += [f"- {k}: {'none' if not v else ''}".rstrip(), *(f"  - {item}" for item in v)]
+            lines += [f"- {k}:", *(f"  - {item}" for item in v)] if v else [f"- {k}: none"]
         else:
             lines.append(f"- {k}: `{v}`")
     lines += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -139,6 +140,12 @@ def _finish_experiment_trackers(loggers: list) -> None:
             experiment.finish()
 
 
+def _planned_steps(trainer: L.Trainer) -> int | None:
+    """The optimizer steps max_epochs / max_steps allow (None when neither bounds the run)."""
+    planned = trainer.estimated_stepping_batches
+    return int(planned) if math.isfinite(planned) else None
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train one judge; returns the optimized metric (for sweeps) or None if it was never computed."""
     if cfg.get("resume"):
@@ -195,6 +202,7 @@ def train(cfg: DictConfig) -> float | None:
         "metrics": metrics,
         "data_report": datamodule.report,
         "global_step": trainer.global_step,
+        "planned_steps": _planned_steps(trainer),  # more than global_step: stopped early (max_time, early stopping)
         "tokens_trained": module.tokens_trained,
         "tokens_per_second": round(module.tokens_trained / fit_seconds, 1) if fit_seconds > 0 else None,
         "peak_memory_gb": _peak_memory_gb(),
