@@ -97,12 +97,16 @@ def rows_per_class(sources: list[str], labels: list[int]) -> dict[str, dict[str,
 
 
 def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> list[str]:
-    """One sentence per cut chosen on fewer than STEADY_CUT_ROWS_PER_CLASS rows of a class."""
+    """One sentence per cut chosen on fewer than STEADY_CUT_ROWS_PER_CLASS rows of a class: each source's
+    own cut (cut_sources), and the pooled cut when some source has none of its own and uses it."""
+    cuts = {source: class_rows[source] for source in cut_sources}
+    if set(class_rows) - set(cut_sources):
+        cuts["all sources (the pooled cut)"] = {label: sum(rows[label] for rows in class_rows.values()) for label in ("0", "1")}
     warnings = []
-    for source in cut_sources:
-        label, rows = min(class_rows[source].items(), key=lambda item: item[1])
+    for name, counts in cuts.items():
+        label, rows = min(counts.items(), key=lambda item: item[1])
         if rows < STEADY_CUT_ROWS_PER_CLASS:
-            warnings.append(f"the cut for {source} was chosen on {rows} validation rows of class {label} "
+            warnings.append(f"the cut for {name} was chosen on {rows} validation rows of class {label} "
                             f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
                             "F1 and balanced accuracy as rough, AUROC does not depend on it")
     return warnings
