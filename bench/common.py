@@ -20,6 +20,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+import yaml
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -35,9 +37,10 @@ PASSAGE_EDGES = [0, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 500
 CLAIM_EDGES = [0, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800]
 
 MODELS = {
-    # name: (hakim ModelSpec.source, what it is)
-    "tiny_mistral": ("tiny_mistral", "2-layer random Mistral, hidden 64, vocab 1k"),
-    "smollm2_135m": ("smollm2_gguf", "SmolLM2-135M-Instruct (30 layers, hidden 576, vocab 49k)"),
+    # name (a conf/model/*.yaml): what it is
+    "tiny_mistral": "2-layer random Mistral, hidden 64, vocab 1k",
+    "smollm2_135m": "SmolLM2-135M-Instruct (30 layers, hidden 576, vocab 49k)",
+    "gemma3_270m": "Gemma 3 270M base (18 layers, hidden 640, vocab 262k)",
 }
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -178,7 +181,9 @@ def model_spec(name: str, **overrides):
 
     if name not in MODELS:
         raise SystemExit(f"--model must be one of {sorted(MODELS)}, got {name!r}")
-    return ModelSpec(name=name, source=MODELS[name][0], cache_dir=str(MODEL_CACHE), **overrides)
+    config = yaml.safe_load((ROOT / "conf" / "model" / f"{name}.yaml").read_text())
+    config.update(cache_dir=str(MODEL_CACHE), **overrides)
+    return ModelSpec(**config)
 
 
 # ---------------------------------------------------------------- memory

@@ -16,8 +16,9 @@ class ModelSpec:
     """Which base model to load and how; mirrors conf/model/*.yaml."""
 
     name: str
-    source: str = "hub"  # hub | local | tiny_mistral | smollm2_gguf
+    source: str = "hub"  # hub | local | tiny_mistral | gguf_package
     path: str | None = None  # hub id, or a local directory
+    gguf: dict | None = None  # source=gguf_package: where the file lies in installed packages (GgufShipment)
     cache_dir: str = ".cache/hakim/models"
     quantization: str | None = "nf4"  # nf4 | fp4 | null (unquantized)
     double_quant: bool = True
@@ -58,17 +59,18 @@ def resolve_model_path(spec: ModelSpec) -> str:
         from hakim.models.tiny_mistral import build_tiny_mistral
 
         return str(build_tiny_mistral(Path(spec.cache_dir) / spec.name))
-    if spec.source == "smollm2_gguf":
-        from hakim.models.smollm2 import convert_smollm2
+    if spec.source == "gguf_package":
+        from hakim.models.gguf_package import GgufShipment, convert_gguf_package
 
-        return str(convert_smollm2(Path(spec.cache_dir) / spec.name))
+        shipment = GgufShipment.from_config(dict(spec.gguf or {}), spec.name)
+        return str(convert_gguf_package(shipment, Path(spec.cache_dir) / spec.name))
     if spec.source in ("hub", "local"):
         if not spec.path:
             raise ValueError(f"model '{spec.name}': source={spec.source} needs `path` (a hub id or a directory)")
         if spec.source == "local" and not Path(spec.path).exists():
             raise FileNotFoundError(f"model '{spec.name}': no directory at {spec.path}")
         return spec.path
-    raise ValueError(f"model '{spec.name}': unknown source {spec.source!r} (hub, local, tiny_mistral, smollm2_gguf)")
+    raise ValueError(f"model '{spec.name}': unknown source {spec.source!r} (hub, local, tiny_mistral, gguf_package)")
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
