@@ -260,8 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, type=Path, help="a model config, e.g. conf/model/smollm2_135m.yaml")
     parser.add_argument("--cache-dir", default=".cache/hakim/models", help="where converted/built models are cached")
     parser.add_argument("--quantization", default="none", choices=("none", "nf4"), help="frozen model precision")
-    parser.add_argument("--compute-dtype", default="bfloat16", choices=("bfloat16", "float32"),
-                        help="bfloat16: ~2x faster on CPUs with AVX-512 BF16, and what the 7B trains in")
+    parser.add_argument("--compute-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
+                        help="auto: bfloat16 on a GPU, float32 on CPU; bfloat16 is ~2x faster on CPUs with AVX-512 BF16 "
+                             "and ~100x slower on CPUs without it")
     parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
     parser.add_argument("--input", default="full", choices=INPUTS)
     parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))

@@ -42,6 +42,9 @@ class SourceSpec:
     layout: str = "rows"
     choices_column: str = "list_choices"  # choice_pairs: a list of candidate claims (or a JSON list in a CSV cell)
     correct_index_column: str = "lbl"  # choice_pairs: 0-based index of the consistent candidate
+    # the column naming each row's document for splitting (default: its passage); a translation points
+    # at its original's passage (hakim.data.twins) so a row and its twin land in one split
+    document_column: str | None = None
 
     def __post_init__(self):
         if (self.path is None) == (self.hub_id is None):
@@ -144,7 +147,7 @@ def _record(spec: SourceSpec, location: str, row: dict, record_id: str, passage:
         passage=passage,
         claim=claim,
         label=label,
-        doc_id=document_id(spec.source, passage),
+        doc_id=document_id(spec.source, _text(row, spec.document_column, location) if spec.document_column else passage),
         reasoning=reasoning.strip() if reasoning else None,
         extra={"origin": location, **{name: row.get(name) for name in spec.columns_extra}},
     )
