@@ -1,11 +1,13 @@
 """Tokenized once and cached; dynamic padding; length-grouped batches; V3 needs reasoning."""
 
+import json
+
 import torch
 
 from hakim.data.dataset_io import read_split
 from hakim.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
 from hakim.prompts import IGNORE_INDEX
-from hakim.training import build_datamodule
+from hakim.training import build_datamodule, train
 from hakim.model import load_tokenizer
 
 
@@ -86,3 +88,13 @@ def test_capped_training_set_is_a_seeded_sample_across_sources_not_the_first_row
     assert len(first) == cap and set(first) <= set(all_ids) and len(set(first)) == cap
     assert sources(first) == sources(all_ids), "every source should be drawn from"
     assert capped(1) == first and capped(2) != first
+
+
+def test_each_epoch_trains_on_every_row_in_a_new_order(train_config, tmp_path):
+    cfg = train_config("callbacks=rank_audit", "trainer.max_epochs=2", "data.batch_size=8", "data.max_length=160",
+                       "lora.r=4", "trainer.limit_val_batches=1")
+    train(cfg)
+    ids = json.loads((tmp_path / "run" / "rank_audit" / "rank0.json").read_text())["ids"]
+    first, second = ids[: len(ids) // 2], ids[len(ids) // 2 :]
+    assert sorted(first) == sorted(second) and len(set(first)) == len(first)
+    assert first != second

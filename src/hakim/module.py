@@ -7,13 +7,12 @@ out of memory, and the prompt positions never contribute to the loss anyway.
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 import time
 from typing import Callable
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -51,15 +50,11 @@ def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head:
     return pair.softmax(dim=-1)[:, 1], pair
 
 
-def _numpy_state_to_safe(state: tuple) -> dict:
-    """numpy's RNG state as tensors and numbers, so checkpoints load with torch.load(weights_only=True)."""
-    name, keys, position, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
-
-
-def _numpy_state_from_safe(state: dict) -> tuple:
-    return (state["name"], state["keys"].numpy().astype(np.uint32), state["position"], state["has_gauss"], state["cached"])
+def batch_seed(seed: int, rank: int, epoch: int, batch_index: int) -> int:
+    """The seed of one training batch's random draws (dropout): a function of where the batch sits in
+    the run, so a resumed run draws the same numbers as an uninterrupted one wherever it was stopped."""
+    digest = hashlib.sha256(f"{seed}/{rank}/{epoch}/{batch_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -85,6 +80,7 @@ class JudgeModule(L.LightningModule):
         loss_chunk_size: int = 2048,
         lm_loss_weight: float = 1.0,
         class_balanced: bool = False,
+        seed: int = 42,
     ):
         super().__init__()
         self.model_spec = model
@@ -96,6 +92,7 @@ class JudgeModule(L.LightningModule):
         self.verdict_loss_weight = verdict_loss_weight
         self.lm_loss_weight = lm_loss_weight
         self.class_balanced = class_balanced
+        self.seed = seed
         self.class_weights: torch.Tensor | None = None
         self.loss_chunk_size = loss_chunk_size
         self.model_path = resolve_model_path(model)
@@ -256,27 +253,15 @@ class JudgeModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
         checkpoint["state_dict"] = self.trainable_state_dict()
-        # Dropout draws from these generators: restoring them makes a resumed run repeat the same steps.
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": _numpy_state_to_safe(np.random.get_state()),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        }
+        checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "best_balanced_acc": self.best_balanced_acc}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Applied at the first resumed batch, not now: starting the data iterator draws from torch's RNG.
-        self._rng_to_restore = checkpoint.get("rng_states")
+        counters = checkpoint.get("hakim", {})
+        self.tokens_trained = counters.get("tokens_trained", 0)
+        self.best_balanced_acc = counters.get("best_balanced_acc", -math.inf)
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:
-        states, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
-        if states is None:
-            return
-        torch.set_rng_state(states["torch"])
-        np.random.set_state(_numpy_state_from_safe(states["numpy"]))
-        random.setstate(states["python"])
-        if states["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        torch.manual_seed(batch_seed(self.seed, self.global_rank, self.current_epoch, batch_index))
 
     def load_trainable_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         missing = set(self.trainable_state_dict()) - set(state_dict)
