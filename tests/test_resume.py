@@ -2,58 +2,76 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 import hakim.module
 from conftest import ROOT, compose_config, run_entry_point
 from hakim.training import train
 
-# 8 batches an epoch and 48 steps: the run crosses epoch boundaries, with dropout drawing random numbers,
-# and lasts long enough after its first checkpoint (step 3) to be killed mid-epoch
-TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=6", "trainer.max_steps=48",
-              "trainer.limit_train_batches=8", "callbacks.last_checkpoint.every_n_train_steps=3", "optim.optimizer.lr=5e-3",
-              "lora.dropout=0.1", "trainer.limit_val_batches=2"]
+# 4 batches an epoch and 12 steps: three epochs with dropout drawing random numbers, a periodic checkpoint
+# every 2 steps (mid-epoch and at each epoch's last batch, just before validation)
+TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=10", "trainer.max_steps=12",
+              "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=2", "optim.optimizer.lr=5e-3",
+              "lora.dropout=0.1", "trainer.limit_val_batches=1"]
 
 
 def adapter(run_dir):
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_killed_run_resumed_matches_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
-    run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
+def checkpoint_steps(run_dir):
+    return [int(match.group(1)) for path in (run_dir / "checkpoints").glob("*.ckpt")
+            if (match := re.search(r"step(\d+)", path.name))]
 
-    killed = workspace / "runs" / "killed"
+
+def kill_after_checkpoint(workspace, run_dir, step, *arguments):
+    """Run train.py with `arguments` and SIGKILL it as soon as a checkpoint of `step` or later is on disk."""
     environment = {**os.environ, "HAKIM_ROOT": str(workspace)}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TRAIN_ARGS, f"hydra.run.dir={killed}"],
-                               cwd=workspace, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = killed / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=workspace, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.05)  # let the checkpoint finish writing, then kill without warning
+    while process.poll() is None and time.time() < deadline:
+        if (run_dir / "checkpoints").exists() and max(checkpoint_steps(run_dir), default=0) >= step:
+            break
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "run.json").exists(), "the run finished before it could be killed; make it longer"
+    assert not (run_dir / "run.json").exists(), "the run finished before it could be killed; make it longer"
 
+
+def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
+    run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
+    killed = workspace / "runs" / "killed"
+    # killed first just after step 4, the last batch of epoch 0 (while validating), then, resumed, just
+    # after step 10, in the middle of epoch 2, after two reshuffles
+    kill_after_checkpoint(workspace, killed, 4, *TRAIN_ARGS, f"hydra.run.dir={killed}")
+    config_before = (killed / "config.yaml").read_text()
+    kill_after_checkpoint(workspace, killed, 10, f"resume={killed}")
     run_entry_point("train.py", workspace, f"resume={killed}")
-    summary = json.loads((killed / "run.json").read_text())
-    assert summary["global_step"] == 48
+
+    resumed_from = [json.loads(line)["step"] for line in (killed / "resumes.jsonl").read_text().splitlines()]
+    assert len(resumed_from) == 2 and resumed_from[0] >= 4 and resumed_from[1] >= 10
+    assert json.loads((killed / "run.json").read_text())["global_step"] == 12
+    assert (killed / "config.yaml").read_text() == config_before
     whole, resumed = adapter(workspace / "runs" / "whole"), adapter(killed)
     assert whole.keys() == resumed.keys()
     for name in whole:
-        assert (whole[name] - resumed[name]).abs().max() < 1e-5, name
+        assert torch.equal(whole[name], resumed[name]), name
 
 
 def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 1\n")
+    (tmp_path / "checkpoints").mkdir()
     cfg = compose_config("train", workspace, tmp_path / "out", [f"resume={tmp_path}"])
-    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
         train(cfg)
 
 
@@ -70,7 +88,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     cfg = train_config("callbacks.last_checkpoint.every_n_train_steps=2", "trainer.max_steps=10", "logger=csv")
     with pytest.raises(FloatingPointError, match="non-finite training loss at step 4"):
         train(cfg)
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert checkpoint_steps(tmp_path / "run") == [4]
 
 
 def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_config, tmp_path):

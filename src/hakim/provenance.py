@@ -40,16 +40,28 @@ def git_state(cwd: Path | None = None) -> dict:
     return {"commit": commit.strip() if commit else None, "dirty": bool(diff), "diff": diff or ""}
 
 
+def is_secret_key(key: str) -> bool:
+    """A config key whose value must never be written (`*_env` keys name an environment variable instead)."""
+    key = str(key).lower()
+    return any(marker in key for marker in SECRET_MARKERS) and not key.endswith("_env")
+
+
 def redact(value):
     """Drop any config value whose key looks like a secret, recursively."""
     if isinstance(value, dict):
-        return {
-            key: ("<redacted>" if any(marker in str(key).lower() for marker in SECRET_MARKERS) and not str(key).endswith("_env") else redact(item))
-            for key, item in value.items()
-        }
+        return {key: ("<redacted>" if is_secret_key(key) else redact(item)) for key, item in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value
+
+
+def redact_overrides(arguments: list[str]) -> list[str]:
+    """Command-line `key=value` overrides with the value of any secret-looking key replaced."""
+    redacted = []
+    for argument in arguments:
+        key, separator, _ = argument.partition("=")
+        redacted.append(f"{key}=<redacted>" if separator and is_secret_key(key.rsplit(".", 1)[-1]) else argument)
+    return redacted
 
 
 def write_provenance(run_dir: Path, resolved_config: dict, overrides: list[str], seed: int, extra: dict | None = None) -> None:
@@ -63,8 +75,8 @@ def write_provenance(run_dir: Path, resolved_config: dict, overrides: list[str],
     environment = {
         "versions": package_versions(),
         "git": git,
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "overrides": overrides,
+        "command": [Path(sys.argv[0]).name, *redact_overrides(sys.argv[1:])],
+        "overrides": redact_overrides(overrides),
         "seed": seed,
         "platform": platform.platform(),
         **(extra or {}),

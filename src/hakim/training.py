@@ -15,17 +15,19 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from hakim.checkpoints import load_checkpoint, newest_checkpoint
 from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.datamodule import JudgeDataModule
 from hakim.model import LoraSpec, ModelSpec
 from hakim.module import JudgeModule
-from hakim.provenance import redact, write_provenance
+from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
 from hakim.schedules import warmup_schedule
 
 log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"
 RUN_SUMMARY = "run.json"
 LATEST_RUN_POINTER = "LATEST"
+RESUMES = "resumes.jsonl"
 
 
 def build_module(cfg: DictConfig) -> JudgeModule:
@@ -39,6 +41,7 @@ def build_module(cfg: DictConfig) -> JudgeModule:
         loss_chunk_size=cfg.optim.loss_chunk_size,
         lm_loss_weight=cfg.optim.lm_loss_weight,
         class_balanced=cfg.optim.class_balanced,
+        seed=cfg.seed,
     )
 
 
@@ -79,19 +82,51 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return callback.best_model_path or callback.last_model_path or None
 
 
-def resume_config(cfg: DictConfig) -> DictConfig:
-    """The saved config of the run named by `resume=RUN_DIR`, pointed at that run's last checkpoint."""
+# What `resume=` may change: when the run stops and what it reports, never what it computes.
+RESUME_SAFE_OVERRIDES = ("trainer.max_time", "trainer.log_every_n_steps", "trainer.enable_progress_bar",
+                         "callbacks.last_checkpoint.every_n_train_steps", "data.num_workers")
+
+
+def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
+    """The command line's overrides other than `resume=` itself, refused unless safe to change mid-run."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)]
+    keys = [key for key in keys if key not in ("resume", "ckpt_path")]
+    unsafe = [key for key in keys if key not in RESUME_SAFE_OVERRIDES]
+    if unsafe:
+        raise ValueError(f"resume= continues a run with its saved config; {', '.join(unsafe)} would change what it "
+                         f"computes. Only {', '.join(RESUME_SAFE_OVERRIDES)} may be changed; start a new run otherwise")
+    return {key: OmegaConf.select(cfg, key) for key in keys}
+
+
+def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> DictConfig:
+    """The saved config of the run named by `resume=RUN_DIR`, pointed at that run's newest readable
+    checkpoint, with the safe overrides of this command line applied."""
     run_dir = Path(cfg.resume)
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"resume={run_dir}: not a Hakim run directory (no config.yaml)")
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"resume={run_dir}: no {checkpoint} to continue from")
+    changes = _resume_overrides(cfg, list(overrides))
+    checkpoint, step = newest_checkpoint(run_dir / "checkpoints")
     saved = OmegaConf.load(run_dir / "config.yaml")
+    for key, value in changes.items():
+        log.info("resume: %s=%s (was %s)%s", key, value, OmegaConf.select(saved, key),
+                 "; the limit counts the time already trained" if key == "trainer.max_time" else "")
+        OmegaConf.update(saved, key, value, force_add=True)
+    log.info("resume: continuing %s from %s (step %d)", run_dir, checkpoint.name, step)
     saved.resume = None
     saved.ckpt_path = str(checkpoint)
     saved.paths.output_dir = str(run_dir)
     return saved
+
+
+def _record_resume(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> None:
+    """Append this resume to resumes.jsonl; config.yaml and environment.json keep describing the original start."""
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": cfg.ckpt_path,
+              "step": int(load_checkpoint(cfg.ckpt_path)["global_step"]), "overrides": redact_overrides(overrides),
+              "git": {key: value for key, value in git_state().items() if key != "diff"}, "versions": package_versions()}
+    with (run_dir / RESUMES).open("a") as file:
+        file.write(json.dumps(record) + "\n")
 
 
 def _replace_prefix(value, old: str, new: str):
@@ -148,19 +183,23 @@ def _planned_steps(trainer: L.Trainer) -> int | None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train one judge; returns the optimized metric (for sweeps) or None if it was never computed."""
-    if cfg.get("resume"):
-        cfg = resume_config(cfg)
+    overrides = _command_line_overrides()
+    resuming = bool(cfg.get("resume"))
+    if resuming:
+        cfg = resume_config(cfg, overrides)
     elif cfg.get("rerun"):
         cfg = rerun_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    if rank_zero_only.rank == 0:
-        write_provenance(run_dir, OmegaConf.to_container(cfg, resolve=True), overrides=_command_line_overrides(), seed=cfg.seed)
+    if rank_zero_only.rank == 0 and resuming:
+        _record_resume(run_dir, cfg, overrides)
+    elif rank_zero_only.rank == 0:
+        write_provenance(run_dir, OmegaConf.to_container(cfg, resolve=True), overrides=overrides, seed=cfg.seed)
 
     started = time.time()
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0 and not resuming:
         (run_dir / "data.json").write_text(
             json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
         )
@@ -171,7 +210,7 @@ def train(cfg: DictConfig) -> float | None:
                                      default_root_dir=str(run_dir))
     fit_started = time.time()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     except BaseException as error:
         _finish_experiment_trackers(loggers)
         if trainer.is_global_zero:
@@ -188,7 +227,7 @@ def train(cfg: DictConfig) -> float | None:
         return metrics.get(metric_name)
     best = _best_checkpoint(trainer)
     if best and not trainer.fast_dev_run:
-        module.load_trainable_weights(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        module.load_trainable_weights(load_checkpoint(best)["state_dict"])
     module.net.save_pretrained(run_dir / ADAPTER_DIR)
     module.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
     _log_adapter_artifact(cfg, loggers, run_dir / ADAPTER_DIR)
