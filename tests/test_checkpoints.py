@@ -1,22 +1,12 @@
 """resume= takes the newest readable checkpoint; nothing is unpickled beyond tensors and plain values."""
 
 import logging
-import os
 
 import pytest
 import torch
 
+from conftest import RunsACommand
 from hakim.checkpoints import CheckpointError, load_checkpoint, newest_checkpoint
-
-
-class RunsACommand:
-    """What a tampered checkpoint holds: unpickling it would run `touch <marker>`."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_the_newest_readable_checkpoint_is_chosen_past_a_corrupt_one(tmp_path, caplog):

@@ -1,9 +1,11 @@
 """Tokenized once and cached; dynamic padding; length-grouped batches; V3 needs reasoning."""
 
 import json
+import logging
 
 import torch
 
+from conftest import RunsACommand
 from hakim.data.dataset_io import read_split
 from hakim.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
 from hakim.prompts import IGNORE_INDEX
@@ -26,12 +28,31 @@ def test_tokenized_splits_are_cached_and_reused(train_config, tiny_tokenizer, mo
     cfg = train_config()
     first = build_datamodule(cfg, tiny_tokenizer)
     first.setup("fit")
-    cache_files = sorted(first.cache_dir.glob("*.pt"))
+    cache_files = sorted(first.cache_dir.glob("*.json"))
     assert cache_files
     second = build_datamodule(cfg, tiny_tokenizer)
     monkeypatch.setattr(second, "_encode_split", lambda split: (_ for _ in ()).throw(AssertionError("re-tokenized")))
     second.setup("fit")
     assert [item["input_ids"] for item in second.datasets["train"].items] == [item["input_ids"] for item in first.datasets["train"].items]
+
+
+def test_a_tampered_tokenized_cache_is_refused_and_rebuilt(train_config, tiny_tokenizer, tmp_path, caplog):
+    cfg = train_config()
+    first = build_datamodule(cfg, tiny_tokenizer)
+    first.setup("fit")
+    marker = tmp_path / "ran"
+    cache_files = sorted(first.cache_dir.glob("*.json"))
+    for path in cache_files:
+        torch.save({"items": RunsACommand(marker)}, path)
+
+    second = build_datamodule(cfg, tiny_tokenizer)
+    with caplog.at_level(logging.WARNING):
+        second.setup("fit")
+    assert not marker.exists()
+    refusals = [record.getMessage() for record in caplog.records if "ignoring the tokenized cache" in record.getMessage()]
+    assert len(refusals) == len(cache_files)
+    assert second.datasets["train"].items == first.datasets["train"].items
+    assert all(json.loads(path.read_text())["items"] for path in cache_files), "the caches are written again"
 
 
 def test_served_items_hold_exactly_the_fields_the_cache_key_names(train_config, tiny_tokenizer):

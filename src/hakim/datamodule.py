@@ -36,6 +36,25 @@ def encoded_item(record, encoded) -> dict:
             **{name: getattr(encoded, name) for name in ENCODED_FIELDS}}
 
 
+def _read_cache(path: Path) -> tuple[list[dict], dict] | None:
+    """A tokenized split written by an earlier run, or None (with a warning) when it cannot be trusted.
+
+    The cache is JSON, so reading one never runs code; a file that does not parse or lacks an item
+    field is rebuilt rather than trained on.
+    """
+    if not path.exists():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        items, report = cached["items"], cached["report"]
+        if not all(set(item) == set(ITEM_FIELDS) for item in items):
+            raise ValueError(f"items without the fields {ITEM_FIELDS}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        log.warning("ignoring the tokenized cache %s (%s: %s); tokenizing again", path, type(error).__name__, str(error)[:120])
+        return None
+    return items, report
+
+
 class EncodedDataset(Dataset):
     def __init__(self, items: list[dict]):
         self.items = items
@@ -235,7 +254,7 @@ class JudgeDataModule(L.LightningDataModule):
              ITEM_FIELDS],
             sort_keys=True,
         )
-        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
     def _encode_split(self, split: str) -> tuple[list[dict], dict]:
         records = read_split(self.dataset_dir, split)
@@ -264,14 +283,14 @@ class JudgeDataModule(L.LightningDataModule):
     def _load_split(self, stage_name: str) -> EncodedDataset:
         split = self.splits[stage_name]
         path = self._cache_path(split)
-        if path.exists():
-            cached = torch.load(path, weights_only=False)
-            items, report = cached["items"], cached["report"]
+        cached = _read_cache(path)
+        if cached is not None:
+            items, report = cached
         else:
             items, report = self._encode_split(split)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may write the same cache at once
-            torch.save({"items": items, "report": report}, temporary)
+            temporary.write_text(json.dumps({"items": items, "report": report}))
             temporary.replace(path)
         if not items:
             raise ValueError(
