@@ -1,4 +1,4 @@
-"""A killed run resumes exactly; a non-finite loss stops with a message; DDP ranks split the data."""
+"""A killed run resumes exactly; a diverging run stops with a message and status `diverged`; DDP ranks split the data."""
 
 import json
 import os
@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import hakim.module
 from conftest import ROOT, compose_config, run_entry_point
+from hakim.module import TrainingDiverged
 from hakim.training import train
 
 # 4 batches an epoch and 12 steps: three epochs with dropout drawing random numbers, a periodic checkpoint
@@ -86,9 +87,39 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
 
     monkeypatch.setattr(hakim.module, "completion_cross_entropy", poisoned)
     cfg = train_config("callbacks.last_checkpoint.every_n_train_steps=2", "trainer.max_steps=10", "logger=csv")
-    with pytest.raises(FloatingPointError, match="non-finite training loss at step 4"):
+    with pytest.raises(TrainingDiverged, match="non-finite training loss at step 4"):
         train(cfg)
     assert checkpoint_steps(tmp_path / "run") == [4]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+
+
+def diverged_run(train_config, tmp_path, *overrides):
+    """Train until the divergence guard stops the run; its error message and run.json."""
+    cfg = train_config("data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=12",
+                       "callbacks.last_checkpoint.every_n_train_steps=1", *overrides)
+    with pytest.raises(TrainingDiverged) as stopped:
+        train(cfg)
+    return str(stopped.value), json.loads((tmp_path / "run" / "run.json").read_text())
+
+
+def test_an_infinite_learning_rate_stops_before_any_checkpoint_holds_non_finite_weights(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "optim.optimizer.lr=inf")
+    assert "non-finite" in message and "optim.optimizer.lr" in message
+    assert summary["status"] == "diverged" and summary["global_step"] == 0
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.ckpt")), "step 0's weights were broken: nothing to keep"
+
+
+def test_a_saturated_run_whose_gradients_vanish_is_stopped_as_diverged(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "optim.optimizer.lr=1e6")
+    assert "gradient norm 0 for 3 steps" in message and "optim.optimizer.lr" in message
+    assert summary["status"] == "diverged" and 3 <= summary["global_step"] < 12
+
+
+def test_a_loss_above_the_watchdog_threshold_stops_the_run_after_its_patience(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "callbacks.loss_watchdog.threshold=0.5",
+                                    "callbacks.loss_watchdog.patience=2")
+    assert "above callbacks.loss_watchdog.threshold=0.5 for 2 steps" in message
+    assert summary == {**summary, "status": "diverged", "global_step": 2}
 
 
 def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_config, tmp_path):

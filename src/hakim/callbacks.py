@@ -8,6 +8,8 @@ from pathlib import Path
 
 import lightning as L
 
+from hakim.module import LOWER_LR, TrainingDiverged
+
 
 class RankAudit(L.Callback):
     """Write, per rank, the example ids it trained on and a fingerprint of its adapter weights.
@@ -30,3 +32,36 @@ class RankAudit(L.Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         audit = {"rank": trainer.global_rank, "world_size": trainer.world_size, "ids": self.ids, "weights_sha256": digest.hexdigest()}
         (self.output_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(audit) + "\n")
+
+
+class LossWatchdog(L.Callback):
+    """Stop a run whose training has broken down without producing non-finite numbers.
+
+    A spike: the training loss stays above `threshold` for `patience` optimizer steps in a row (after
+    axolotl's loss_watchdog_threshold / loss_watchdog_patience). Stuck: the gradient norm is exactly 0
+    for `patience` steps in a row, as when a huge learning rate saturates the model and nothing can move
+    it any more. Either raises TrainingDiverged, so run.json records status `diverged` and the step.
+    """
+
+    def __init__(self, threshold: float | None = None, patience: int = 3):
+        if patience < 1:
+            raise ValueError(f"callbacks.loss_watchdog.patience must be at least 1, got {patience}")
+        self.threshold = threshold
+        self.patience = patience
+        self.spiking = 0
+        self.stuck = 0
+        self.last_step = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.last_step:  # a batch accumulated into a later optimizer step
+            return
+        self.last_step = trainer.global_step
+        loss = float(outputs["loss"])
+        self.spiking = self.spiking + 1 if self.threshold is not None and loss > self.threshold else 0
+        self.stuck = self.stuck + 1 if pl_module.grad_norm == 0 else 0
+        if self.spiking >= self.patience:
+            raise TrainingDiverged(f"training loss above callbacks.loss_watchdog.threshold={self.threshold} for "
+                                   f"{self.patience} steps (now {loss:.4g} at step {trainer.global_step}); {LOWER_LR}")
+        if self.stuck >= self.patience:
+            raise TrainingDiverged(f"gradient norm 0 for {self.patience} steps (step {trainer.global_step}, loss "
+                                   f"{loss:.4g}): the model is saturated and no longer learns; {LOWER_LR}")

@@ -50,6 +50,18 @@ def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head:
     return pair.softmax(dim=-1)[:, 1], pair
 
 
+class TrainingDiverged(FloatingPointError):
+    """Training broke down (non-finite numbers, or a loss the watchdog gave up on); run.json says `diverged`."""
+
+
+LOWER_LR = "lower optim.optimizer.lr (or raise optim.scheduler.warmup_ratio) or check the data"
+
+
+def _all_finite(tensors) -> bool:
+    tensors = list(tensors)
+    return not tensors or bool(torch.stack([tensor.detach().isfinite().all() for tensor in tensors]).all())
+
+
 def batch_seed(seed: int, rank: int, epoch: int, batch_index: int) -> int:
     """The seed of one training batch's random draws (dropout): a function of where the batch sits in
     the run, so a resumed run draws the same numbers as an uninterrupted one wherever it was stopped."""
@@ -104,6 +116,7 @@ class JudgeModule(L.LightningModule):
         self.net.train()
         self.strict_loading = False
         self.tokens_trained = 0
+        self.grad_norm: float | None = None
         self.val_by_source = torch.nn.ModuleDict()
         self.scored_sources: list[str] = []
         self.best_balanced_acc = -math.inf
@@ -132,10 +145,8 @@ class JudgeModule(L.LightningModule):
         loss, verdict_loss, _, n_tokens = self.model_step(batch)
         total = self.lm_loss_weight * loss + self.verdict_loss_weight * verdict_loss
         if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"non-finite training loss at step {self.global_step} (batch {batch_index}); "
-                "lower optim.lr or check the data. The last good checkpoint is kept."
-            )
+            raise TrainingDiverged(f"non-finite training loss at step {self.global_step} (batch {batch_index}); {LOWER_LR}. "
+                                   "No update was applied and the last good checkpoint is kept.")
         size = batch["input_ids"].size(0)
         self.tokens_trained += int(batch["attention_mask"].sum())
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
@@ -161,7 +172,19 @@ class JudgeModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
         if gradients:
-            self.log("train/grad_norm", torch.stack(gradients).norm())
+            norm = torch.stack(gradients).norm()
+            if not torch.isfinite(norm):
+                raise TrainingDiverged(f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
+                                       "No update was applied and the last good checkpoint is kept.")
+            self.grad_norm = float(norm)
+            self.log("train/grad_norm", norm)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Checked here, before the callbacks of this step run, so a checkpoint never holds the broken weights.
+        if not _all_finite(p for p in self.net.parameters() if p.requires_grad):
+            raise TrainingDiverged(f"the update of step {self.global_step} made adapter weights non-finite; {LOWER_LR}. "
+                                   "The last good checkpoint is kept.")
 
     def on_validation_model_eval(self) -> None:
         super().on_validation_model_eval()
@@ -253,6 +276,8 @@ class JudgeModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
         checkpoint["state_dict"] = self.trainable_state_dict()
+        if not _all_finite(checkpoint["state_dict"].values()):
+            raise TrainingDiverged(f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}")
         checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "best_balanced_acc": self.best_balanced_acc}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

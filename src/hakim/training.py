@@ -19,7 +19,7 @@ from hakim.checkpoints import load_checkpoint, newest_checkpoint
 from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.datamodule import JudgeDataModule
 from hakim.model import LoraSpec, ModelSpec
-from hakim.module import JudgeModule
+from hakim.module import JudgeModule, TrainingDiverged
 from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
 from hakim.schedules import warmup_schedule
 
@@ -214,7 +214,8 @@ def train(cfg: DictConfig) -> float | None:
     except BaseException as error:
         _finish_experiment_trackers(loggers)
         if trainer.is_global_zero:
-            failure = {"status": "failed", "error": f"{type(error).__name__}: {error}", "global_step": trainer.global_step,
+            failure = {"status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
+                       "error": f"{type(error).__name__}: {error}", "global_step": trainer.global_step,
                        "wall_seconds": round(time.time() - started, 1)}
             (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
         raise
