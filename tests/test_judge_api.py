@@ -84,11 +84,14 @@ def test_cli_judges_a_jsonl_file(tiny_run, tmp_path):
     assert [r["id"] for r in rows] == ["a", "b"] and all(r["label"] in (0, 1) for r in rows)
 
 
-def test_cli_names_the_bad_line(tiny_run, tmp_path):
+def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(Judge, "open", lambda *args, **kwargs: pytest.fail("the model was loaded before the input was read"))
     source = tmp_path / "in.jsonl"
     source.write_text('{"passage": "x", "claim": "y"}\n{"passage": "", "claim": "y"}\n')
-    with pytest.raises(ValueError, match=r"in.jsonl:2: field 'passage'"):
+    with pytest.raises(SystemExit, match=r"^error: .*in.jsonl:2: field 'passage'"):
         judge_cli([str(tiny_run), str(source), str(tmp_path / "out.jsonl")])
+    with pytest.raises(SystemExit, match=r"^error: .*missing.jsonl"):
+        judge_cli([str(tiny_run), str(tmp_path / "missing.jsonl"), str(tmp_path / "out.jsonl")])
 
 
 def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):
