@@ -56,7 +56,8 @@ def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(
     kill_after_checkpoint(workspace, killed, 4, *TRAIN_ARGS, f"hydra.run.dir={killed}")
     config_before = (killed / "config.yaml").read_text()
     kill_after_checkpoint(workspace, killed, 10, f"resume={killed}")
-    run_entry_point("train.py", workspace, f"resume={killed}")
+    finished = run_entry_point("train.py", workspace, f"resume={killed}", "trainer.max_time=00:01:00:00")
+    assert "resume: trainer.max_time=00:01:00:00 (was None); the limit counts the time already trained" in finished.stdout
 
     resumed_from = [json.loads(line)["step"] for line in (killed / "resumes.jsonl").read_text().splitlines()]
     assert len(resumed_from) == 2 and resumed_from[0] >= 4 and resumed_from[1] >= 10
@@ -66,6 +67,14 @@ def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(
     assert whole.keys() == resumed.keys()
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
+
+
+def test_resume_refuses_an_override_that_changes_what_is_computed(workspace, tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    refused = subprocess.run([sys.executable, str(ROOT / "train.py"), f"resume={tmp_path}", "lora.r=8"], cwd=workspace,
+                             env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "lora.r would change what it computes. Only trainer.max_time" in refused.stderr
 
 
 def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):
@@ -130,11 +139,25 @@ def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_conf
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
 
 
-def test_ddp_ranks_train_on_different_data_and_end_identical(workspace, tiny_model_dir, sample_dataset):
+def test_ddp_ranks_train_on_different_data_and_end_with_identical_weights_and_metrics(workspace, tiny_model_dir, sample_dataset):
     run_entry_point("train.py", workspace, "trainer=ddp_cpu", "callbacks=rank_audit", "data.max_length=192",
-                    "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "hydra.run.dir=runs/ddp", timeout=600)
+                    "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "trainer.val_check_interval=4",
+                    "hydra.run.dir=runs/ddp", timeout=600)
     audits = [json.loads((workspace / "runs" / "ddp" / "rank_audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [a["world_size"] for a in audits] == [2, 2]
     assert audits[0]["ids"] and audits[1]["ids"] and not set(audits[0]["ids"]) & set(audits[1]["ids"])
     assert audits[0]["weights_sha256"] == audits[1]["weights_sha256"]
+    assert "val/loss" in audits[0]["metrics"] and audits[0]["metrics"] == audits[1]["metrics"], "metrics reduced over ranks"
     assert (workspace / "runs" / "ddp" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_a_missing_dataset_fails_in_one_line_before_the_model_loads_and_leaves_run_json(workspace, tiny_model_dir):
+    run_dir = workspace / "runs" / "no_data"
+    failed = subprocess.run([sys.executable, str(ROOT / "train.py"), "data.dataset_dir=/nonexistent", f"hydra.run.dir={run_dir}"],
+                            cwd=workspace, env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: FileNotFoundError: no prepared dataset at /nonexistent")
+    assert "Traceback" not in failed.stderr + failed.stdout and "Loading weights" not in failed.stderr
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "failed" and "no prepared dataset" in summary["error"]
+    assert "Traceback" in (run_dir / "train.log").read_text()

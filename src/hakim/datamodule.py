@@ -302,6 +302,8 @@ class JudgeDataModule(L.LightningDataModule):
             # N rows of a BoolQ + FIB split would be BoolQ alone
             chosen = random.Random(self.seed).sample(range(len(items)), self.max_train_examples)
             items = [items[i] for i in sorted(chosen)]
+        if stage_name == "train":
+            report = {**report, "trained_on": len(items)}  # `used` after data.max_train_examples
         self.report[stage_name] = report
         if report["truncated_passages"] or report["too_long_even_without_passage"]:
             log.warning(

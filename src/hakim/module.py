@@ -116,6 +116,8 @@ class JudgeModule(L.LightningModule):
         self.net.train()
         self.strict_loading = False
         self.tokens_trained = 0
+        self.tokens_at_resume = 0
+        self.examples_trained = 0
         self.grad_norm: float | None = None
         self.val_by_source = torch.nn.ModuleDict()
         self.scored_sources: list[str] = []
@@ -149,6 +151,7 @@ class JudgeModule(L.LightningModule):
                                    "No update was applied and the last good checkpoint is kept.")
         size = batch["input_ids"].size(0)
         self.tokens_trained += int(batch["attention_mask"].sum())
+        self.examples_trained += size
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/verdict_loss", verdict_loss, batch_size=size)
         self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
@@ -212,8 +215,9 @@ class JudgeModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_index: int) -> None:
         loss, verdict_loss, probability, _ = self.model_step(batch)
         size = batch["input_ids"].size(0)
-        self.log("val/loss", loss, prog_bar=True, batch_size=size)
-        self.log("val/verdict_loss", verdict_loss, batch_size=size)
+        # sync_dist: under DDP each rank holds a different share of the rows; the logged value is their mean
+        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/verdict_loss", verdict_loss, batch_size=size, sync_dist=True)
         for source in set(batch["sources"]):
             rows = torch.tensor([s == source for s in batch["sources"]], device=probability.device)
             if source not in self.val_by_source:  # validation rows that setup() did not see (a loader passed in)
@@ -278,11 +282,17 @@ class JudgeModule(L.LightningModule):
         checkpoint["state_dict"] = self.trainable_state_dict()
         if not _all_finite(checkpoint["state_dict"].values()):
             raise TrainingDiverged(f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}")
-        checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "best_balanced_acc": self.best_balanced_acc}
+        # the validation metrics these weights were last measured with: what the adapter kept from the best
+        # checkpoint is reported (and returned to a sweep) with
+        validation = {name: float(value) for name, value in self.trainer.callback_metrics.items() if name.startswith("val/")}
+        checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "examples_trained": self.examples_trained,
+                               "best_balanced_acc": self.best_balanced_acc,
+                               "validation": validation}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         counters = checkpoint.get("hakim", {})
-        self.tokens_trained = counters.get("tokens_trained", 0)
+        self.tokens_trained = self.tokens_at_resume = counters.get("tokens_trained", 0)
+        self.examples_trained = counters.get("examples_trained", 0)
         self.best_balanced_acc = counters.get("best_balanced_acc", -math.inf)
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from hakim.checkpoints import load_checkpoint, newest_checkpoint
 from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.datamodule import JudgeDataModule
+from hakim.loggers import start_loggers, wandb_run_id
 from hakim.model import LoraSpec, ModelSpec
 from hakim.module import JudgeModule, TrainingDiverged
 from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
@@ -181,8 +182,18 @@ def _planned_steps(trainer: L.Trainer) -> int | None:
     return int(planned) if math.isfinite(planned) else None
 
 
+def _write_failure(run_dir: Path, error: BaseException, global_step: int, started: float) -> None:
+    failure = {"status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
+               "error": f"{type(error).__name__}: {error}", "global_step": global_step,
+               "wall_seconds": round(time.time() - started, 1)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
+
+
 def train(cfg: DictConfig) -> float | None:
-    """Train one judge; returns the optimized metric (for sweeps) or None if it was never computed."""
+    """Train one judge; returns the optimized metric of the adapter it keeps (for sweeps), or None if that
+    adapter was never validated. Whatever stops it, the run directory gets a run.json saying how it ended."""
+    started = time.time()
     overrides = _command_line_overrides()
     resuming = bool(cfg.get("resume"))
     if resuming:
@@ -190,34 +201,41 @@ def train(cfg: DictConfig) -> float | None:
     elif cfg.get("rerun"):
         cfg = rerun_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    state = {"trainer": None}
+    try:
+        return _train(cfg, run_dir, resuming, overrides, started, state)
+    except BaseException as error:
+        trainer = state["trainer"]
+        if rank_zero_only.rank == 0:
+            _write_failure(run_dir, error, trainer.global_step if trainer else 0, started)
+        raise
+
+
+def _train(cfg: DictConfig, run_dir: Path, resuming: bool, overrides: list[str], started: float, state: dict) -> float | None:
+    resolve_dataset_dir(cfg.data.dataset_dir)  # seconds, where loading the base model may take minutes
+    if resuming and OmegaConf.select(cfg, "logger.wandb") and wandb_run_id(run_dir):
+        cfg.logger.wandb.id = wandb_run_id(run_dir)  # continue the same W&B run
     L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0 and resuming:
         _record_resume(run_dir, cfg, overrides)
     elif rank_zero_only.rank == 0:
         write_provenance(run_dir, OmegaConf.to_container(cfg, resolve=True), overrides=overrides, seed=cfg.seed)
 
-    started = time.time()
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
     if rank_zero_only.rank == 0 and not resuming:
         (run_dir / "data.json").write_text(
             json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
         )
-    loggers = build_loggers(cfg)
-    for logger in loggers:
-        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+    loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
                                      default_root_dir=str(run_dir))
+    state["trainer"] = trainer
     fit_started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    except BaseException as error:
+    except BaseException:
         _finish_experiment_trackers(loggers)
-        if trainer.is_global_zero:
-            failure = {"status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
-                       "error": f"{type(error).__name__}: {error}", "global_step": trainer.global_step,
-                       "wall_seconds": round(time.time() - started, 1)}
-            (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
         raise
     fit_seconds = time.time() - fit_started
 
@@ -225,26 +243,31 @@ def train(cfg: DictConfig) -> float | None:
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if not trainer.is_global_zero:
         _finish_experiment_trackers(loggers)
-        return metrics.get(metric_name)
+        return None
     best = _best_checkpoint(trainer)
+    kept_metrics = metrics
     if best and not trainer.fast_dev_run:
-        module.load_trainable_weights(load_checkpoint(best)["state_dict"])
+        kept = load_checkpoint(best)
+        module.load_trainable_weights(kept["state_dict"])
+        kept_metrics = kept.get("hakim", {}).get("validation") or metrics
     module.net.save_pretrained(run_dir / ADAPTER_DIR)
     module.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
     _log_adapter_artifact(cfg, loggers, run_dir / ADAPTER_DIR)
     _finish_experiment_trackers(loggers)
 
+    tokens_this_session = module.tokens_trained - module.tokens_at_resume
     summary = {
         "status": "ok",
         "run_dir": str(run_dir),
         "model_path": module.model_path,
         "best_checkpoint": best,
-        "metrics": metrics,
+        "metrics": metrics,  # at the end of training
+        "adapter_metrics": kept_metrics,  # the validation of the kept adapter (the best checkpoint)
         "data_report": datamodule.report,
         "global_step": trainer.global_step,
         "planned_steps": _planned_steps(trainer),  # more than global_step: stopped early (max_time, early stopping)
         "tokens_trained": module.tokens_trained,
-        "tokens_per_second": round(module.tokens_trained / fit_seconds, 1) if fit_seconds > 0 else None,
+        "tokens_per_second": round(tokens_this_session / fit_seconds, 1) if fit_seconds > 0 else None,
         "peak_memory_gb": _peak_memory_gb(),
         "wall_seconds": round(time.time() - started, 1),
     }
@@ -253,6 +276,4 @@ def train(cfg: DictConfig) -> float | None:
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(str(run_dir.resolve()) + "\n")
     log.info("run directory: %s", run_dir)
-    if metric_name and metric_name in metrics:
-        return metrics[metric_name]
-    return None
+    return kept_metrics.get(metric_name) if metric_name else None
