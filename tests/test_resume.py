@@ -57,7 +57,7 @@ def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(
     config_before = (killed / "config.yaml").read_text()
     kill_after_checkpoint(workspace, killed, 10, f"resume={killed}")
     finished = run_entry_point("train.py", workspace, f"resume={killed}", "trainer.max_time=00:01:00:00")
-    assert "resume: trainer.max_time=00:01:00:00 (was None); the limit counts the time already trained" in finished.stdout
+    assert "resume: trainer.max_time=00:01:00:00 (was None); the limit counts from now" in finished.stdout
 
     resumed_from = [json.loads(line)["step"] for line in (killed / "resumes.jsonl").read_text().splitlines()]
     assert len(resumed_from) == 2 and resumed_from[0] >= 4 and resumed_from[1] >= 10

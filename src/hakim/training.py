@@ -111,8 +111,10 @@ def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> DictConfig:
     checkpoint, step = newest_checkpoint(run_dir / "checkpoints")
     saved = OmegaConf.load(run_dir / "config.yaml")
     for key, value in changes.items():
-        log.info("resume: %s=%s (was %s)%s", key, value, OmegaConf.select(saved, key),
-                 "; the limit counts the time already trained" if key == "trainer.max_time" else "")
+        before = OmegaConf.select(saved, key)
+        # Lightning's timer keeps its elapsed time in the checkpoint only when the run had a time limit
+        timing = ("; the limit counts the time already trained" if before is not None else "; the limit counts from now")
+        log.info("resume: %s=%s (was %s)%s", key, value, before, timing if key == "trainer.max_time" else "")
         OmegaConf.update(saved, key, value, force_add=True)
     log.info("resume: continuing %s from %s (step %d)", run_dir, checkpoint.name, step)
     saved.resume = None
