@@ -140,8 +140,9 @@ def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_conf
 
 
 def test_ddp_ranks_train_on_different_data_and_end_with_identical_weights_and_metrics(workspace, tiny_model_dir, sample_dataset):
+    # one validation at step 4, in eval batches of 4 so that each rank validates rows of both sources
     run_entry_point("train.py", workspace, "trainer=ddp_cpu", "callbacks=rank_audit", "data.max_length=192",
-                    "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "trainer.val_check_interval=4",
+                    "data.batch_size=4", "data.eval_batch_size=4", "lora.r=4", "trainer.max_steps=4", "trainer.val_check_interval=4",
                     "hydra.run.dir=runs/ddp", timeout=600)
     audits = [json.loads((workspace / "runs" / "ddp" / "rank_audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [a["world_size"] for a in audits] == [2, 2]
