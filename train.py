@@ -3,12 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
+from hakim.errors import one_line_errors
 from hakim.training import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg)
+    return one_line_errors(train)(cfg)
 
 
 if __name__ == "__main__":

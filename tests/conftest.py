@@ -38,6 +38,16 @@ def run_entry_point(script: str, workspace: Path, *overrides: str, timeout: int 
     return result
 
 
+class RunsACommand:
+    """What a tampered checkpoint or cache holds: unpickling it would run `touch <marker>`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("hakim_workspace")

@@ -1,11 +1,15 @@
 """Tokenized once and cached; dynamic padding; length-grouped batches; V3 needs reasoning."""
 
+import json
+import logging
+
 import torch
 
+from conftest import RunsACommand
 from hakim.data.dataset_io import read_split
 from hakim.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
 from hakim.prompts import IGNORE_INDEX
-from hakim.training import build_datamodule
+from hakim.training import build_datamodule, train
 from hakim.model import load_tokenizer
 
 
@@ -24,12 +28,31 @@ def test_tokenized_splits_are_cached_and_reused(train_config, tiny_tokenizer, mo
     cfg = train_config()
     first = build_datamodule(cfg, tiny_tokenizer)
     first.setup("fit")
-    cache_files = sorted(first.cache_dir.glob("*.pt"))
+    cache_files = sorted(first.cache_dir.glob("*.json"))
     assert cache_files
     second = build_datamodule(cfg, tiny_tokenizer)
     monkeypatch.setattr(second, "_encode_split", lambda split: (_ for _ in ()).throw(AssertionError("re-tokenized")))
     second.setup("fit")
     assert [item["input_ids"] for item in second.datasets["train"].items] == [item["input_ids"] for item in first.datasets["train"].items]
+
+
+def test_a_tampered_tokenized_cache_is_refused_and_rebuilt(train_config, tiny_tokenizer, tmp_path, caplog):
+    cfg = train_config()
+    first = build_datamodule(cfg, tiny_tokenizer)
+    first.setup("fit")
+    marker = tmp_path / "ran"
+    cache_files = sorted(first.cache_dir.glob("*.json"))
+    for path in cache_files:
+        torch.save({"items": RunsACommand(marker)}, path)
+
+    second = build_datamodule(cfg, tiny_tokenizer)
+    with caplog.at_level(logging.WARNING):
+        second.setup("fit")
+    assert not marker.exists()
+    refusals = [record.getMessage() for record in caplog.records if "ignoring the tokenized cache" in record.getMessage()]
+    assert len(refusals) == len(cache_files)
+    assert second.datasets["train"].items == first.datasets["train"].items
+    assert all(json.loads(path.read_text())["items"] for path in cache_files), "the caches are written again"
 
 
 def test_served_items_hold_exactly_the_fields_the_cache_key_names(train_config, tiny_tokenizer):
@@ -86,3 +109,13 @@ def test_capped_training_set_is_a_seeded_sample_across_sources_not_the_first_row
     assert len(first) == cap and set(first) <= set(all_ids) and len(set(first)) == cap
     assert sources(first) == sources(all_ids), "every source should be drawn from"
     assert capped(1) == first and capped(2) != first
+
+
+def test_each_epoch_trains_on_every_row_in_a_new_order(train_config, tmp_path):
+    cfg = train_config("callbacks=rank_audit", "trainer.max_epochs=2", "data.batch_size=8", "data.max_length=160",
+                       "lora.r=4", "trainer.limit_val_batches=1")
+    train(cfg)
+    ids = json.loads((tmp_path / "run" / "rank_audit" / "rank0.json").read_text())["ids"]
+    first, second = ids[: len(ids) // 2], ids[len(ids) // 2 :]
+    assert sorted(first) == sorted(second) and len(set(first)) == len(first)
+    assert first != second

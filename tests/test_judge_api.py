@@ -1,9 +1,11 @@
 """Judge.load(run).judge(...), batch = single, generate mode counts unparsed, export round-trips."""
 
 import json
+import shutil
 
 import pytest
 import torch
+import yaml
 
 from hakim.data.dataset_io import read_split
 from hakim.export import export_merged
@@ -84,11 +86,25 @@ def test_cli_judges_a_jsonl_file(tiny_run, tmp_path):
     assert [r["id"] for r in rows] == ["a", "b"] and all(r["label"] in (0, 1) for r in rows)
 
 
-def test_cli_names_the_bad_line(tiny_run, tmp_path):
+def test_a_run_directory_asking_for_remote_code_is_refused_unless_the_caller_trusts_it(tiny_run, tmp_path, monkeypatch):
+    handed = tmp_path / "handed_run"
+    shutil.copytree(tiny_run, handed)
+    config = yaml.safe_load((handed / "config.yaml").read_text())
+    config["model"]["trust_remote_code"] = True
+    (handed / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setattr("hakim.judge.load_base_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    with pytest.raises(ValueError, match="sets model.trust_remote_code: true"):
+        Judge.open(handed)
+
+
+def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(Judge, "open", lambda *args, **kwargs: pytest.fail("the model was loaded before the input was read"))
     source = tmp_path / "in.jsonl"
     source.write_text('{"passage": "x", "claim": "y"}\n{"passage": "", "claim": "y"}\n')
-    with pytest.raises(ValueError, match=r"in.jsonl:2: field 'passage'"):
+    with pytest.raises(SystemExit, match=r"^error: .*in.jsonl:2: field 'passage'"):
         judge_cli([str(tiny_run), str(source), str(tmp_path / "out.jsonl")])
+    with pytest.raises(SystemExit, match=r"^error: .*missing.jsonl"):
+        judge_cli([str(tiny_run), str(tmp_path / "missing.jsonl"), str(tmp_path / "out.jsonl")])
 
 
 def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):

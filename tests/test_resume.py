@@ -1,59 +1,87 @@
-"""A killed run resumes exactly; a non-finite loss stops with a message; DDP ranks split the data."""
+"""A killed run resumes exactly; a diverging run stops with a message and status `diverged`; DDP ranks split the data."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 import hakim.module
 from conftest import ROOT, compose_config, run_entry_point
+from hakim.module import TrainingDiverged
 from hakim.training import train
 
-# 8 batches an epoch and 48 steps: the run crosses epoch boundaries, with dropout drawing random numbers,
-# and lasts long enough after its first checkpoint (step 3) to be killed mid-epoch
-TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=6", "trainer.max_steps=48",
-              "trainer.limit_train_batches=8", "callbacks.last_checkpoint.every_n_train_steps=3", "optim.optimizer.lr=5e-3",
-              "lora.dropout=0.1", "trainer.limit_val_batches=2"]
+# 4 batches an epoch and 12 steps: three epochs with dropout drawing random numbers, a periodic checkpoint
+# every 2 steps (mid-epoch and at each epoch's last batch, just before validation)
+TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=10", "trainer.max_steps=12",
+              "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=2", "optim.optimizer.lr=5e-3",
+              "lora.dropout=0.1", "trainer.limit_val_batches=1"]
 
 
 def adapter(run_dir):
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_killed_run_resumed_matches_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
-    run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
+def checkpoint_steps(run_dir):
+    return [int(match.group(1)) for path in (run_dir / "checkpoints").glob("*.ckpt")
+            if (match := re.search(r"step(\d+)", path.name))]
 
-    killed = workspace / "runs" / "killed"
+
+def kill_after_checkpoint(workspace, run_dir, step, *arguments):
+    """Run train.py with `arguments` and SIGKILL it as soon as a checkpoint of `step` or later is on disk."""
     environment = {**os.environ, "HAKIM_ROOT": str(workspace)}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TRAIN_ARGS, f"hydra.run.dir={killed}"],
-                               cwd=workspace, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = killed / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=workspace, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.05)  # let the checkpoint finish writing, then kill without warning
+    while process.poll() is None and time.time() < deadline:
+        if (run_dir / "checkpoints").exists() and max(checkpoint_steps(run_dir), default=0) >= step:
+            break
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "run.json").exists(), "the run finished before it could be killed; make it longer"
+    assert not (run_dir / "run.json").exists(), "the run finished before it could be killed; make it longer"
 
-    run_entry_point("train.py", workspace, f"resume={killed}")
-    summary = json.loads((killed / "run.json").read_text())
-    assert summary["global_step"] == 48
+
+def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
+    run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
+    killed = workspace / "runs" / "killed"
+    # killed first just after step 4, the last batch of epoch 0 (while validating), then, resumed, just
+    # after step 10, in the middle of epoch 2, after two reshuffles
+    kill_after_checkpoint(workspace, killed, 4, *TRAIN_ARGS, f"hydra.run.dir={killed}")
+    config_before = (killed / "config.yaml").read_text()
+    kill_after_checkpoint(workspace, killed, 10, f"resume={killed}")
+    finished = run_entry_point("train.py", workspace, f"resume={killed}", "trainer.max_time=00:01:00:00")
+    assert "resume: trainer.max_time=00:01:00:00 (was None); the limit counts from now" in finished.stdout
+
+    resumed_from = [json.loads(line)["step"] for line in (killed / "resumes.jsonl").read_text().splitlines()]
+    assert len(resumed_from) == 2 and resumed_from[0] >= 4 and resumed_from[1] >= 10
+    assert json.loads((killed / "run.json").read_text())["global_step"] == 12
+    assert (killed / "config.yaml").read_text() == config_before
     whole, resumed = adapter(workspace / "runs" / "whole"), adapter(killed)
     assert whole.keys() == resumed.keys()
     for name in whole:
-        assert (whole[name] - resumed[name]).abs().max() < 1e-5, name
+        assert torch.equal(whole[name], resumed[name]), name
+
+
+def test_resume_refuses_an_override_that_changes_what_is_computed(workspace, tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    refused = subprocess.run([sys.executable, str(ROOT / "train.py"), f"resume={tmp_path}", "lora.r=8"], cwd=workspace,
+                             env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "lora.r would change what it computes. Only trainer.max_time" in refused.stderr
 
 
 def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 1\n")
+    (tmp_path / "checkpoints").mkdir()
     cfg = compose_config("train", workspace, tmp_path / "out", [f"resume={tmp_path}"])
-    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
         train(cfg)
 
 
@@ -68,9 +96,39 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
 
     monkeypatch.setattr(hakim.module, "completion_cross_entropy", poisoned)
     cfg = train_config("callbacks.last_checkpoint.every_n_train_steps=2", "trainer.max_steps=10", "logger=csv")
-    with pytest.raises(FloatingPointError, match="non-finite training loss at step 4"):
+    with pytest.raises(TrainingDiverged, match="non-finite training loss at step 4"):
         train(cfg)
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert checkpoint_steps(tmp_path / "run") == [4]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "diverged"
+
+
+def diverged_run(train_config, tmp_path, *overrides):
+    """Train until the divergence guard stops the run; its error message and run.json."""
+    cfg = train_config("data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=12",
+                       "callbacks.last_checkpoint.every_n_train_steps=1", *overrides)
+    with pytest.raises(TrainingDiverged) as stopped:
+        train(cfg)
+    return str(stopped.value), json.loads((tmp_path / "run" / "run.json").read_text())
+
+
+def test_an_infinite_learning_rate_stops_before_any_checkpoint_holds_non_finite_weights(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "optim.optimizer.lr=inf")
+    assert "non-finite" in message and "optim.optimizer.lr" in message
+    assert summary["status"] == "diverged" and summary["global_step"] == 0
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.ckpt")), "step 0's weights were broken: nothing to keep"
+
+
+def test_a_saturated_run_whose_gradients_vanish_is_stopped_as_diverged(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "optim.optimizer.lr=1e6")
+    assert "gradient norm 0 for 3 steps" in message and "optim.optimizer.lr" in message
+    assert summary["status"] == "diverged" and 3 <= summary["global_step"] < 12
+
+
+def test_a_loss_above_the_watchdog_threshold_stops_the_run_after_its_patience(train_config, tmp_path):
+    message, summary = diverged_run(train_config, tmp_path, "callbacks.loss_watchdog.threshold=0.5",
+                                    "callbacks.loss_watchdog.patience=2")
+    assert "above callbacks.loss_watchdog.threshold=0.5 for 2 steps" in message
+    assert summary == {**summary, "status": "diverged", "global_step": 2}
 
 
 def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_config, tmp_path):
@@ -81,11 +139,26 @@ def test_a_wall_clock_limit_stops_training_and_still_writes_the_judge(train_conf
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
 
 
-def test_ddp_ranks_train_on_different_data_and_end_identical(workspace, tiny_model_dir, sample_dataset):
+def test_ddp_ranks_train_on_different_data_and_end_with_identical_weights_and_metrics(workspace, tiny_model_dir, sample_dataset):
+    # one validation at step 4, in eval batches of 4 so that each rank validates rows of both sources
     run_entry_point("train.py", workspace, "trainer=ddp_cpu", "callbacks=rank_audit", "data.max_length=192",
-                    "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "hydra.run.dir=runs/ddp", timeout=600)
+                    "data.batch_size=4", "data.eval_batch_size=4", "lora.r=4", "trainer.max_steps=4", "trainer.val_check_interval=4",
+                    "hydra.run.dir=runs/ddp", timeout=600)
     audits = [json.loads((workspace / "runs" / "ddp" / "rank_audit" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [a["world_size"] for a in audits] == [2, 2]
     assert audits[0]["ids"] and audits[1]["ids"] and not set(audits[0]["ids"]) & set(audits[1]["ids"])
     assert audits[0]["weights_sha256"] == audits[1]["weights_sha256"]
+    assert "val/loss" in audits[0]["metrics"] and audits[0]["metrics"] == audits[1]["metrics"], "metrics reduced over ranks"
     assert (workspace / "runs" / "ddp" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_a_missing_dataset_fails_in_one_line_before_the_model_loads_and_leaves_run_json(workspace, tiny_model_dir):
+    run_dir = workspace / "runs" / "no_data"
+    failed = subprocess.run([sys.executable, str(ROOT / "train.py"), "data.dataset_dir=/nonexistent", f"hydra.run.dir={run_dir}"],
+                            cwd=workspace, env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: FileNotFoundError: no prepared dataset at /nonexistent")
+    assert "Traceback" not in failed.stderr + failed.stdout and "Loading weights" not in failed.stderr
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "failed" and "no prepared dataset" in summary["error"]
+    assert "Traceback" in (run_dir / "train.log").read_text()

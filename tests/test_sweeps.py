@@ -39,7 +39,8 @@ def sweep_dir(workspace, tiny_model_dir, sample_dataset, tmp_path_factory):
 
 @pytest.mark.slow
 def test_sweep_summary_ranks_every_job_and_shows_the_failure(sweep_dir, capsys):
-    sweep_summary_main([str(sweep_dir)])
+    with pytest.raises(SystemExit, match=r"1 of 3 jobs did not end ok: 2 \(failed\)"):
+        sweep_summary_main([str(sweep_dir)])
     printed = capsys.readouterr().out
     assert "3 jobs, 2 ok" in printed and "data.max_length=256" in printed
     assert "job 2 failed: ValueError: `r` should be a positive integer value but the value passed is 0" in printed.replace("\n", "")

@@ -1,10 +1,17 @@
-"""Runs are reproducible from their saved config, and W&B (offline) gets config and metrics without secrets."""
+"""Runs are reproducible from their saved config; W&B (offline) gets config and metrics, follows WANDB_*, and
+its failure does not stop training; no file a run writes holds a secret."""
 
 import csv
+import json
+import logging
+import os
+import subprocess
+import sys
 import time
 
-from conftest import compose_config
+from conftest import ROOT, compose_config
 from hakim.evaluation import evaluate
+from hakim.loggers import wandb_mode
 from hakim.training import train
 
 SHORT = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=6", "trainer.limit_val_batches=2",
@@ -61,3 +68,52 @@ def test_evaluation_tables_and_plots_go_to_wandb(workspace, sample_dataset, tmp_
     record = offline_record(tmp_path / "eval")
     assert b"eval/balanced_accuracy" in record and b"majority" in record
     assert b"plots/roc" in record and b"plots/reliability" in record and b"predictions" in record
+
+
+def test_a_secret_is_refused_on_the_command_line_and_never_written_from_the_environment(workspace, tiny_model_dir,
+                                                                                       sample_dataset):
+    secret = "sk-test-DO-NOT-WRITE-7351"
+    refused = subprocess.run([sys.executable, str(ROOT / "train.py"), f"+openai.api_key={secret}", "hydra.run.dir=runs/leak"],
+                             cwd=workspace, env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert refused.returncode != 0 and not (workspace / "runs" / "leak").exists()
+    assert refused.stderr.strip().count("\n") == 0 and "openai.api_key" in refused.stderr and "environment" in refused.stderr
+
+    run_dir = workspace / "runs" / "secret_from_env"
+    environment = {**os.environ, "HAKIM_ROOT": str(workspace), "HAKIM_TEST_SECRET": secret, "WANDB_MODE": "offline"}
+    arguments = ["+openai.api_key=${oc.env:HAKIM_TEST_SECRET}", "logger=wandb", "trainer.max_steps=2",
+                 "data.max_length=160", "lora.r=4", f"hydra.run.dir={run_dir}"]
+    subprocess.run([sys.executable, str(ROOT / "train.py"), *arguments], cwd=workspace, env=environment, check=True,
+                   capture_output=True)
+    subprocess.run([sys.executable, str(ROOT / "train.py"), f"resume={run_dir}"], cwd=workspace, env=environment,
+                   check=True, capture_output=True)
+
+    written = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert {".hydra", "wandb", "checkpoints", "adapter"} <= {path.relative_to(run_dir).parts[0] for path in written}
+    assert [path for path in written if secret.encode() in path.read_bytes()] == []
+    assert "api_key: <redacted>" in (run_dir / "config.yaml").read_text()
+    ids = {folder.name.rsplit("-", 1)[-1] for folder in (run_dir / "wandb").glob("offline-run-*")}
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1, "resume= continues the same W&B run"
+
+
+def test_wandb_mode_from_the_environment_wins_over_an_api_key(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    assert wandb_mode("auto") == "online"
+
+
+def test_a_wandb_failure_warns_and_training_goes_on_with_csv(workspace, tiny_model_dir, sample_dataset, tmp_path,
+                                                             monkeypatch, caplog):
+    import wandb
+
+    def unreachable(**kwargs):
+        raise wandb.errors.CommError("Failed to get resume status")
+
+    monkeypatch.setattr(wandb, "init", unreachable)
+    with caplog.at_level(logging.WARNING):
+        train(compose_config("train", workspace, tmp_path / "run", [*SHORT, "logger=wandb"]))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "ok"
+    assert losses(tmp_path / "run")
+    assert any("WandbLogger failed to start (CommError: Failed to get resume status)" in record.getMessage()
+               for record in caplog.records)

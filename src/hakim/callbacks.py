@@ -1,18 +1,29 @@
-"""Callbacks of our own (Lightning's checkpointing, early stopping and LR monitor are configured in YAML)."""
+"""Callbacks of our own: rank audit, loss watchdog, progress log (Lightning's checkpointing, early stopping and
+LR monitor are configured in YAML)."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import logging
+import math
+import time
 from pathlib import Path
 
 import lightning as L
 
+from hakim.module import LOWER_LR, TrainingDiverged
+
+progress_log = logging.getLogger("hakim.progress")
+
 
 class RankAudit(L.Callback):
-    """Write, per rank, the example ids it trained on and a fingerprint of its adapter weights.
+    """Write, per rank, the example ids it trained on, a fingerprint of its adapter weights and the
+    validation metrics it logged.
 
-    For checking a multi-process run: ranks must see different examples and end with identical weights.
+    For checking a multi-process run: ranks must see different examples and end with identical weights
+    and identical (reduced over all ranks) metrics.
     """
 
     def __init__(self, output_dir: str):
@@ -28,5 +39,83 @@ class RankAudit(L.Callback):
             digest.update(name.encode())
             digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        audit = {"rank": trainer.global_rank, "world_size": trainer.world_size, "ids": self.ids, "weights_sha256": digest.hexdigest()}
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
+        audit = {"rank": trainer.global_rank, "world_size": trainer.world_size, "ids": self.ids,
+                 "weights_sha256": digest.hexdigest(), "metrics": metrics}
         (self.output_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(audit) + "\n")
+
+
+class LossWatchdog(L.Callback):
+    """Stop a run whose training has broken down without producing non-finite numbers.
+
+    A spike: the training loss stays above `threshold` for `patience` optimizer steps in a row (after
+    axolotl's loss_watchdog_threshold / loss_watchdog_patience). Stuck: the gradient norm is exactly 0
+    for `patience` steps in a row, as when a huge learning rate saturates the model and nothing can move
+    it any more. Either raises TrainingDiverged, so run.json records status `diverged` and the step.
+    """
+
+    def __init__(self, threshold: float | None = None, patience: int = 3):
+        if patience < 1:
+            raise ValueError(f"callbacks.loss_watchdog.patience must be at least 1, got {patience}")
+        self.threshold = threshold
+        self.patience = patience
+        self.spiking = 0
+        self.stuck = 0
+        self.last_step = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.last_step:  # a batch accumulated into a later optimizer step
+            return
+        self.last_step = trainer.global_step
+        loss = float(outputs["loss"])
+        self.spiking = self.spiking + 1 if self.threshold is not None and loss > self.threshold else 0
+        self.stuck = self.stuck + 1 if pl_module.grad_norm == 0 else 0
+        if self.spiking >= self.patience:
+            raise TrainingDiverged(f"training loss above callbacks.loss_watchdog.threshold={self.threshold} for "
+                                   f"{self.patience} steps (now {loss:.4g} at step {trainer.global_step}); {LOWER_LR}")
+        if self.stuck >= self.patience:
+            raise TrainingDiverged(f"gradient norm 0 for {self.patience} steps (step {trainer.global_step}, loss "
+                                   f"{loss:.4g}): the model is saturated and no longer learns; {LOWER_LR}")
+
+
+class ProgressLog(L.Callback):
+    """A log line every `every_n_steps` optimizer steps, for logs read without a terminal (a cluster job's
+    output, train.log): step of planned, examples and tokens trained, tokens/s since the last line, an ETA
+    from this session's pace, and the last validation."""
+
+    def __init__(self, every_n_steps: int = 25, metrics: tuple[str, ...] = ("val/auroc", "val/loss")):
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.progress_log.every_n_steps must be at least 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.metrics = tuple(metrics)
+        self.last_validation = ""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.session = (time.monotonic(), trainer.global_step)
+        self.previous = (time.monotonic(), pl_module.tokens_trained)
+        self.logged_step = trainer.global_step
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        values = [f"{name}={float(trainer.callback_metrics[name]):.4g}" for name in self.metrics if name in trainer.callback_metrics]
+        self.last_validation = f"last validation (step {trainer.global_step}): {' '.join(values)}"
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step == self.logged_step or step % self.every_n_steps:
+            return
+        self.logged_step = step
+        now = time.monotonic()
+        (started, first_step), (before, tokens_before) = self.session, self.previous
+        tokens_per_second = (pl_module.tokens_trained - tokens_before) * trainer.world_size / max(now - before, 1e-9)
+        self.previous = (now, pl_module.tokens_trained)
+        planned = trainer.estimated_stepping_batches
+        parts = [f"step {step}" + (f"/{int(planned)}" if math.isfinite(planned) else ""),
+                 f"{pl_module.examples_trained * trainer.world_size} examples", f"{tokens_per_second:,.0f} tokens/s"]
+        if math.isfinite(planned):
+            remaining = (planned - step) * (now - started) / max(step - first_step, 1)
+            parts.append(f"ETA {datetime.timedelta(seconds=round(remaining))}")
+        if self.last_validation:
+            parts.append(self.last_validation)
+        progress_log.info(" | ".join(parts))

@@ -36,6 +36,25 @@ def encoded_item(record, encoded) -> dict:
             **{name: getattr(encoded, name) for name in ENCODED_FIELDS}}
 
 
+def _read_cache(path: Path) -> tuple[list[dict], dict] | None:
+    """A tokenized split written by an earlier run, or None (with a warning) when it cannot be trusted.
+
+    The cache is JSON, so reading one never runs code; a file that does not parse or lacks an item
+    field is rebuilt rather than trained on.
+    """
+    if not path.exists():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        items, report = cached["items"], cached["report"]
+        if not all(set(item) == set(ITEM_FIELDS) for item in items):
+            raise ValueError(f"items without the fields {ITEM_FIELDS}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        log.warning("ignoring the tokenized cache %s (%s: %s); tokenizing again", path, type(error).__name__, str(error)[:120])
+        return None
+    return items, report
+
+
 class EncodedDataset(Dataset):
     def __init__(self, items: list[dict]):
         self.items = items
@@ -51,8 +70,35 @@ class EncodedDataset(Dataset):
         return [len(item["input_ids"]) for item in self.items]
 
 
+class EpochShuffle(Sampler[int]):
+    """A permutation of `range(size)` reproducible for a (seed, epoch).
+
+    It is the `sampler` of LengthGroupedBatchSampler because Lightning calls `set_epoch` at each epoch
+    start on `loader.batch_sampler.sampler`, never on the batch sampler itself.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def rng(self, purpose: str) -> random.Random:
+        return random.Random(f"{self.seed}/{self.epoch}/{purpose}")
+
+    def __iter__(self):
+        order = list(range(self.size))
+        self.rng("examples").shuffle(order)
+        yield from order
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    """Shuffled batches of similar-length examples, reproducible for a (seed, epoch).
+    """Shuffled batches of similar-length examples, a new order every epoch, reproducible for a (seed, epoch).
 
     Examples are shuffled, cut into pools of `pool_batches` batches, each pool sorted by length and
     cut into batches, and the batches shuffled again, so order is random but padding is small.
@@ -64,24 +110,25 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
                  drop_last: bool = False, num_replicas: int = 1, rank: int = 0):
         self.lengths = lengths
         self.batch_size = batch_size
-        self.seed = seed
+        self.sampler = EpochShuffle(len(lengths), seed)
         self.pool_batches = pool_batches
         self.drop_last = drop_last
         self.num_replicas = num_replicas
         self.rank = rank
-        self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
 
     def resume_at(self, epoch: int, batches_done: int) -> None:
         self._resume = (epoch, batches_done)
 
     def all_batches(self) -> list[list[int]]:
-        rng = random.Random(self.seed * 1_000_003 + self.epoch)
-        order = list(range(len(self.lengths)))
-        rng.shuffle(order)
+        order = list(self.sampler)
         pool_size = self.batch_size * self.pool_batches
         batches = []
         for start in range(0, len(order), pool_size):
@@ -89,7 +136,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
         if self.drop_last:
             batches = [batch for batch in batches if len(batch) == self.batch_size]
-        rng.shuffle(batches)
+        self.sampler.rng("batches").shuffle(batches)
         return batches
 
     def batches(self) -> list[list[int]]:
@@ -99,6 +146,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return batches[:usable][self.rank :: self.num_replicas]
 
     def __iter__(self):
+        # The order is drawn at the first batch, not when the iterator is created: on resume Lightning
+        # creates it before it restores the epoch and the loader position.
         batches = self.batches()
         if self._resume is not None:
             epoch, done = self._resume
@@ -205,7 +254,7 @@ class JudgeDataModule(L.LightningDataModule):
              ITEM_FIELDS],
             sort_keys=True,
         )
-        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
     def _encode_split(self, split: str) -> tuple[list[dict], dict]:
         records = read_split(self.dataset_dir, split)
@@ -234,14 +283,14 @@ class JudgeDataModule(L.LightningDataModule):
     def _load_split(self, stage_name: str) -> EncodedDataset:
         split = self.splits[stage_name]
         path = self._cache_path(split)
-        if path.exists():
-            cached = torch.load(path, weights_only=False)
-            items, report = cached["items"], cached["report"]
+        cached = _read_cache(path)
+        if cached is not None:
+            items, report = cached
         else:
             items, report = self._encode_split(split)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may write the same cache at once
-            torch.save({"items": items, "report": report}, temporary)
+            temporary.write_text(json.dumps({"items": items, "report": report}))
             temporary.replace(path)
         if not items:
             raise ValueError(
@@ -253,6 +302,8 @@ class JudgeDataModule(L.LightningDataModule):
             # N rows of a BoolQ + FIB split would be BoolQ alone
             chosen = random.Random(self.seed).sample(range(len(items)), self.max_train_examples)
             items = [items[i] for i in sorted(chosen)]
+        if stage_name == "train":
+            report = {**report, "trained_on": len(items)}  # `used` after data.max_train_examples
         self.report[stage_name] = report
         if report["truncated_passages"] or report["too_long_even_without_passage"]:
             log.warning(
@@ -292,8 +343,6 @@ class JudgeDataModule(L.LightningDataModule):
         dataset = self.datasets["train"]
         num_replicas, rank = self._replicas()
         sampler = LengthGroupedBatchSampler(dataset.lengths, self.batch_size, self.seed, num_replicas=num_replicas, rank=rank)
-        if self.trainer is not None:
-            sampler.set_epoch(self.trainer.current_epoch)
         return ResumableLoader(
             dataset, batch_sampler=sampler, collate_fn=functools.partial(collate, pad_id=self.tokenizer.pad_token_id),
             num_workers=self.num_workers, position=self._position,

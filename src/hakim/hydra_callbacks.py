@@ -1,4 +1,5 @@
-"""Hydra callbacks: write a failed job's traceback into its own log, so a sweep's failures stay readable."""
+"""Hydra callbacks: keep secrets out of the files Hydra writes, and write a failed job's traceback into
+its own log, so a sweep's failures stay readable."""
 
 from __future__ import annotations
 
@@ -6,9 +7,34 @@ import logging
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from hakim.provenance import literal_secrets
 
 log = logging.getLogger("hakim.job")
+
+
+class RefuseLiteralSecrets(Callback):
+    """Hydra copies the composed config and the command line into `.hydra/` (and W&B records the command
+    line) before any Hakim code runs; a secret written in either would end up on disk. Refused here, before
+    the run directory exists: secrets come from environment variables (`*_env` keys, `${oc.env:NAME}`)."""
+
+    def _check(self, config: DictConfig) -> None:
+        # unresolved: reading an element of the ListConfig would resolve `${oc.env:NAME}` into the secret itself
+        overrides = [override.partition("=") for override in OmegaConf.to_container(config.hydra.overrides.task)]
+        composed = {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
+        keys = literal_secrets({key.lstrip("+~"): value for key, _, value in overrides}) + literal_secrets(composed)
+        if keys:
+            # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings and carries on
+            raise SystemExit(f"error: {', '.join(sorted(set(keys)))}: a secret may not be written on the command line or "
+                             "in a config file (Hydra saves both); put it in an environment variable and name that "
+                             "variable (e.g. teacher.api_key_env=OPENAI_API_KEY, or key: ${oc.env:NAME})")
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
 
 
 class LogJobFailure(Callback):

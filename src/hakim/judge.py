@@ -79,15 +79,20 @@ class Judge:
         return "generate" if self.style.variant == "v3" and self.style.reasoning_first else "score"
 
     @classmethod
-    def load(cls, run_dir: str | Path, quantization: str | None = "as_trained", **overrides) -> "Judge":
+    def load(cls, run_dir: str | Path, quantization: str | None = "as_trained", trust_remote_code: bool = False,
+             **overrides) -> "Judge":
         """Base model (quantized as in training, unless `quantization` says otherwise) + the run's
-        adapter, with the run's prompt style and stored threshold."""
+        adapter, with the run's prompt style and stored threshold. A run trained with
+        model.trust_remote_code needs `trust_remote_code=True` here too: a run directory can be handed to you."""
         run_dir = Path(run_dir)
         config_path = run_dir / "config.yaml"
         if not config_path.exists():
             raise FileNotFoundError(f"{run_dir} is not a Hakim run directory (no config.yaml)")
         config = yaml.safe_load(config_path.read_text())
         spec = ModelSpec(**config["model"])
+        if spec.trust_remote_code and not trust_remote_code:
+            raise ValueError(f"{config_path} sets model.trust_remote_code: true, which runs code shipped with the model; "
+                             "pass trust_remote_code=True only if you trust this run directory and its model")
         if quantization != "as_trained":
             spec = replace(spec, quantization=quantization)
         base = load_base_model(spec)

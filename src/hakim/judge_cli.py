@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     arguments = parser.parse_args(argv)
 
+    try:
+        rows = read_items(arguments.input)  # before the model loads: a bad input fails in a second, not minutes
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     judge = Judge.open(arguments.judge, batch_size=arguments.batch_size)
-    rows = read_items(arguments.input)
     verdicts = judge.judge_batch([(r["passage"], r["_claim"], r.get("source", "default")) for r in rows], mode=arguments.mode)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     with arguments.output.open("w", encoding="utf-8") as handle:

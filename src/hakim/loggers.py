@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+# what W&B itself accepts in WANDB_MODE, as the mode Lightning's logger is given
+WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
 def wandb_mode(mode: str) -> str:
-    """auto: online when WANDB_API_KEY is set, else offline, so a run never fails for lack of network."""
+    """auto: WANDB_MODE when set, else online when WANDB_API_KEY is set, else offline, so a run never
+    fails for lack of network and a user's WANDB_MODE=offline holds even with a key in the environment."""
     if mode == "auto":
+        if os.environ.get("WANDB_MODE"):
+            if os.environ["WANDB_MODE"] not in WANDB_MODES:
+                raise ValueError(f"WANDB_MODE must be one of {', '.join(WANDB_MODES)}, got {os.environ['WANDB_MODE']!r}")
+            return WANDB_MODES[os.environ["WANDB_MODE"]]
         return "online" if os.environ.get("WANDB_API_KEY") else "offline"
     if mode not in ("online", "offline", "disabled"):
-        raise ValueError(f"wandb mode must be auto, online, offline or disabled, got {mode!r}")
+        raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled, got {mode!r}")
     return mode
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the W&B run a run directory logged to (W&B names its folders `…-run-<time>-<id>`)."""
+    folders = sorted(Path(run_dir).glob("wandb/*run-*-*"))
+    return folders[-1].name.rsplit("-", 1)[-1] if folders else None
 
 
 def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | None = None,
@@ -22,3 +39,19 @@ def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | 
     mode = wandb_mode(mode)
     return WandbLogger(project=project, entity=entity, tags=list(tags or []), save_dir=save_dir,
                        offline=mode == "offline", mode=mode, log_model=log_model, **kwargs)
+
+
+def start_loggers(loggers: list, hyperparameters: dict) -> list:
+    """The loggers that could record the run's hyperparameters (W&B starts its run here). A tracker that
+    fails (no network, a server error) costs its own record, not the training run: a warning, and the
+    run goes on with the others (the CSV logger)."""
+    started = []
+    for logger in loggers:
+        try:
+            logger.log_hyperparams(hyperparameters)
+        except Exception as error:  # W&B raises its own error types, from several layers
+            log.warning("%s failed to start (%s: %s); training goes on without it", type(logger).__name__,
+                        type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "")
+            continue
+        started.append(logger)
+    return started

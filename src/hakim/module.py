@@ -7,13 +7,12 @@ out of memory, and the prompt positions never contribute to the loss anyway.
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 import time
 from typing import Callable
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -51,15 +50,23 @@ def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head:
     return pair.softmax(dim=-1)[:, 1], pair
 
 
-def _numpy_state_to_safe(state: tuple) -> dict:
-    """numpy's RNG state as tensors and numbers, so checkpoints load with torch.load(weights_only=True)."""
-    name, keys, position, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
+class TrainingDiverged(FloatingPointError):
+    """Training broke down (non-finite numbers, or a loss the watchdog gave up on); run.json says `diverged`."""
 
 
-def _numpy_state_from_safe(state: dict) -> tuple:
-    return (state["name"], state["keys"].numpy().astype(np.uint32), state["position"], state["has_gauss"], state["cached"])
+LOWER_LR = "lower optim.optimizer.lr (or raise optim.scheduler.warmup_ratio) or check the data"
+
+
+def _all_finite(tensors) -> bool:
+    tensors = list(tensors)
+    return not tensors or bool(torch.stack([tensor.detach().isfinite().all() for tensor in tensors]).all())
+
+
+def batch_seed(seed: int, rank: int, epoch: int, batch_index: int) -> int:
+    """The seed of one training batch's random draws (dropout): a function of where the batch sits in
+    the run, so a resumed run draws the same numbers as an uninterrupted one wherever it was stopped."""
+    digest = hashlib.sha256(f"{seed}/{rank}/{epoch}/{batch_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -85,6 +92,7 @@ class JudgeModule(L.LightningModule):
         loss_chunk_size: int = 2048,
         lm_loss_weight: float = 1.0,
         class_balanced: bool = False,
+        seed: int = 42,
     ):
         super().__init__()
         self.model_spec = model
@@ -96,6 +104,7 @@ class JudgeModule(L.LightningModule):
         self.verdict_loss_weight = verdict_loss_weight
         self.lm_loss_weight = lm_loss_weight
         self.class_balanced = class_balanced
+        self.seed = seed
         self.class_weights: torch.Tensor | None = None
         self.loss_chunk_size = loss_chunk_size
         self.model_path = resolve_model_path(model)
@@ -107,6 +116,9 @@ class JudgeModule(L.LightningModule):
         self.net.train()
         self.strict_loading = False
         self.tokens_trained = 0
+        self.tokens_at_resume = 0
+        self.examples_trained = 0
+        self.grad_norm: float | None = None
         self.val_by_source = torch.nn.ModuleDict()
         self.scored_sources: list[str] = []
         self.best_balanced_acc = -math.inf
@@ -135,12 +147,11 @@ class JudgeModule(L.LightningModule):
         loss, verdict_loss, _, n_tokens = self.model_step(batch)
         total = self.lm_loss_weight * loss + self.verdict_loss_weight * verdict_loss
         if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"non-finite training loss at step {self.global_step} (batch {batch_index}); "
-                "lower optim.lr or check the data. The last good checkpoint is kept."
-            )
+            raise TrainingDiverged(f"non-finite training loss at step {self.global_step} (batch {batch_index}); {LOWER_LR}. "
+                                   "No update was applied and the last good checkpoint is kept.")
         size = batch["input_ids"].size(0)
         self.tokens_trained += int(batch["attention_mask"].sum())
+        self.examples_trained += size
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/verdict_loss", verdict_loss, batch_size=size)
         self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
@@ -164,7 +175,19 @@ class JudgeModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
         if gradients:
-            self.log("train/grad_norm", torch.stack(gradients).norm())
+            norm = torch.stack(gradients).norm()
+            if not torch.isfinite(norm):
+                raise TrainingDiverged(f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
+                                       "No update was applied and the last good checkpoint is kept.")
+            self.grad_norm = float(norm)
+            self.log("train/grad_norm", norm)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Checked here, before the callbacks of this step run, so a checkpoint never holds the broken weights.
+        if not _all_finite(p for p in self.net.parameters() if p.requires_grad):
+            raise TrainingDiverged(f"the update of step {self.global_step} made adapter weights non-finite; {LOWER_LR}. "
+                                   "The last good checkpoint is kept.")
 
     def on_validation_model_eval(self) -> None:
         super().on_validation_model_eval()
@@ -192,8 +215,9 @@ class JudgeModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_index: int) -> None:
         loss, verdict_loss, probability, _ = self.model_step(batch)
         size = batch["input_ids"].size(0)
-        self.log("val/loss", loss, prog_bar=True, batch_size=size)
-        self.log("val/verdict_loss", verdict_loss, batch_size=size)
+        # sync_dist: under DDP each rank holds a different share of the rows; the logged value is their mean
+        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/verdict_loss", verdict_loss, batch_size=size, sync_dist=True)
         for source in set(batch["sources"]):
             rows = torch.tensor([s == source for s in batch["sources"]], device=probability.device)
             if source not in self.val_by_source:  # validation rows that setup() did not see (a loader passed in)
@@ -256,27 +280,23 @@ class JudgeModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
         checkpoint["state_dict"] = self.trainable_state_dict()
-        # Dropout draws from these generators: restoring them makes a resumed run repeat the same steps.
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": _numpy_state_to_safe(np.random.get_state()),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        }
+        if not _all_finite(checkpoint["state_dict"].values()):
+            raise TrainingDiverged(f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}")
+        # the validation metrics these weights were last measured with: what the adapter kept from the best
+        # checkpoint is reported (and returned to a sweep) with
+        validation = {name: float(value) for name, value in self.trainer.callback_metrics.items() if name.startswith("val/")}
+        checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "examples_trained": self.examples_trained,
+                               "best_balanced_acc": self.best_balanced_acc,
+                               "validation": validation}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # Applied at the first resumed batch, not now: starting the data iterator draws from torch's RNG.
-        self._rng_to_restore = checkpoint.get("rng_states")
+        counters = checkpoint.get("hakim", {})
+        self.tokens_trained = self.tokens_at_resume = counters.get("tokens_trained", 0)
+        self.examples_trained = counters.get("examples_trained", 0)
+        self.best_balanced_acc = counters.get("best_balanced_acc", -math.inf)
 
     def on_train_batch_start(self, batch, batch_index: int) -> None:
-        states, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
-        if states is None:
-            return
-        torch.set_rng_state(states["torch"])
-        np.random.set_state(_numpy_state_from_safe(states["numpy"]))
-        random.setstate(states["python"])
-        if states["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        torch.manual_seed(batch_seed(self.seed, self.global_rank, self.current_epoch, batch_index))
 
     def load_trainable_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         missing = set(self.trainable_state_dict()) - set(state_dict)

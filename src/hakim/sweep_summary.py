@@ -4,7 +4,8 @@ Prints a table and writes `sweep_summary.md` and `sweep_summary.csv` into SWEEP_
 that vary across jobs (the constant ones are listed once above the table), the best validation metrics of
 each job, training tokens/s, wall time, and status: `ok` (run.json written, unless it records another
 status), `failed` (with the exception that ended the job, from its log), or `unfinished` (neither: still
-running, or killed without a traceback, e.g. out of memory or past its time limit).
+running, or killed without a traceback, e.g. out of memory or past its time limit). Exits with status 1
+when any job did not end `ok`.
 """
 
 from __future__ import annotations
@@ -215,7 +216,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metric", help="sort by this metric (default: the jobs' optimized_metric)")
     parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
     args = parser.parse_args(argv)
-    summarize(args.sweep_dir, args.metric, None if args.mode is None else args.mode == "max")
+    jobs = summarize(args.sweep_dir, args.metric, None if args.mode is None else args.mode == "max")
+    # non-zero when a job did not end `ok`, so a script or CI step running the sweep sees it
+    not_ok = [job for job in jobs if job.status != "ok"]
+    if not_ok:
+        raise SystemExit(f"{len(not_ok)} of {len(jobs)} jobs did not end ok: "
+                         + ", ".join(f"{job.name} ({job.status})" for job in not_ok))
 
 
 if __name__ == "__main__":
