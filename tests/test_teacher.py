@@ -163,7 +163,8 @@ def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server,
     assert result.v3_excluded == ["ms-0-0"]
     assert by_id["ms-1-1"].reasoning and "Maka label ialah 0" in by_id["ms-1-1"].reasoning
     assert result.stats.reasoning_regenerated == 2 and result.stats.reasoning_disagreed == 1
-    assert read_rejects(tmp_path) == [{"id": "ms-0-0", "stage": "reasoning", "reason": excluded.extra["reasoning_rejected"]}]
+    assert [(r["id"], r["stage"], r["reason"]) for r in read_rejects(tmp_path)] == [
+        ("ms-0-0", "reasoning_check", excluded.extra["reasoning_rejected"])]
 
     server.reset_counts()
     again = run_teacher(records, settings, tmp_path)

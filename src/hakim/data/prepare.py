@@ -1,17 +1,22 @@
 """`prepare(cfg)`: read sources, optionally translate and explain with a teacher, split by document,
-check, and write a versioned dataset. Its output is the only thing training and evaluation read."""
+check, and write a versioned dataset. Its output is the only thing training and evaluation read.
+
+A dataset that fails the failure budget (conf/prepare_data.yaml: max_reject_fraction) is still written,
+so its rejects can be read, but LATEST does not move to it and prepare raises BudgetExceeded."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hakim.data.budget import BudgetExceeded, FailureBudget
 from hakim.data.checks import quality_checks, summary_lines
-from hakim.data.dataset_io import write_dataset
+from hakim.data.dataset_io import LATEST_POINTER, write_dataset
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.data.splits import evaluation_subset, split_by_document
@@ -19,7 +24,13 @@ from hakim.data.splits import evaluation_subset, split_by_document
 log = logging.getLogger(__name__)
 
 REJECTS_FILE = "rejects.jsonl"  # rows refused while reading: {source, location, field, problem}
-TEACHER_REJECTS_FILE = "teacher_rejects.jsonl"  # {id, stage, reason}; reasoning rejects keep the row for V2
+# {id, source, stage, reason, location, language, passage, claim, label}; reasoning rejects keep the row for V2
+TEACHER_REJECTS_FILE = "teacher_rejects.jsonl"
+
+
+def source_name(record_id: str) -> str:
+    """The configured source a record came from: read_all_sources names ids `<source name>-<row>`."""
+    return record_id.rsplit("-", 1)[0]
 
 
 def read_all_sources(sources: dict, on_bad_row: str) -> tuple[list[JudgeRecord], dict, list[dict]]:
@@ -48,13 +59,13 @@ def with_source_lengths(records: list[JudgeRecord]) -> list[JudgeRecord]:
     ]
 
 
-def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool):
+def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool, retry_rejects: bool):
     """Translate and explain with the configured teacher; returns the kept records, a manifest entry and the rejects."""
     from hakim.data.teacher import TeacherSettings, run_teacher
     from hakim.data.teacher.prompts import TEMPLATE_VERSION
 
     options = {key: value for key, value in OmegaConf.to_container(teacher_cfg, resolve=True).items() if key != "enabled"}
-    result = run_teacher(records, TeacherSettings(**options), work_dir, dry_run=dry_run)
+    result = run_teacher(records, TeacherSettings(**options), work_dir, dry_run=dry_run, retry_rejects=retry_rejects)
     stats = result.stats
     report = {
         "model": options.get("model", TeacherSettings.model),
@@ -68,7 +79,19 @@ def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir:
         "settings": options,
         "stats": stats.to_dict(),
     }
-    return result.records, report, result.rejects
+    rejects = [{"id": reject["id"], "source": source_name(reject["id"]), **reject} for reject in result.rejects]
+    return result.records, report, rejects
+
+
+def add_teacher_stages(budget: FailureBudget, records: list[JudgeRecord], rejects: list[dict], teacher_cfg: DictConfig) -> None:
+    """Translation is judged on the English rows, reasoning on the rows that reached it."""
+    for name in budget.stages:
+        mine = [record for record in records if source_name(record.id) == name]
+        failed = Counter(reject["stage"] for reject in rejects if reject["source"] == name)
+        translated = sum(record.language == "en" for record in mine) if teacher_cfg.get("translate", True) else 0
+        budget.add(name, "translate", failed["translate"], translated)
+        if teacher_cfg.get("reasoning", True):
+            budget.add(name, "reasoning", failed["reasoning"], len(mine) - failed["translate"])
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -80,15 +103,23 @@ def prepare(cfg: DictConfig) -> Path:
     output_root = Path(cfg.output_dir)
     sources = OmegaConf.to_container(cfg.dataset.sources, resolve=True)
     records, source_report, rejects = read_all_sources(sources, cfg.on_bad_row)
-    if not records:
-        raise ValueError("no rows were read from any source; check conf/dataset")
+    budget = FailureBudget(cfg.max_reject_fraction)
+    for name, report in source_report.items():
+        budget.add(name, "read", report["rejected"], report["rows_read"])
+        budget.kept[name] = report["records"]
     teacher_report, teacher_rejects = None, []
-    if cfg.get("teacher") and cfg.teacher.get("enabled"):
+    # A source that already failed its budget is not worth paying a teacher for.
+    if cfg.get("teacher") and cfg.teacher.get("enabled") and budget.passed:
+        read = records
         records, teacher_report, teacher_rejects = apply_teacher(
-            with_source_lengths(records), cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run)
+            with_source_lengths(read), cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run,
+            retry_rejects=cfg.retry_rejects)
         if cfg.dry_run:
             print(f"dry run: {len(records)} rows read, {len(rejects)} rejected; no dataset written")
             return output_root
+        add_teacher_stages(budget, read, teacher_rejects, cfg.teacher)
+        budget.kept = dict(Counter(source_name(record.id) for record in records))
+        budget.kept.update({name: 0 for name in source_report if name not in budget.kept})
     fractions = OmegaConf.to_container(cfg.splits, resolve=True)
     assigned = split_by_document(records, fractions, cfg.seed)
     splits = {name: [record for record in assigned if record.split == name] for name in fractions}
@@ -106,10 +137,19 @@ def prepare(cfg: DictConfig) -> Path:
                     "teacher": len(teacher_rejects), "teacher_file": TEACHER_REJECTS_FILE},
         "checks": checks,
         "teacher": teacher_report,
+        "budget": budget.to_dict(),
     }
     files = {REJECTS_FILE: _jsonl(rejects), TEACHER_REJECTS_FILE: _jsonl(teacher_rejects)}
-    target = write_dataset(splits, output_root, manifest_extra, files)
+    target = write_dataset(splits, output_root, manifest_extra, files, point_latest=budget.passed)
+    if not budget.passed:
+        summary = "\n".join(budget.lines())
+        raise BudgetExceeded(
+            f"{summary}\nnot published: {target} holds the rows and rejects ({REJECTS_FILE}, {TEACHER_REJECTS_FILE}); "
+            f"{output_root / LATEST_POINTER} was left as it was. Fix the source or endpoint and rerun "
+            "(retry_rejects=true asks the teacher again for its failures), or raise max_reject_fraction.")
     log.info("prepared dataset: %s (%s)", target, {name: len(rows) for name, rows in splits.items()})
+    for line in budget.lines():
+        log.info(line)
     overview, problems = summary_lines(checks)
     log.info(overview)
     for line in problems:

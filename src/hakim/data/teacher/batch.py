@@ -55,7 +55,8 @@ def _malay_pair(record: JudgeRecord, settings: TeacherSettings, client: TeacherC
 
 
 async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, client: TeacherClient, work_dir: Path) -> None:
-    pending = {request.key: request for request in requests if client.cache.get(request.key) is None}
+    pending = {request.key: request for request in requests
+               if client.cache.get(request.key) is None and (client.retry_rejects or client.cache.failure(request.key) is None)}
     if not pending:
         return
     lines = [

@@ -19,7 +19,7 @@ FATAL_STATUS = (401, 403, 404)
 
 
 class Rejected(Exception):
-    """This question got no usable answer; the reason goes to rejects.jsonl."""
+    """This question got no usable answer; the reason goes to teacher_rejects.jsonl."""
 
 
 def cost_usd(settings: TeacherSettings, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
@@ -66,8 +66,10 @@ def short(error: ValidationError) -> str:
 class TeacherClient:
     """Each distinct question is answered once per run, even when many rows ask it at the same time."""
 
-    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI):
+    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI,
+                 retry_rejects: bool = False):
         self.settings = settings
+        self.retry_rejects = retry_rejects
         self.cache = cache
         self.stats = stats
         self.api = api
@@ -89,7 +91,15 @@ class TeacherClient:
         if hit is not None:
             self.stats.cache_hits += 1
             return hit
-        return await self._fetch(request)
+        earlier = None if self.retry_rejects else self.cache.failure(request.key)
+        if earlier is not None:
+            self.stats.failures_reused += 1
+            raise Rejected(earlier)
+        try:
+            return await self._fetch(request)
+        except Rejected as error:
+            self.cache.put_failure(request.key, request.kind, request.user, str(error))
+            raise
 
     async def _fetch(self, request: TeacherRequest) -> BaseModel:
         settings = self.settings

@@ -34,6 +34,7 @@ class TeacherStats:
     reasoning_disagreed: int = 0
     reasoning_failed: int = 0
     batch_answers: int = 0
+    failures_reused: int = 0  # questions that failed in an earlier run, not asked again (retry_rejects=true asks)
     elapsed_s: float = 0.0
     rows_per_s: float = 0.0
     estimated_requests: int = 0  # dry run only, as if nothing were cached
@@ -48,7 +49,7 @@ class TeacherStats:
 @dataclass
 class TeacherResult:
     """records: every kept row once (translated to 'ms' and/or with reasoning where produced);
-    v3_excluded: ids kept for V2 but without reasoning; rejects: {id, stage, reason} per failure."""
+    v3_excluded: ids kept for V2 but without reasoning; rejects: one dict per failure (see runner._reject)."""
 
     records: list[JudgeRecord]
     v3_excluded: list[str] = field(default_factory=list)

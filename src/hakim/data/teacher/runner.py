@@ -31,8 +31,11 @@ class _RowOutcome:
     v3_excluded: bool = False
 
 
-def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False) -> TeacherResult:
-    """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing."""
+def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False,
+                retry_rejects: bool = False) -> TeacherResult:
+    """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing.
+
+    Questions that failed in an earlier run fail again from the cache unless retry_rejects asks them again."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     stats = TeacherStats(rows=len(records))
@@ -48,7 +51,7 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     started = time.monotonic()
     cache = TeacherCache(work_dir / CACHE_FILE)
     try:
-        outcomes = asyncio.run(_teach(records, settings, cache, stats, work_dir))
+        outcomes = asyncio.run(_teach(records, settings, cache, stats, work_dir, retry_rejects))
     finally:
         cache.close()
     result = TeacherResult(records=[o.record for o in outcomes if o.record is not None], stats=stats)
@@ -62,10 +65,10 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     return result
 
 
-async def _teach(records, settings, cache, stats, work_dir) -> list[_RowOutcome]:
+async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> list[_RowOutcome]:
     api = build_api(settings)
     try:
-        client = TeacherClient(settings, cache, stats, api)
+        client = TeacherClient(settings, cache, stats, api, retry_rejects)
         if settings.batch_api:
             await prefill_with_batches(records, settings, client, work_dir)
         with progress_bar(settings.progress) as bar:
@@ -122,17 +125,21 @@ async def _explain(record: JudgeRecord, settings: TeacherSettings, client: Teach
         if answer.conclusion_label == record.label:
             return _RowOutcome(replace(record, reasoning=answer.text()))
     client.stats.reasoning_disagreed += 1
-    return _without_reasoning(record, f"teacher concluded {answer.conclusion_label} twice; gold label is {record.label}")
+    reason = f"teacher concluded {answer.conclusion_label} twice; gold label is {record.label}"
+    return _without_reasoning(record, reason, stage="reasoning_check")
 
 
-def _without_reasoning(record: JudgeRecord, reason: str) -> _RowOutcome:
+def _without_reasoning(record: JudgeRecord, reason: str, stage: str = "reasoning") -> _RowOutcome:
     """Still a good V2 row (passage, claim, label); only V3, which trains on reasoning, must skip it."""
     kept = replace(record, reasoning=None, extra={**record.extra, "reasoning_rejected": reason})
-    return _RowOutcome(kept, [_reject(record, "reasoning", reason)], v3_excluded=True)
+    return _RowOutcome(kept, [_reject(record, stage, reason)], v3_excluded=True)
 
 
 def _reject(record: JudgeRecord, stage: str, reason: str) -> dict:
-    return {"id": record.id, "stage": stage, "reason": reason}
+    """stage: translate (row dropped), reasoning (no answer) or reasoning_check (answered the wrong label);
+    the row's text as it was asked and its file:line let a person check it or ask again."""
+    return {"id": record.id, "stage": stage, "reason": reason, "location": record.extra.get("origin"),
+            "language": record.language, "passage": record.passage, "claim": record.claim, "label": record.label}
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -1,0 +1,103 @@
+"""The failure budget: a teacher that does not answer, or a file of bad rows, never becomes the LATEST dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, compose_config
+from fake_openai_server import MARKER, FakeOpenAI
+from hakim.data.budget import BudgetExceeded
+from hakim.data.dataset_io import read_manifest, read_split
+from hakim.data.prepare import prepare
+
+KEY_ENV = "HAKIM_BUDGET_TEST_KEY"
+ROWS = [
+    {"passage": f"Passage {n} says that the river {n} floods every spring.", "claim": f"River {n} floods in spring.", "label": n % 2}
+    for n in range(12)
+]
+
+
+@pytest.fixture
+def rows_file(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    return path
+
+
+def local_overrides(path, *more: str) -> list[str]:
+    return ["dataset=local_files", f"dataset.sources.mine.path={path}", "dataset.sources.mine.language=en", *more]
+
+
+def teacher_overrides(url: str) -> list[str]:
+    return ["teacher=openai", f"teacher.base_url={url}", f"teacher.api_key_env={KEY_ENV}", "teacher.progress=false",
+            "teacher.reasoning=false", "teacher.max_retries=0", "teacher.backoff_base_s=0.01"]
+
+
+def run_prepare(workspace, *overrides: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "prepare_data.py"), *overrides], cwd=workspace, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_dead_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_file):
+    published = run_prepare(tmp_path, *local_overrides(rows_file))
+    assert published.returncode == 0, published.stderr
+    latest = tmp_path / "data" / "local" / "LATEST"
+    before = latest.read_text()
+    with socket.socket() as closed:  # bound, never listening: every connection is refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+        failed = run_prepare(tmp_path, *local_overrides(rows_file, *teacher_overrides(url)))
+
+    assert failed.returncode == 1
+    output = failed.stdout + failed.stderr
+    assert "mine: read 0/12 failed, translate 12/12 failed, 0 rows kept: FAILED" in output
+    assert "Traceback" not in output
+    assert latest.read_text() == before
+
+
+def test_rows_lost_past_the_budget_are_kept_with_their_text_and_asked_again_on_retry(tmp_path, rows_file):
+    lost = ROWS[3]["claim"]
+    with FakeOpenAI() as server:
+        server.faults_by_input = {lost: ["500"]}
+        cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", [*local_overrides(rows_file), *teacher_overrides(server.url)])
+        with pytest.raises(BudgetExceeded, match=r"mine: read 0/12 failed, translate 1/12 failed, 11 rows kept: FAILED"):
+            prepare(cfg)
+        assert not (tmp_path / "data" / "local" / "LATEST").exists()
+        failed_dir = next((tmp_path / "data" / "local").glob("*-failed"))
+        rejects = [json.loads(line) for line in (failed_dir / "teacher_rejects.jsonl").read_text().splitlines()]
+        assert [(r["source"], r["stage"], r["location"], r["claim"], r["label"]) for r in rejects] == [
+            ("mine", "translate", f"{rows_file}:4", lost, 1)]
+        assert "HTTP 500" in rejects[0]["reason"]
+        assert read_manifest(failed_dir)["budget"]["passed"] is False
+
+        server.reset_counts()
+        with pytest.raises(BudgetExceeded):
+            prepare(cfg)  # a rerun reuses the recorded failure: nothing is sent
+        assert server.total == 0
+
+        target = prepare(compose_config("prepare_data", tmp_path, tmp_path / "run2",
+                                        [*local_overrides(rows_file), *teacher_overrides(server.url), "retry_rejects=true"]))
+        assert dict(server.by_input) == {lost: 1}  # exactly the failed question, once
+    assert (tmp_path / "data" / "local" / "LATEST").read_text().strip() == target.name
+    rows = [record for split in ("train", "validation", "test") for record in read_split(target, split)]
+    assert len(rows) == len(ROWS) and MARKER + lost in {r.claim for r in rows}
+    assert read_manifest(target)["budget"]["passed"] is True
+
+
+def test_a_source_with_few_enough_rejects_passes(tmp_path, rows_file):
+    bad = tmp_path / "some_bad.jsonl"
+    bad.write_text("".join(json.dumps({**row, "label": -1 if n == 0 else row["label"]}) + "\n" for n, row in enumerate(ROWS)))
+    over = compose_config("prepare_data", tmp_path, tmp_path / "run", [*local_overrides(bad), "on_bad_row=reject"])
+    with pytest.raises(BudgetExceeded, match=r"mine: read 1/12 failed, 11 rows kept: FAILED \(read lost 8%"):
+        prepare(over)
+    within = compose_config("prepare_data", tmp_path, tmp_path / "run",
+                            [*local_overrides(bad), "on_bad_row=reject", "max_reject_fraction=0.1"])
+    manifest = read_manifest(prepare(within))
+    assert manifest["budget"]["sources"]["mine"]["read"] == {"failed": 1, "total": 12}
