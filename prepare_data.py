@@ -6,15 +6,18 @@ import hydra
 from omegaconf import DictConfig
 
 from hakim.data.budget import BudgetExceeded
+from hakim.data.files import SourceError
 from hakim.data.prepare import prepare
+from hakim.data.records import BadRowError
+from hakim.data.teacher.settings import TeacherError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="prepare_data")
 def main(cfg: DictConfig) -> None:
     try:
         prepare(cfg)
-    except BudgetExceeded as failure:
-        # One line per source says what failed; a traceback would only bury it.
+    except (BudgetExceeded, SourceError, BadRowError, TeacherError) as failure:
+        # Each message names the source, file:line or setting to fix; a traceback would only bury it.
         for line in str(failure).splitlines():
             logging.getLogger("prepare_data").error(line)
         raise SystemExit(1) from None

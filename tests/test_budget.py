@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import open_dict
 
 from conftest import ROOT, compose_config
 from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.budget import BudgetExceeded
 from hakim.data.dataset_io import read_manifest, read_split
+from hakim.data.files import SourceError
 from hakim.data.prepare import prepare
 
 KEY_ENV = "HAKIM_BUDGET_TEST_KEY"
@@ -101,3 +103,33 @@ def test_a_source_with_few_enough_rejects_passes(tmp_path, rows_file):
                             [*local_overrides(bad), "on_bad_row=reject", "max_reject_fraction=0.1"])
     manifest = read_manifest(prepare(within))
     assert manifest["budget"]["sources"]["mine"]["read"] == {"failed": 1, "total": 12}
+
+
+def test_a_source_whose_every_row_is_rejected_fails_with_its_rejects_written(tmp_path, rows_file):
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({**row, "label": -1}) + "\n" for row in ROWS[:3]))
+    cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", [*local_overrides(rows_file), "on_bad_row=reject"])
+    with open_dict(cfg):
+        cfg.dataset.sources.theirs = {**cfg.dataset.sources.mine, "path": str(unlabelled)}
+
+    with pytest.raises(BudgetExceeded) as raised:
+        prepare(cfg)
+
+    assert str(raised.value).splitlines()[:2] == [
+        "mine: read 0/12 failed, 12 rows kept: ok",
+        "theirs: read 3/3 failed, 0 rows kept: FAILED (read lost 100%; no rows left; max_reject_fraction=0.02)",
+    ]
+    failed_dir = next((tmp_path / "data" / "local").glob("*-failed"))
+    rejects = [json.loads(line) for line in (failed_dir / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["location"], r["field"]) for r in rejects] == [("theirs", f"{unlabelled}:{n}", "label") for n in (1, 2, 3)]
+
+
+def test_an_empty_file_beside_a_good_one_stops_the_run_naming_it(tmp_path, rows_file):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", local_overrides(rows_file))
+    with open_dict(cfg):
+        cfg.dataset.sources.theirs = {**cfg.dataset.sources.mine, "path": str(empty)}
+    with pytest.raises(SourceError, match=rf"source 'theirs': {empty} is empty"):
+        prepare(cfg)
+    assert not (tmp_path / "data" / "local").exists()

@@ -37,7 +37,7 @@ def read_all_sources(sources: dict, on_bad_row: str) -> tuple[list[JudgeRecord],
     """All sources' records (ids prefixed by the source's config name), a per-source report, and the rejects."""
     records, report, all_rejects = [], {}, []
     for name, options in sources.items():
-        spec = SourceSpec(**options)
+        spec = SourceSpec(name=name, **options)
         result = read_source(spec, on_bad_row=on_bad_row)
         # ids must be unique across sources even when two files share a source and language
         records.extend(replace(record, id=f"{name}-{record.id.rsplit('-', 1)[-1]}") for record in result.records)

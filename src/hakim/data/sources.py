@@ -1,4 +1,4 @@
-"""Read judge rows from local JSONL/CSV/Parquet files or the Hugging Face hub.
+"""Turn rows from local files (read by hakim.data.files) or the Hugging Face hub into JudgeRecords.
 
 Published schemas are read as they are: BoolQ names the claim `question`, FIB names it `summary`,
 both name the label `answer` (bool or 0/1) and may carry a `language` column (`Malay`/`English`).
@@ -10,12 +10,12 @@ per candidate: label 1 for the correct one, 0 for the others, all with the docum
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from hakim.data.files import Row, SourceError, read_jsonl, read_rows
 from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
 
 CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
@@ -27,6 +27,7 @@ class SourceSpec:
     """Where one source's rows live and how its columns map onto a JudgeRecord."""
 
     source: str
+    name: str | None = None  # the source's key in conf/dataset, used in messages; defaults to `source`
     path: str | None = None
     hub_id: str | None = None
     hub_config: str | None = None
@@ -45,11 +46,15 @@ class SourceSpec:
 
     def __post_init__(self):
         if (self.path is None) == (self.hub_id is None):
-            raise ValueError(f"source '{self.source}': set exactly one of `path` or `hub_id`")
+            raise SourceError(f"source '{self.label}': set exactly one of `path` or `hub_id`")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"source '{self.source}': layout must be one of {LAYOUTS}, got {self.layout!r}")
+            raise SourceError(f"source '{self.label}': layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.claim_column is None:
             self.claim_column = CLAIM_COLUMN_BY_SOURCE.get(self.source, "claim")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.source
 
     @property
     def origin(self) -> str:
@@ -63,48 +68,20 @@ class ReadResult:
     rows_read: int
 
 
-def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
-    """Yield (location, row) pairs; the location names the file and line a person would open."""
+def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, Row]]:
+    """Yield (location, row or BadRowError); the location names the file and line a person would open."""
     if spec.hub_id is not None:
         yield from _iter_hub(spec)
         return
-    path = Path(spec.path)
-    if not path.exists():
-        raise FileNotFoundError(f"source '{spec.source}': no file at {path}")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    readers = {".jsonl": iter_jsonl, ".json": iter_jsonl, ".csv": _iter_csv, ".parquet": _iter_parquet}
-    if suffix not in readers:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .csv or .parquet")
-    yield from readers[suffix](path)
+    yield from read_rows(Path(spec.path), spec.label)
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BadRowError(location, "<line>", f"not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise BadRowError(location, "<line>", "expected a JSON object")
-            yield location, row
-
-
-def _iter_csv(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
-    import pyarrow.parquet as pq
-
-    for index, row in enumerate(pq.read_table(path).to_pylist()):
-        yield f"{path}:row {index}", row
+    """(location, row) of a JSON Lines file, raising at the first line that cannot be read."""
+    for location, row in read_jsonl(path):
+        if isinstance(row, BadRowError):
+            raise row
+        yield location, row
 
 
 def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
@@ -205,6 +182,8 @@ def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
             break
         rows_read += 1
         try:
+            if isinstance(row, BadRowError):
+                raise row
             if spec.layout == "choice_pairs":
                 records.extend(choice_row_to_records(spec, location, row, index))
             else:
