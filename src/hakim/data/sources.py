@@ -37,6 +37,7 @@ class SourceSpec:
     claim_column: str | None = None
     label_column: str = "answer"
     language_column: str = "language"
+    source_column: str | None = None  # a column naming each row's task (boolq, fib, ...); None: every row is `source`
     reasoning_column: str = "reasoning"
     limit: int | None = None  # raw rows, before choice_pairs expands them
     columns_extra: list[str] = field(default_factory=list)
@@ -111,17 +112,18 @@ def _language(spec: SourceSpec, row: dict, location: str) -> str:
 
 def _record(spec: SourceSpec, location: str, row: dict, record_id: str, passage: str, claim: str, label: int) -> JudgeRecord:
     language = _language(spec, row, location)
+    source = _text(row, spec.source_column, location) if spec.source_column else spec.source
     reasoning = row.get(spec.reasoning_column)
     if reasoning is not None and (not isinstance(reasoning, str) or not reasoning.strip()):
         reasoning = None
     return JudgeRecord(
         id=f"{spec.source}-{language}-{record_id}",
-        source=spec.source,
+        source=source,
         language=language,
         passage=passage,
         claim=claim,
         label=label,
-        doc_id=document_id(spec.source, passage),
+        doc_id=document_id(source, passage),
         reasoning=reasoning.strip() if reasoning else None,
         extra={"origin": location, **{name: row.get(name) for name in spec.columns_extra}},
     )
