@@ -47,7 +47,7 @@ def run_prepare(workspace, *overrides: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_dead_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_file):
+def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_file):
     published = run_prepare(tmp_path, *local_overrides(rows_file))
     assert published.returncode == 0, published.stderr
     latest = tmp_path / "data" / "local" / "LATEST"
@@ -59,8 +59,14 @@ def test_dead_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_fil
 
     assert failed.returncode == 1
     output = failed.stdout + failed.stderr
-    assert "mine: read 0/12 failed, translate 12/12 failed, 0 rows kept: FAILED" in output
-    assert "Traceback" not in output
+    assert f"teacher endpoint {url} did not answer" in output and "Traceback" not in output
+    assert latest.read_text() == before
+
+    with FakeOpenAI() as server:
+        server.faults_by_input = {"": ["500"] * len(ROWS)}  # up, but every answer is an error
+        failed = run_prepare(tmp_path, *local_overrides(rows_file, *teacher_overrides(server.url)))
+    assert failed.returncode == 1
+    assert "mine: read 0/12 failed, translate 12/12 failed, 0 rows kept: FAILED" in failed.stdout + failed.stderr
     assert latest.read_text() == before
 
 

@@ -130,8 +130,11 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
                for group in ("boolq/ms/label=1", "boolq/ms/label=0", "fib/ms/label=1", "fib/ms/label=0")) == len(rows)
     teacher = manifest["teacher"]
     assert teacher["model"] == "gpt-4o-mini" and teacher["prompt_hash"] == TEMPLATE_VERSION
-    assert teacher["requests"] == requests_sent > 0
-    assert teacher["input_tokens"] > 0 and teacher["output_tokens"] > 0 and teacher["cost_usd"] > 0
+    assert teacher["this_run"]["requests"] == requests_sent > 0
+    assert teacher["this_run"]["failed_attempts"] == {"invalid answer": 2}
+    assert teacher["answers"] == requests_sent - 2  # every answer kept once; the refused ones are not in it
+    assert teacher["input_tokens"] > 0 and teacher["output_tokens"] > 0
+    assert 0 < teacher["cost_usd"] < teacher["this_run"]["cost_usd"]
     assert teacher["rejects"] == manifest["rejects"]["teacher"] == 1
     rejected = json.loads((target / "teacher_rejects.jsonl").read_text())
     assert rejected["id"] == "fib_en-000002.1" and rejected["stage"] == "translate" and rejected["source"] == "fib_en"

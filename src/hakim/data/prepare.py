@@ -70,10 +70,15 @@ def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir:
     report = {
         "model": options.get("model", TeacherSettings.model),
         "prompt_hash": TEMPLATE_VERSION,  # sha256 of the system and user templates; also part of every cache key
-        "requests": stats.requests,
-        "input_tokens": stats.input_tokens,
-        "output_tokens": stats.output_tokens,
-        "cost_usd": stats.cost_usd,
+        # What this version's rows cost, across every run that paid for them (killed, resumed, cached reruns)
+        "answers": stats.answers_used,
+        "input_tokens": stats.answers_input_tokens,
+        "output_tokens": stats.answers_output_tokens,
+        "cost_usd": stats.answers_cost_usd,
+        # What this invocation sent and paid, retries and refused answers included
+        "this_run": {"requests": stats.requests, "retries": stats.retries, "failed_attempts": stats.failed_attempts,
+                     "cache_hits": stats.cache_hits, "input_tokens": stats.input_tokens,
+                     "output_tokens": stats.output_tokens, "cost_usd": stats.cost_usd},
         "rejects": len(result.rejects),
         "without_reasoning_for_v3": len(result.v3_excluded),
         "settings": options,
@@ -115,7 +120,7 @@ def prepare(cfg: DictConfig) -> Path:
             with_source_lengths(read), cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run,
             retry_rejects=cfg.retry_rejects)
         if cfg.dry_run:
-            print(f"dry run: {len(records)} rows read, {len(rejects)} rejected; no dataset written")
+            log.info("dry run: %d rows read, %d rejected; no dataset written", len(records), len(rejects))
             return output_root
         add_teacher_stages(budget, read, teacher_rejects, cfg.teacher)
         budget.kept = dict(Counter(source_name(record.id) for record in records))

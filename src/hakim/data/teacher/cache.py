@@ -47,6 +47,15 @@ class TeacherCache:
         )
         self._db.execute("DELETE FROM failures WHERE key = ?", (key,))
 
+    def usage(self, keys: set[str]) -> list[tuple[int, int, str]]:
+        """(input tokens, output tokens, via) of each stored answer among `keys`, whichever run paid for it."""
+        found = []
+        for key in keys:
+            row = self._db.execute("SELECT input_tokens, output_tokens, via FROM answers WHERE key = ?", (key,)).fetchone()
+            if row:
+                found.append(row)
+        return found
+
     def failure(self, key: str) -> str | None:
         """Why this question failed in an earlier run, or None."""
         row = self._db.execute("SELECT reason FROM failures WHERE key = ?", (key,)).fetchone()
