@@ -156,3 +156,14 @@ def test_a_json_array_is_read_row_by_row(tmp_path):
     broken.write_text('[\n  {"passage": "Teks."},\n  {"passage": \n')
     with pytest.raises(SourceError, match=rf"{broken}:4: not a valid JSON array"):
         read_source(SourceSpec("boolq", path=str(broken)), on_bad_row="reject")
+
+
+def test_a_hub_source_offline_and_not_cached_says_how_to_use_a_local_file(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", True)
+    spec = SourceSpec("boolq", name="mine", hub_id="hakim-tests/never-cached", hub_split="train")
+    with pytest.raises(SourceError) as caught:
+        read_source(spec)
+    message = str(caught.value)
+    assert message.startswith("source 'mine': hub:hakim-tests/never-cached[train] is not in the local Hugging Face cache")
+    assert "dataset.sources.mine.hub_id=null dataset.sources.mine.path=FILE" in message and "\n" not in message

@@ -88,7 +88,14 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
 def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
     import datasets
 
-    dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
+    try:
+        dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
+    except ConnectionError:  # offline (HF_HUB_OFFLINE=1 or no network) and not in the local cache
+        raise SourceError(
+            f"source '{spec.label}': {spec.origin} is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"run once with network to cache it, or save its rows to a file and use it with "
+            f"dataset.sources.{spec.label}.hub_id=null dataset.sources.{spec.label}.path=FILE "
+            "(any JSONL/JSON/CSV/Parquet; conf/dataset/local_files.yaml shows the column mapping)") from None
     for index, row in enumerate(dataset):
         yield f"{spec.origin}:row {index}", row
 
