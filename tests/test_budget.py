@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -51,6 +52,12 @@ def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_p
     published = run_prepare(tmp_path, *local_overrides(rows_file))
     assert published.returncode == 0, published.stderr
     latest = tmp_path / "data" / "local" / "LATEST"
+    manifest = read_manifest(tmp_path / "data" / "local")
+    source = manifest["sources"]["mine"]
+    assert (source["sha256"], source["bytes"]) == (hashlib.sha256(rows_file.read_bytes()).hexdigest(), rows_file.stat().st_size)
+    provenance = manifest["provenance"]
+    assert provenance["overrides"] == local_overrides(rows_file)
+    assert len(provenance["code"]["commit"]) == 40 and provenance["started"] <= provenance["finished"]
     before = latest.read_text()
     with socket.socket() as closed:  # bound, never listening: every connection is refused
         closed.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ SourceError, whatever on_bad_row says.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +25,15 @@ class SourceError(ValueError):
 
 
 Row = dict | BadRowError
+
+
+def file_identity(path: Path) -> dict:
+    """sha256 and size of an input file, so a manifest says exactly which bytes a dataset came from."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
 
 
 def read_rows(path: Path, source: str) -> Iterator[tuple[str, Row]]:

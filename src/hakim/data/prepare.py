@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -17,9 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from hakim.data.budget import BudgetExceeded, FailureBudget
 from hakim.data.checks import quality_checks, summary_lines
 from hakim.data.dataset_io import LATEST_POINTER, write_dataset
+from hakim.data.files import file_identity
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.data.splits import evaluation_subset, split_by_document
+from hakim.provenance import git_state
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ def read_all_sources(sources: dict, on_bad_row: str) -> tuple[list[JudgeRecord],
         records.extend(replace(record, id=f"{name}-{record.id.rsplit('-', 1)[-1]}") for record in result.records)
         all_rejects.extend({"source": name, **reject} for reject in result.rejects)
         report[name] = {"origin": spec.origin, "layout": spec.layout, "rows_read": result.rows_read,
-                        "records": len(result.records), "rejected": len(result.rejects)}
+                        "records": len(result.records), "rejected": len(result.rejects),
+                        **(file_identity(Path(spec.path)) if spec.path else {})}
         if result.rejects:
             log.warning("%s: %d of %d rows rejected (listed in %s)", name, len(result.rejects), result.rows_read, REJECTS_FILE)
     return records, report, all_rejects
@@ -103,8 +108,27 @@ def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
+def run_provenance(started: str) -> dict:
+    """Which code, command and overrides made this version, and when: two manifests can then be told apart."""
+    from hydra.core.hydra_config import HydraConfig
+
+    code = git_state(Path(__file__).parent)
+    return {
+        "started": started,
+        "finished": _now(),
+        "code": {"commit": code["commit"], "dirty": code["dirty"]},
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def prepare(cfg: DictConfig) -> Path:
     """Returns the version directory written (or the dataset root after a teacher dry run, which writes no data)."""
+    started = _now()
     output_root = Path(cfg.output_dir)
     sources = OmegaConf.to_container(cfg.dataset.sources, resolve=True)
     records, source_report, rejects = read_all_sources(sources, cfg.on_bad_row)
@@ -143,6 +167,7 @@ def prepare(cfg: DictConfig) -> Path:
         "checks": checks,
         "teacher": teacher_report,
         "budget": budget.to_dict(),
+        "provenance": run_provenance(started),
     }
     files = {REJECTS_FILE: _jsonl(rejects), TEACHER_REJECTS_FILE: _jsonl(teacher_rejects)}
     target = write_dataset(splits, output_root, manifest_extra, files, point_latest=budget.passed)
