@@ -93,15 +93,25 @@ def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir:
     return result.records, report, rejects
 
 
-def add_teacher_stages(budget: FailureBudget, records: list[JudgeRecord], rejects: list[dict], teacher_cfg: DictConfig) -> None:
+def read_budget(source_report: dict, max_fraction: float) -> FailureBudget:
+    budget = FailureBudget(max_fraction)
+    for name, report in source_report.items():
+        budget.add(name, "read", report["rejected"], report["rows_read"])
+        budget.kept[name] = report["records"]
+    return budget
+
+
+def add_teacher_stages(budget: FailureBudget, read: list[JudgeRecord], kept: list[JudgeRecord], rejects: list[dict],
+                       teacher_cfg: DictConfig) -> None:
     """Translation is judged on the English rows, reasoning on the rows that reached it."""
     for name in budget.stages:
-        mine = [record for record in records if source_name(record.id) == name]
+        mine = [record for record in read if source_name(record.id) == name]
         failed = Counter(reject["stage"] for reject in rejects if reject["source"] == name)
-        translated = sum(record.language == "en" for record in mine) if teacher_cfg.get("translate", True) else 0
+        translated = sum(record.language == "en" for record in mine) if teacher_cfg.translate else 0
         budget.add(name, "translate", failed["translate"], translated)
-        if teacher_cfg.get("reasoning", True):
+        if teacher_cfg.reasoning:
             budget.add(name, "reasoning", failed["reasoning"], len(mine) - failed["translate"])
+        budget.kept[name] = sum(source_name(record.id) == name for record in kept)
 
 
 def _jsonl(rows: list[dict]) -> str:
@@ -132,23 +142,22 @@ def prepare(cfg: DictConfig) -> Path:
     output_root = Path(cfg.output_dir)
     sources = OmegaConf.to_container(cfg.dataset.sources, resolve=True)
     records, source_report, rejects = read_all_sources(sources, cfg.on_bad_row)
-    budget = FailureBudget(cfg.max_reject_fraction)
-    for name, report in source_report.items():
-        budget.add(name, "read", report["rejected"], report["rows_read"])
-        budget.kept[name] = report["records"]
+    budget = read_budget(source_report, cfg.max_reject_fraction)
     teacher_report, teacher_rejects = None, []
+    teacher_on = bool(cfg.get("teacher") and cfg.teacher.get("enabled"))
+    if teacher_on and cfg.dry_run:
+        apply_teacher(with_source_lengths(records), cfg.teacher, output_root / "teacher", dry_run=True,
+                      retry_rejects=cfg.retry_rejects)
+        log.info("dry run: %d rows read, %d rejected; no dataset written", len(records), len(rejects))
+        for line in budget.lines():
+            (log.info if budget.passed else log.warning)(line)
+        return output_root
     # A source that already failed its budget is not worth paying a teacher for.
-    if cfg.get("teacher") and cfg.teacher.get("enabled") and budget.passed:
+    if teacher_on and budget.passed:
         read = records
         records, teacher_report, teacher_rejects = apply_teacher(
-            with_source_lengths(read), cfg.teacher, output_root / "teacher", dry_run=cfg.dry_run,
-            retry_rejects=cfg.retry_rejects)
-        if cfg.dry_run:
-            log.info("dry run: %d rows read, %d rejected; no dataset written", len(records), len(rejects))
-            return output_root
-        add_teacher_stages(budget, read, teacher_rejects, cfg.teacher)
-        budget.kept = dict(Counter(source_name(record.id) for record in records))
-        budget.kept.update({name: 0 for name in source_report if name not in budget.kept})
+            with_source_lengths(read), cfg.teacher, output_root / "teacher", dry_run=False, retry_rejects=cfg.retry_rejects)
+        add_teacher_stages(budget, read, records, teacher_rejects, cfg.teacher)
     fractions = OmegaConf.to_container(cfg.splits, resolve=True)
     assigned = split_by_document(records, fractions, cfg.seed)
     splits = {name: [record for record in assigned if record.split == name] for name in fractions}
