@@ -49,16 +49,9 @@ def run_prepare(workspace, *overrides: str) -> subprocess.CompletedProcess:
 
 
 def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_file):
-    published = run_prepare(tmp_path, *local_overrides(rows_file))
-    assert published.returncode == 0, published.stderr
+    published = prepare(compose_config("prepare_data", tmp_path, tmp_path / "run", local_overrides(rows_file)))
     latest = tmp_path / "data" / "local" / "LATEST"
-    manifest = read_manifest(tmp_path / "data" / "local")
-    source = manifest["sources"]["mine"]
-    assert (source["sha256"], source["bytes"]) == (hashlib.sha256(rows_file.read_bytes()).hexdigest(), rows_file.stat().st_size)
-    provenance = manifest["provenance"]
-    assert provenance["overrides"] == local_overrides(rows_file)
-    assert len(provenance["code"]["commit"]) == 40 and provenance["started"] <= provenance["finished"]
-    before = latest.read_text()
+    assert latest.read_text().strip() == published.name
     with socket.socket() as closed:  # bound, never listening: every connection is refused
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
@@ -67,14 +60,21 @@ def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_p
     assert failed.returncode == 1
     output = failed.stdout + failed.stderr
     assert f"teacher endpoint {url} did not answer" in output and "Traceback" not in output
-    assert latest.read_text() == before
+    assert latest.read_text().strip() == published.name
 
     with FakeOpenAI() as server:
         server.faults_by_input = {"": ["500"] * len(ROWS)}  # up, but every answer is an error
-        failed = run_prepare(tmp_path, *local_overrides(rows_file, *teacher_overrides(server.url)))
+        overrides = local_overrides(rows_file, *teacher_overrides(server.url))
+        failed = run_prepare(tmp_path, *overrides)
     assert failed.returncode == 1
     assert "mine: read 0/12 failed, translate 12/12 failed, 0 rows kept: FAILED" in failed.stdout + failed.stderr
-    assert latest.read_text() == before
+    assert latest.read_text().strip() == published.name
+    manifest = read_manifest(next((tmp_path / "data" / "local").glob("*-failed")))
+    source = manifest["sources"]["mine"]
+    assert (source["sha256"], source["bytes"]) == (hashlib.sha256(rows_file.read_bytes()).hexdigest(), rows_file.stat().st_size)
+    provenance = manifest["provenance"]
+    assert provenance["overrides"] == overrides
+    assert len(provenance["code"]["commit"]) == 40 and provenance["started"] <= provenance["finished"]
 
 
 def test_rows_lost_past_the_budget_are_kept_with_their_text_and_asked_again_on_retry(tmp_path, rows_file):
@@ -146,3 +146,17 @@ def test_an_empty_file_beside_a_good_one_stops_the_run_naming_it(tmp_path, rows_
     with pytest.raises(SourceError, match=rf"source 'theirs': {empty} is empty"):
         prepare(cfg)
     assert not (tmp_path / "data" / "local").exists()
+
+
+def test_a_dry_run_warns_of_a_failing_source_and_writes_nothing(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(KEY_ENV, "sk-unused")
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({**row, "label": -1}) + "\n" for row in ROWS[:3]))
+    with FakeOpenAI() as server:
+        cfg = compose_config("prepare_data", tmp_path, tmp_path / "run",
+                             [*local_overrides(unlabelled, *teacher_overrides(server.url)), "on_bad_row=reject", "dry_run=true"])
+        prepare(cfg)
+        assert server.total == 0
+    assert any(r.levelname == "WARNING" and r.getMessage().startswith("mine: read 3/3 failed, 0 rows kept: FAILED")
+               for r in caplog.records)
+    assert not (tmp_path / "data" / "local").exists() or not any((tmp_path / "data" / "local").glob("*/manifest.json"))
