@@ -45,7 +45,7 @@ def teacher_overrides(url: str) -> list[str]:
 def run_prepare(workspace, *overrides: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / "prepare_data.py"), *overrides], cwd=workspace, env=environment,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_path, rows_file):
