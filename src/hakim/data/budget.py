@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STAGES = ("read", "translate", "reasoning")
-
 
 class BudgetExceeded(RuntimeError):
     """The prepared rows failed the budget; the message holds one line per source."""
