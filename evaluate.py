@@ -1,8 +1,12 @@
 """Evaluate a Hakim judge: `python evaluate.py run_dir=latest` (see conf/evaluate.yaml)."""
 
+import logging
+
 import hydra
 from omegaconf import DictConfig
 
+from hakim.data.files import SourceError
+from hakim.data.records import BadRowError
 from hakim.evaluation import compare, evaluate
 
 
@@ -10,8 +14,13 @@ from hakim.evaluation import compare, evaluate
 def main(cfg: DictConfig) -> None:
     if cfg.compare:
         compare(cfg)
-    else:
+        return
+    try:
         evaluate(cfg)
+    except (SourceError, BadRowError) as problem:
+        # A file given as rows=PATH is the user's: say which line and field to fix, not where the code was.
+        logging.getLogger("evaluate").error(str(problem))
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

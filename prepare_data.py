@@ -1,14 +1,26 @@
 """Prepare a judge dataset: `python prepare_data.py dataset=...` (see conf/prepare_data.yaml)."""
 
+import logging
+
 import hydra
 from omegaconf import DictConfig
 
+from hakim.data.budget import BudgetExceeded
+from hakim.data.files import SourceError
 from hakim.data.prepare import prepare
+from hakim.data.records import BadRowError
+from hakim.data.teacher.settings import TeacherError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="prepare_data")
 def main(cfg: DictConfig) -> None:
-    prepare(cfg)
+    try:
+        prepare(cfg)
+    except (BudgetExceeded, SourceError, BadRowError, TeacherError) as failure:
+        # Each message names the source, file:line or setting to fix; a traceback would only bury it.
+        for line in str(failure).splitlines():
+            logging.getLogger("prepare_data").error(line)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ MARKER = "[ms] "
 
 
 class FakeOpenAI:
-    def __init__(self, delay_s: float = 0.0, retry_after: str = "1", hang_s: float = 2.0):
+    def __init__(self, delay_s: float = 0.0, retry_after: str = "1", hang_s: float = 2.0, batch_api: bool = True,
+                 expire_batches: bool = False):
         self.delay_s = delay_s
+        self.batch_api = batch_api  # False: no /files or /batches routes, as on many local servers (HTTP 404)
+        self.expire_batches = expire_batches  # True: every batch ends "expired" with no output, as after 24 h
         self.retry_after = retry_after
         self.hang_s = hang_s
         self.faults_by_input: dict[str, list[str]] = {}
@@ -49,11 +52,13 @@ class FakeOpenAI:
 
     def __enter__(self) -> "FakeOpenAI":
         app = web.Application()
+        app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_post("/v1/files", self._upload)
-        app.router.add_get("/v1/files/{file_id}/content", self._download)
-        app.router.add_post("/v1/batches", self._create_batch)
-        app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
+        if self.batch_api:
+            app.router.add_post("/v1/files", self._upload)
+            app.router.add_get("/v1/files/{file_id}/content", self._download)
+            app.router.add_post("/v1/batches", self._create_batch)
+            app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -90,6 +95,9 @@ class FakeOpenAI:
                 if needle in user and queue:
                     return queue.pop(0)
         return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]})
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -166,7 +174,10 @@ class FakeOpenAI:
         batch["polls"] += 1
         # The first poll sees the batch still running, so clients must really poll.
         if batch["status"] == "in_progress" and batch["polls"] > 1:
-            self._finish_batch(batch, request.headers.get("Authorization", ""))
+            if self.expire_batches:
+                batch.update(status="expired", request_counts={"total": 0, "completed": 0, "failed": 0})
+            else:
+                self._finish_batch(batch, request.headers.get("Authorization", ""))
         return web.json_response({k: v for k, v in batch.items() if k != "polls"})
 
     def _finish_batch(self, batch: dict, authorization: str) -> None:

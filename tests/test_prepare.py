@@ -109,15 +109,15 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.WARNING)
     with FakeOpenAI() as server:
-        teacher = ["teacher=openai", f"teacher.base_url={server.url}", f"teacher.api_key_env={KEY_ENV}", "+teacher.progress=false",
-                   "teacher.max_retries=1", "+teacher.backoff_base_s=0.01"]
+        teacher = ["teacher=openai", f"teacher.base_url={server.url}", f"teacher.api_key_env={KEY_ENV}", "teacher.progress=false",
+                   "teacher.max_retries=1", "teacher.backoff_base_s=0.01"]
         dry = compose_with_sources(tmp_path, english_sources, *teacher, "dry_run=true", f"output_dir={tmp_path / 'dry'}")
         assert prepare(dry) == tmp_path / "dry" and server.total == 0
         assert not (tmp_path / "dry" / "LATEST").exists()
 
         unanswerable = FIB_HUB[2]["list_choices"][1]
         server.faults_by_input = {unanswerable: ["bad_schema"] * 2}  # both tries fail: that row is rejected
-        target = prepare(compose_with_sources(tmp_path, english_sources, *teacher, "eval_per_group=2"))
+        target = prepare(compose_with_sources(tmp_path, english_sources, *teacher, "eval_per_group=2", "max_reject_fraction=0.2"))
 
         assert server.by_input[FIB_HUB[0]["input"]] == server.by_input[RIVER] == 1  # repeated passages asked once
         requests_sent = server.total
@@ -130,11 +130,15 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
                for group in ("boolq/ms/label=1", "boolq/ms/label=0", "fib/ms/label=1", "fib/ms/label=0")) == len(rows)
     teacher = manifest["teacher"]
     assert teacher["model"] == "gpt-4o-mini" and teacher["prompt_hash"] == TEMPLATE_VERSION
-    assert teacher["requests"] == requests_sent > 0
-    assert teacher["input_tokens"] > 0 and teacher["output_tokens"] > 0 and teacher["cost_usd"] > 0
+    assert teacher["this_run"]["requests"] == requests_sent > 0
+    assert teacher["this_run"]["failed_attempts"] == {"invalid answer": 2}
+    assert teacher["answers"] == requests_sent - 2  # every answer kept once; the refused ones are not in it
+    assert teacher["input_tokens"] > 0 and teacher["output_tokens"] > 0
+    assert 0 < teacher["cost_usd"] < teacher["this_run"]["cost_usd"]
     assert teacher["rejects"] == manifest["rejects"]["teacher"] == 1
     rejected = json.loads((target / "teacher_rejects.jsonl").read_text())
-    assert rejected["id"] == "fib_en-000002.1" and rejected["stage"] == "translate"
+    assert rejected["id"] == "fib_en-000002.1" and rejected["stage"] == "translate" and rejected["source"] == "fib_en"
+    assert rejected["claim"] == unanswerable and rejected["location"] == f"{english_sources['fib_en']['path']}:3"
     checks = manifest["checks"]
     # The fake teacher only prefixes "[ms] ": its "translations" are English, and the check says so.
     assert checks["still_english"]["count"] == len(rows) and len(checks["still_english"]["examples"]) == min(10, len(rows))
@@ -155,7 +159,7 @@ def test_unlabelled_rows_are_rejected_with_file_line_and_field(tmp_path):
 
     with pytest.raises(BadRowError, match=rf"{path}:2: field 'answer': .*unlabelled"):
         prepare(compose_with_sources(tmp_path, sources))
-    target = prepare(compose_with_sources(tmp_path, sources, "on_bad_row=reject"))
+    target = prepare(compose_with_sources(tmp_path, sources, "on_bad_row=reject", "max_reject_fraction=0.5"))
 
     rejects = [json.loads(line) for line in (target / "rejects.jsonl").read_text().splitlines()]
     assert [(r["source"], r["location"], r["field"]) for r in rejects] == [("mine", f"{path}:2", "answer")]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,7 +107,8 @@ def test_each_unique_passage_and_claim_is_translated_once(server, settings, tmp_
     assert result.stats.cost_usd > 0 and result.stats.input_tokens > 0
 
 
-def test_run_completes_despite_every_fault_kind(server, settings, tmp_path):
+def test_run_completes_despite_every_fault_kind(server, settings, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     records = make_records(passages=3, claims_per_passage=2)
     server.faults_by_input = {
         "Passage 0 says": ["429"],
@@ -126,6 +130,9 @@ def test_run_completes_despite_every_fault_kind(server, settings, tmp_path):
     assert result.stats.retries == 8
     assert server.by_input[records[4].claim] == 2  # the timed-out request was asked again
     assert read_rejects(tmp_path) == []
+    assert result.stats.failed_attempts == {"HTTP 429": 1, "HTTP 500": 2, "HTTP 503": 1, "timeout": 1, "invalid answer": 3}
+    assert not any("HTTP Request" in message for message in caplog.messages)  # no line per request
+    assert caplog.messages[-1].startswith("teacher: 6 rows in, 6 out;") and "retries; failed attempts: HTTP 429 1, HTTP 500 2" in caplog.messages[-1]
 
 
 def test_exhausted_retries_land_in_rejects_never_in_data(server, settings, tmp_path):
@@ -163,7 +170,8 @@ def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server,
     assert result.v3_excluded == ["ms-0-0"]
     assert by_id["ms-1-1"].reasoning and "Maka label ialah 0" in by_id["ms-1-1"].reasoning
     assert result.stats.reasoning_regenerated == 2 and result.stats.reasoning_disagreed == 1
-    assert read_rejects(tmp_path) == [{"id": "ms-0-0", "stage": "reasoning", "reason": excluded.extra["reasoning_rejected"]}]
+    assert [(r["id"], r["stage"], r["reason"]) for r in read_rejects(tmp_path)] == [
+        ("ms-0-0", "reasoning_check", excluded.extra["reasoning_rejected"])]
 
     server.reset_counts()
     again = run_teacher(records, settings, tmp_path)
@@ -197,20 +205,33 @@ def test_missing_key_for_openai_names_the_variable(monkeypatch, tmp_path):
         run_teacher(make_records(1, 1), TeacherSettings(api_key_env=KEY_ENV, progress=False), tmp_path)
 
 
-def test_dry_run_sends_nothing_and_estimates_cost(server, monkeypatch, tmp_path, capsys):
-    monkeypatch.delenv(KEY_ENV, raising=False)  # no key needed to plan
+def test_dry_run_checks_key_and_endpoint_and_counts_what_the_cache_holds(server, settings, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
     records = make_records(passages=3, claims_per_passage=2)
-    settings = TeacherSettings(api_key_env=KEY_ENV, progress=False)
 
-    result = run_teacher(records, settings, tmp_path, dry_run=True)
+    before = run_teacher(records, settings, tmp_path, dry_run=True)
 
     assert server.total == 0
-    assert result.stats.estimated_requests == (3 + 6) + 6
-    assert result.stats.estimated_input_tokens > 0 and result.stats.estimated_cost_usd > 0
-    assert result.records == records
-    assert "15 requests" in capsys.readouterr().out
-    half = run_teacher(records, TeacherSettings(api_key_env=KEY_ENV, progress=False, batch_api=True), tmp_path, dry_run=True)
-    assert half.stats.estimated_cost_usd == pytest.approx(result.stats.estimated_cost_usd / 2)
+    assert (before.stats.estimated_cached, before.stats.estimated_requests) == (0, (3 + 6) + 6)
+    assert before.stats.estimated_input_tokens > 0 and before.stats.estimated_cost_usd > 0
+    assert before.records == records and "0 cached, 15 to send" in caplog.text
+    half = run_teacher(records, replace(settings, batch_api=True), tmp_path, dry_run=True)
+    assert half.stats.estimated_cost_usd == pytest.approx(before.stats.estimated_cost_usd / 2)
+
+    run_teacher(records, settings, tmp_path)
+    server.reset_counts()
+    after = run_teacher(records, settings, tmp_path, dry_run=True)
+    assert server.total == 0
+    assert (after.stats.estimated_cached, after.stats.estimated_requests, after.stats.estimated_cost_usd) == (15, 0, 0)
+
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(TeacherError, match=KEY_ENV):  # the OpenAI API without a key: said before any promise
+        run_teacher(records, TeacherSettings(api_key_env=KEY_ENV, progress=False), tmp_path, dry_run=True)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = replace(settings, base_url=f"http://127.0.0.1:{closed.getsockname()[1]}/v1")
+        with pytest.raises(TeacherError, match="did not answer.*teacher.base_url"):
+            run_teacher(records, dead, tmp_path, dry_run=True)
 
 
 RUN_SCRIPT = """
@@ -251,6 +272,12 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, monkey
 
         assert not before & {text for text, n in server.by_input.items() if n}
         assert server.total == total_questions - len(before)
+        uninterrupted = run_teacher(records, TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False),
+                                    tmp_path / "uninterrupted")
+    resumed = json.loads((work_dir / "teacher_stats.json").read_text())
+    assert resumed["answers_used"] == uninterrupted.stats.answers_used == total_questions
+    assert resumed["answers_cost_usd"] == pytest.approx(uninterrupted.stats.answers_cost_usd)
+    assert resumed["cost_usd"] < resumed["answers_cost_usd"]  # the resumed run alone paid only for the rest
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(row["id"] for row in rows) == sorted(r.id for r in records)
     assert all(row["reasoning"] and row["language"] == "ms" for row in rows)
@@ -306,3 +333,41 @@ def test_batch_killed_while_waiting_is_resumed_not_resubmitted(tmp_path, monkeyp
         assert len(server.batches) == 2 and server.online == 0  # translations once, then reasoning
         assert server.by_kind["translation"] == 2 + 4  # the first batch ran once, for the resumed run
     assert sorted(json.loads(line)["id"] for line in output.read_text().splitlines()) == sorted(r.id for r in records)
+
+
+def test_an_endpoint_without_a_batch_api_says_so_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with FakeOpenAI(batch_api=False) as server:
+        settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False, batch_api=True)
+        with pytest.raises(TeacherError, match=r"has no Batch API \(HTTP 404 on /v1/files\): set teacher.batch_api=false"):
+            run_teacher(make_records(1, 1), settings, tmp_path)
+
+
+def test_an_expired_batch_is_asked_online_with_a_warning_that_prices_it(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    records = make_records(passages=1, claims_per_passage=2)
+    with FakeOpenAI(expire_batches=True) as server:
+        settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False, batch_api=True, batch_poll_s=0.01)
+        result = run_teacher(records, settings, tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("ended expired: its 3 questions will be asked online at full price, ~$" in w for w in warnings)
+    assert len(result.records) == 2 and all(r.reasoning for r in result.records) and result.stats.batch_answers == 0
+
+
+def test_max_cost_stops_before_it_is_exceeded_and_a_rerun_goes_on(server, settings, tmp_path):
+    records = make_records(passages=4, claims_per_passage=2)
+    settings.max_cost_usd, settings.max_output_tokens = 0.0002, 100  # a few requests' worth
+
+    with pytest.raises(TeacherError, match=r"stopped before exceeding teacher.max_cost_usd=0.0002: every answer so far is cached"):
+        run_teacher(records, settings, tmp_path)
+
+    paid = server.total
+    assert 0 < len(cached_inputs(tmp_path)) == paid < 4 + 8 + 8  # requests in flight finished and were kept
+    db = sqlite3.connect(tmp_path / "teacher_cache.sqlite")
+    spent = db.execute("SELECT SUM(input_tokens * 0.15 + output_tokens * 0.60) / 1e6 FROM answers").fetchone()[0]
+    db.close()
+    assert spent <= 0.0002
+    settings.max_cost_usd = None
+    server.reset_counts()
+    result = run_teacher(records, settings, tmp_path)
+    assert server.total == 4 + 8 + 8 - paid and len(result.records) == len(records)

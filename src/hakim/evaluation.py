@@ -1,5 +1,5 @@
-"""`evaluate(cfg)`: score a judge on a prepared split and write predictions, metrics, report, plots;
-`compare(cfg)`: set finished evaluations side by side."""
+"""`evaluate(cfg)`: score a judge on a prepared split, or on your own file of rows (`rows=PATH`), and write
+predictions, metrics, report, plots; `compare(cfg)`: set finished evaluations side by side."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from hakim.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
+from hakim.data.sources import SourceSpec, read_source
 from hakim.judge import JUDGE_FILE, THRESHOLD_FILE, Judge
 from hakim.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.prompts import PromptStyle
@@ -165,6 +166,9 @@ def load_judge(cfg: DictConfig) -> tuple[AnyJudge, Path | None, dict | None]:
         settings = OpenAISettings(**OmegaConf.to_container(cfg.openai, resolve=True), max_output_tokens=cfg.max_new_tokens)
         return OpenAIJudge(settings, _style(cfg)), None, None
     if kind == "majority":
+        if cfg.rows and not cfg.dataset_dir:
+            # No prepared dataset to take a reference split from: the evaluated rows' own majority class.
+            return majority_judge([r.label for r in read_rows_file(cfg)[0]], "rows"), None, None
         reference = read_split(dataset_dir_for(cfg, None), cfg.baseline_split)
         return majority_judge([r.label for r in reference], cfg.baseline_split), None, None
     return always_one_judge(), None, None
@@ -179,18 +183,38 @@ def _judge_extra(cfg: DictConfig, kind: str, run_dir: Path | None) -> dict:
     if kind == "openai":
         return {"openai_model": cfg.openai.model, "base_url": cfg.openai.base_url, "api_key_env": cfg.openai.api_key_env}
     if kind == "majority":
-        return {"baseline_split": cfg.baseline_split}
+        return {"baseline_split": "rows" if cfg.rows and not cfg.dataset_dir else cfg.baseline_split}
     return {}
+
+
+def read_rows_file(cfg: DictConfig) -> tuple[list[JudgeRecord], list[dict]]:
+    """The records and rejects of `rows=PATH`, read like a local source of prepare_data.py (same messages)."""
+    columns = OmegaConf.to_container(cfg.columns, resolve=True)
+    result = read_source(SourceSpec(name="rows", path=str(cfg.rows), **columns), on_bad_row=cfg.on_bad_row)
+    return result.records, result.rejects
+
+
+def records_to_judge(cfg: DictConfig, run_config: dict | None) -> tuple[list[JudgeRecord], str, dict]:
+    """The rows to judge, a short name for them, and what metrics.json records about where they came from."""
+    if cfg.rows:
+        records, rejects = read_rows_file(cfg)
+        for reject in rejects:
+            log.warning("rejected %s: field '%s': %s", reject["location"], reject["field"], reject["problem"])
+        origin = {"rows": str(cfg.rows), "columns": OmegaConf.to_container(cfg.columns, resolve=True),
+                  "rows_rejected": len(rejects)}
+        return records, Path(cfg.rows).name, origin
+    dataset_dir = dataset_dir_for(cfg, run_config)
+    return read_split(dataset_dir, cfg.split), f"{dataset_dir.name}/{cfg.split}", {"dataset_dir": str(dataset_dir), "split": cfg.split}
 
 
 def evaluate(cfg: DictConfig) -> dict:
     judge, run_dir, run_config = load_judge(cfg)
-    dataset_dir = dataset_dir_for(cfg, run_config)
     threshold_notes = {}
     if cfg.threshold == "validation":
         if run_dir is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
-        stored = calibrate_threshold(judge, dataset_dir, cfg.threshold_split, run_dir, by_source=cfg.threshold_by_source)
+        stored = calibrate_threshold(judge, dataset_dir_for(cfg, run_config), cfg.threshold_split, run_dir,
+                                     by_source=cfg.threshold_by_source)
         judge.threshold, judge.source_thresholds = stored["threshold"], stored["by_source"]
         warnings = thin_cut_warnings(stored["rows_per_class"], stored["by_source"])
         for warning in warnings:
@@ -199,17 +223,16 @@ def evaluate(cfg: DictConfig) -> dict:
     elif cfg.threshold is not None:
         judge.threshold, judge.source_thresholds = float(cfg.threshold), {}
     mode = cfg.mode or judge.default_mode
-    records = read_split(dataset_dir, cfg.split)
+    records, rows_name, origin = records_to_judge(cfg, run_config)
     if cfg.limit:
         records = records[: cfg.limit]
     rows = verdict_rows(records, judge, mode)
     out_dir = Path(cfg.paths.output_dir)
     kind = judge_kind(cfg)
     extra = {"judge": kind, **_judge_extra(cfg, kind, run_dir), "mode": mode, "threshold": judge.threshold,
-             "source_thresholds": getattr(judge, "source_thresholds", {}), **threshold_notes,
-             "dataset_dir": str(dataset_dir), "split": cfg.split}
+             "source_thresholds": getattr(judge, "source_thresholds", {}), **threshold_notes, **origin}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
-    print_summary(summary["subsets"], title=f"{judge.name} on {dataset_dir.name}/{cfg.split} ({mode})")
+    print_summary(summary["subsets"], title=f"{judge.name} on {rows_name} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")
     if cfg.wandb.enabled:
         from hakim.provenance import redact

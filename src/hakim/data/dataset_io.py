@@ -57,12 +57,13 @@ def counts_by_group(records: list[JudgeRecord]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict, files: dict[str, str] | None = None) -> Path:
-    """Write splits (and `files`: name -> text, e.g. rejects) under root/<version>/ and point root/LATEST at it.
-
-    The version is the content hash of the rows."""
+def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict, files: dict[str, str] | None = None,
+                  point_latest: bool = True) -> Path:
+    """Write splits (and `files`: name -> text, e.g. rejects) under root/<version>/ and, if point_latest,
+    point root/LATEST at it. The version is the content hash of the rows."""
     version = fingerprint([r for name in sorted(splits) for r in splits[name]])[:12]
-    target = Path(root) / version
+    # A failed dataset never shares a directory with a published one holding the same rows.
+    target = Path(root) / (version if point_latest else f"{version}-failed")
     target.mkdir(parents=True, exist_ok=True)
     for name, records in splits.items():
         pq.write_table(_table(records), target / f"{name}.parquet")
@@ -79,6 +80,8 @@ def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_ext
         **manifest_extra,
     }
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    if not point_latest:
+        return target
     pointer = Path(root) / LATEST_POINTER
     temporary = pointer.with_suffix(".tmp")
     temporary.write_text(version + "\n")

@@ -1,4 +1,4 @@
-"""Read judge rows from local JSONL/CSV/Parquet files or the Hugging Face hub.
+"""Turn rows from local files (read by hakim.data.files) or the Hugging Face hub into JudgeRecords.
 
 Published schemas are read as they are: BoolQ names the claim `question`, FIB names it `summary`,
 both name the label `answer` (bool or 0/1) and may carry a `language` column (`Malay`/`English`).
@@ -10,12 +10,12 @@ per candidate: label 1 for the correct one, 0 for the others, all with the docum
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from hakim.data.files import Row, SourceError, read_jsonl, read_rows
 from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
 
 CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
@@ -27,6 +27,7 @@ class SourceSpec:
     """Where one source's rows live and how its columns map onto a JudgeRecord."""
 
     source: str
+    name: str | None = None  # the source's key in conf/dataset, used in messages; defaults to `source`
     path: str | None = None
     hub_id: str | None = None
     hub_config: str | None = None
@@ -36,6 +37,7 @@ class SourceSpec:
     claim_column: str | None = None
     label_column: str = "answer"
     language_column: str = "language"
+    source_column: str | None = None  # a column naming each row's task (boolq, fib, ...); None: every row is `source`
     reasoning_column: str = "reasoning"
     limit: int | None = None  # raw rows, before choice_pairs expands them
     columns_extra: list[str] = field(default_factory=list)
@@ -48,11 +50,15 @@ class SourceSpec:
 
     def __post_init__(self):
         if (self.path is None) == (self.hub_id is None):
-            raise ValueError(f"source '{self.source}': set exactly one of `path` or `hub_id`")
+            raise SourceError(f"source '{self.label}': set exactly one of `path` or `hub_id`")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"source '{self.source}': layout must be one of {LAYOUTS}, got {self.layout!r}")
+            raise SourceError(f"source '{self.label}': layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.claim_column is None:
             self.claim_column = CLAIM_COLUMN_BY_SOURCE.get(self.source, "claim")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.source
 
     @property
     def origin(self) -> str:
@@ -66,54 +72,33 @@ class ReadResult:
     rows_read: int
 
 
-def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
-    """Yield (location, row) pairs; the location names the file and line a person would open."""
+def iter_raw_rows(spec: SourceSpec) -> Iterator[tuple[str, Row]]:
+    """Yield (location, row or BadRowError); the location names the file and line a person would open."""
     if spec.hub_id is not None:
         yield from _iter_hub(spec)
         return
-    path = Path(spec.path)
-    if not path.exists():
-        raise FileNotFoundError(f"source '{spec.source}': no file at {path}")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    readers = {".jsonl": iter_jsonl, ".json": iter_jsonl, ".csv": _iter_csv, ".parquet": _iter_parquet}
-    if suffix not in readers:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .csv or .parquet")
-    yield from readers[suffix](path)
+    yield from read_rows(Path(spec.path), spec.label)
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BadRowError(location, "<line>", f"not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise BadRowError(location, "<line>", "expected a JSON object")
-            yield location, row
-
-
-def _iter_csv(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[str, dict]]:
-    import pyarrow.parquet as pq
-
-    for index, row in enumerate(pq.read_table(path).to_pylist()):
-        yield f"{path}:row {index}", row
+    """(location, row) of a JSON Lines file, raising at the first line that cannot be read."""
+    for location, row in read_jsonl(path):
+        if isinstance(row, BadRowError):
+            raise row
+        yield location, row
 
 
 def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
     import datasets
 
-    dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
+    try:
+        dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
+    except ConnectionError:  # offline (HF_HUB_OFFLINE=1 or no network) and not in the local cache
+        raise SourceError(
+            f"source '{spec.label}': {spec.origin} is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"run once with network to cache it, or save its rows to a file and use it with "
+            f"dataset.sources.{spec.label}.hub_id=null dataset.sources.{spec.label}.path=FILE "
+            "(any JSONL/JSON/CSV/Parquet; conf/dataset/local_files.yaml shows the column mapping)") from None
     for index, row in enumerate(dataset):
         yield f"{spec.origin}:row {index}", row
 
@@ -137,17 +122,18 @@ def _language(spec: SourceSpec, row: dict, location: str) -> str:
 
 def _record(spec: SourceSpec, location: str, row: dict, record_id: str, passage: str, claim: str, label: int) -> JudgeRecord:
     language = _language(spec, row, location)
+    source = _text(row, spec.source_column, location) if spec.source_column else spec.source
     reasoning = row.get(spec.reasoning_column)
     if reasoning is not None and (not isinstance(reasoning, str) or not reasoning.strip()):
         reasoning = None
     return JudgeRecord(
         id=f"{spec.source}-{language}-{record_id}",
-        source=spec.source,
+        source=source,
         language=language,
         passage=passage,
         claim=claim,
         label=label,
-        doc_id=document_id(spec.source, _text(row, spec.document_column, location) if spec.document_column else passage),
+        doc_id=document_id(source, _text(row, spec.document_column, location) if spec.document_column else passage),
         reasoning=reasoning.strip() if reasoning else None,
         extra={"origin": location, **{name: row.get(name) for name in spec.columns_extra}},
     )
@@ -208,6 +194,8 @@ def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
             break
         rows_read += 1
         try:
+            if isinstance(row, BadRowError):
+                raise row
             if spec.layout == "choice_pairs":
                 records.extend(choice_row_to_records(spec, location, row, index))
             else:

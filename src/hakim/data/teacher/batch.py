@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from pydantic import ValidationError
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.client import TeacherClient, cost_usd, parse_answer, request_body
 from hakim.data.teacher.plan import translation_texts
+from hakim.data.teacher.preflight import endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.prompts import TeacherRequest, reasoning_request, translation_request
-from hakim.data.teacher.settings import TeacherSettings
+from hakim.data.teacher.settings import TeacherError, TeacherSettings
 
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
+
+log = logging.getLogger(__name__)
 
 
 async def prefill_with_batches(records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient, work_dir: Path) -> None:
@@ -55,7 +59,8 @@ def _malay_pair(record: JudgeRecord, settings: TeacherSettings, client: TeacherC
 
 
 async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, client: TeacherClient, work_dir: Path) -> None:
-    pending = {request.key: request for request in requests if client.cache.get(request.key) is None}
+    pending = {request.key: request for request in requests
+               if client.cache.get(request.key) is None and (client.retry_rejects or client.cache.failure(request.key) is None)}
     if not pending:
         return
     lines = [
@@ -66,14 +71,14 @@ async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, 
     content = ("\n".join(lines) + "\n").encode("utf-8")
     # Named by content, so a run killed while waiting finds and resumes its own batch instead of paying again.
     state = work_dir / f"batch-{hashlib.sha256(content).hexdigest()[:16]}.json"
+    # Priced like an online request at half price, so max_cost_usd refuses a batch it could not afford.
+    upcoming = sum(cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4, batch=True)
+                   for request in pending.values())
+    client.reserve(upcoming)
     if state.exists():
         batch_id = json.loads(state.read_text())["batch_id"]
     else:
-        uploaded = await client.api.files.create(file=("teacher-batch.jsonl", content), purpose="batch")
-        batch = await client.api.batches.create(
-            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
-        batch_id = batch.id
+        batch_id = await _submit(client, content)
         client.stats.requests += len(pending)
         temporary = state.with_suffix(".tmp")
         temporary.write_text(json.dumps({"batch_id": batch_id}))
@@ -82,7 +87,25 @@ async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, 
     if batch.status == "completed" and batch.output_file_id:
         output = await client.api.files.content(batch.output_file_id)
         _fill_cache(output.text, pending, settings, client)
+    else:
+        log.warning("batch %s ended %s: its %d questions will be asked online at full price, ~$%.4f more than "
+                    "the batch price", batch_id, batch.status, len(pending), upcoming)
+    client.release(upcoming)
     state.unlink()
+
+
+async def _submit(client: TeacherClient, content: bytes) -> str:
+    """Upload the questions and start the batch; an endpoint without a Batch API is told so, not traced back."""
+    try:
+        uploaded = await client.api.files.create(file=("teacher-batch.jsonl", content), purpose="batch")
+        batch = await client.api.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    except (openai.NotFoundError, openai.BadRequestError) as error:
+        raise TeacherError(
+            f"teacher endpoint {endpoint_name(client.settings)} has no Batch API (HTTP {error.status_code} on "
+            f"{error.request.url.path}): set teacher.batch_api=false to ask online at full price") from None
+    return batch.id
 
 
 async def _wait(api: openai.AsyncOpenAI, batch_id: str, size: int, settings: TeacherSettings):

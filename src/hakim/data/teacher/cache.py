@@ -1,4 +1,7 @@
-"""Teacher answers on disk, one committed row per answer, so a killed run resumes without paying twice."""
+"""Teacher answers on disk, one committed row per answer, so a killed run resumes without paying twice.
+
+Questions that got no usable answer are kept too, with the reason: a rerun reproduces the same dataset
+without asking them again, and `retry_rejects=true` asks exactly those again."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class TeacherCache:
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT, template TEXT, input TEXT,"
             " output TEXT, input_tokens INTEGER, output_tokens INTEGER, via TEXT, created REAL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, kind TEXT, input TEXT, reason TEXT, created REAL)")
 
     def get(self, key: str) -> CachedAnswer | None:
         row = self._db.execute("SELECT output, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)).fetchone()
@@ -41,6 +45,24 @@ class TeacherCache:
             "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, kind, TEMPLATE_VERSION, input_text, output, input_tokens, output_tokens, via, time.time()),
         )
+        self._db.execute("DELETE FROM failures WHERE key = ?", (key,))
+
+    def usage(self, keys: set[str]) -> list[tuple[int, int, str]]:
+        """(input tokens, output tokens, via) of each stored answer among `keys`, whichever run paid for it."""
+        found = []
+        for key in keys:
+            row = self._db.execute("SELECT input_tokens, output_tokens, via FROM answers WHERE key = ?", (key,)).fetchone()
+            if row:
+                found.append(row)
+        return found
+
+    def failure(self, key: str) -> str | None:
+        """Why this question failed in an earlier run, or None."""
+        row = self._db.execute("SELECT reason FROM failures WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put_failure(self, key: str, kind: str, input_text: str, reason: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)", (key, kind, input_text, reason, time.time()))
 
     def close(self) -> None:
         self._db.close()

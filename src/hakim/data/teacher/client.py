@@ -19,7 +19,11 @@ FATAL_STATUS = (401, 403, 404)
 
 
 class Rejected(Exception):
-    """This question got no usable answer; the reason goes to rejects.jsonl."""
+    """This question got no usable answer; the reason goes to teacher_rejects.jsonl."""
+
+
+class OverBudget(Exception):
+    """Asking this question could take the run past max_cost_usd; requests already in flight still finish."""
 
 
 def cost_usd(settings: TeacherSettings, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
@@ -66,14 +70,19 @@ def short(error: ValidationError) -> str:
 class TeacherClient:
     """Each distinct question is answered once per run, even when many rows ask it at the same time."""
 
-    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI):
+    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI,
+                 retry_rejects: bool = False):
         self.settings = settings
+        self.retry_rejects = retry_rejects
         self.cache = cache
         self.stats = stats
         self.api = api
         self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self.slots = asyncio.Semaphore(settings.max_in_flight)
         self._answers: dict[str, asyncio.Task] = {}
+        self.used_keys: set[str] = set()  # answers this run's rows rely on, cached or new: what the dataset cost
+        self.in_flight = 0  # requests sent and not yet answered, for the progress bar
+        self._reserved_usd = 0.0  # estimated cost of requests in flight, so max_cost_usd holds with concurrency
 
     async def ask(self, request: TeacherRequest) -> BaseModel:
         if request.key not in self._answers:
@@ -88,8 +97,31 @@ class TeacherClient:
         hit = self.cached(request)
         if hit is not None:
             self.stats.cache_hits += 1
+            self.used_keys.add(request.key)
             return hit
-        return await self._fetch(request)
+        earlier = None if self.retry_rejects else self.cache.failure(request.key)
+        if earlier is not None:
+            self.stats.failures_reused += 1
+            raise Rejected(earlier)
+        try:
+            answer = await self._fetch(request)
+        except Rejected as error:
+            self.cache.put_failure(request.key, request.kind, request.user, str(error))
+            raise
+        self.used_keys.add(request.key)
+        return answer
+
+    def reserve(self, upcoming_usd: float) -> None:
+        """Refuse to start spending `upcoming_usd` when it could take this run past max_cost_usd."""
+        limit = self.settings.max_cost_usd
+        if limit is not None and self.stats.cost_usd + self._reserved_usd + upcoming_usd > limit:
+            raise OverBudget(f"stopped before exceeding teacher.max_cost_usd={limit}: every answer so far is cached, "
+                             "so raise the limit and rerun to go on")
+        self._reserved_usd += upcoming_usd
+
+    def release(self, upcoming_usd: float) -> None:
+        """The reserved request is over: its real cost, if any, is in stats.cost_usd now."""
+        self._reserved_usd -= upcoming_usd
 
     async def _fetch(self, request: TeacherRequest) -> BaseModel:
         settings = self.settings
@@ -103,7 +135,10 @@ class TeacherClient:
             wait = None
             await self.limiter.acquire(estimate)
             async with self.slots:
+                upcoming = cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4)
+                self.reserve(upcoming)
                 self.stats.requests += 1
+                self.in_flight += 1
                 try:
                     completion = await self.api.chat.completions.create(**request_body(request, settings))
                 except openai.APIStatusError as error:
@@ -114,23 +149,31 @@ class TeacherClient:
                         ) from None
                     if error.status_code not in RETRYABLE_STATUS:
                         raise Rejected(f"HTTP {error.status_code}, not retryable") from None
-                    problem = f"HTTP {error.status_code}"
+                    problem = self._failed(f"HTTP {error.status_code}")
                     wait = retry_after_s(error)
                     if wait is not None:
                         self.limiter.pause(wait)
                     continue
                 except openai.APITimeoutError:
-                    problem = f"timeout after {settings.timeout_s}s"
+                    problem = self._failed("timeout", f"timeout after {settings.timeout_s}s")
                     continue
                 except openai.APIConnectionError:
-                    problem = "connection error"
+                    problem = self._failed("connection error")
                     continue
+                finally:
+                    self.in_flight -= 1
+                    self.release(upcoming)
             answer = self._accept(request, completion, estimate)
             if isinstance(answer, str):
-                problem = answer
+                problem = self._failed("invalid answer", answer)
                 continue
             return answer
         raise Rejected(f"no usable answer after {settings.max_retries + 1} attempts; last: {problem}")
+
+    def _failed(self, cause: str, problem: str | None = None) -> str:
+        """Count a failed attempt by cause for the end-of-run summary; returns the problem to report."""
+        self.stats.failed_attempts[cause] = self.stats.failed_attempts.get(cause, 0) + 1
+        return problem or cause
 
     def _accept(self, request: TeacherRequest, completion, estimate: int) -> BaseModel | str:
         """Pay for the answer, then validate and cache it; a string says why it was refused."""

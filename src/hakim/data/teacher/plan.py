@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hakim.data.records import JudgeRecord
+from hakim.data.teacher.cache import TeacherCache
 from hakim.data.teacher.client import cost_usd
-from hakim.data.teacher.prompts import estimate_tokens, reasoning_request, translation_request
+from hakim.data.teacher.prompts import TeacherRequest, Translation, estimate_tokens, reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherStats
 from hakim.data.teacher.settings import TeacherSettings
 
@@ -41,19 +42,37 @@ def count_deduplication(records: list[JudgeRecord], settings: TeacherSettings, s
     stats.tokens_saved = stats.whole_row_tokens - stats.translation_tokens
 
 
-def estimate(records: list[JudgeRecord], settings: TeacherSettings, stats: TeacherStats) -> None:
-    """Requests, tokens and dollars of a run from scratch; reasoning on English rows is sized on the English."""
-    requests = input_tokens = output_tokens = 0
+def estimate(records: list[JudgeRecord], settings: TeacherSettings, stats: TeacherStats,
+             cache: TeacherCache | None = None, retry_rejects: bool = False) -> None:
+    """What is left to pay: answers in the cache are counted but not priced, as are questions that failed
+    before (unless retry_rejects); reasoning is sized on the cached translation, else on the English."""
+    to_send = input_tokens = output_tokens = 0
+
+    def count(request: TeacherRequest, expected_output: int) -> None:
+        nonlocal to_send, input_tokens, output_tokens
+        if cache is not None and cache.get(request.key) is not None:
+            stats.estimated_cached += 1
+        elif cache is not None and not retry_rejects and cache.failure(request.key) is not None:
+            stats.estimated_failed_before += 1
+        else:
+            to_send += 1
+            input_tokens += request.estimated_input_tokens()
+            output_tokens += expected_output
+
     for text in translation_texts(records, settings):
-        requests += 1
-        input_tokens += translation_request(text, settings).estimated_input_tokens()
-        output_tokens += int(estimate_tokens(text) * TRANSLATION_OUTPUT_RATIO)
+        count(translation_request(text, settings), int(estimate_tokens(text) * TRANSLATION_OUTPUT_RATIO))
     if settings.reasoning:
         for record in records:
-            requests += 1
-            input_tokens += reasoning_request(record.passage, record.claim, record.label, settings, 0).estimated_input_tokens()
-            output_tokens += REASONING_OUTPUT_TOKENS
-    stats.estimated_requests = requests
+            passage, claim = record.passage, record.claim
+            if settings.translate and record.language == "en" and cache is not None:
+                passage, claim = (_cached_translation(text, settings, cache) for text in (passage, claim))
+            count(reasoning_request(passage, claim, record.label, settings, 0), REASONING_OUTPUT_TOKENS)
+    stats.estimated_requests = to_send
     stats.estimated_input_tokens = input_tokens
     stats.estimated_output_tokens = output_tokens
     stats.estimated_cost_usd = cost_usd(settings, input_tokens, output_tokens, batch=settings.batch_api)
+
+
+def _cached_translation(text: str, settings: TeacherSettings, cache: TeacherCache) -> str:
+    hit = cache.get(translation_request(text, settings).key)
+    return Translation.model_validate_json(hit.output).text if hit else text

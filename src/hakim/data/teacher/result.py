@@ -22,21 +22,31 @@ class TeacherStats:
     translation_tokens: int = 0
     whole_row_tokens: int = 0
     tokens_saved: int = 0
-    requests: int = 0  # HTTP attempts sent, retries included; batch lines count one each
+    requests: int = 0  # HTTP attempts sent by this run, retries included; batch lines count one each
     retries: int = 0
+    failed_attempts: dict = field(default_factory=dict)  # cause (HTTP 429, timeout, invalid answer, ...) -> attempts
     answers_new: int = 0
     cache_hits: int = 0
-    input_tokens: int = 0
+    input_tokens: int = 0  # paid by this run, refused answers included
     output_tokens: int = 0
     cost_usd: float = 0.0
+    # The answers the rows rely on, whichever run paid for them (from the cache): what the dataset cost.
+    # Equal for a run killed and resumed and for one uninterrupted run; refused answers are not in it.
+    answers_used: int = 0
+    answers_input_tokens: int = 0
+    answers_output_tokens: int = 0
+    answers_cost_usd: float = 0.0
     translation_failed: int = 0
     reasoning_regenerated: int = 0
     reasoning_disagreed: int = 0
     reasoning_failed: int = 0
     batch_answers: int = 0
+    failures_reused: int = 0  # questions that failed in an earlier run, not asked again (retry_rejects=true asks)
     elapsed_s: float = 0.0
     rows_per_s: float = 0.0
-    estimated_requests: int = 0  # dry run only, as if nothing were cached
+    estimated_cached: int = 0  # dry run only: questions the cache answers, free
+    estimated_failed_before: int = 0  # dry run only: failed in an earlier run, not sent unless retry_rejects=true
+    estimated_requests: int = 0  # dry run only: questions still to send (regenerations of wrong reasoning not included)
     estimated_input_tokens: int = 0
     estimated_output_tokens: int = 0
     estimated_cost_usd: float = 0.0
@@ -48,7 +58,7 @@ class TeacherStats:
 @dataclass
 class TeacherResult:
     """records: every kept row once (translated to 'ms' and/or with reasoning where produced);
-    v3_excluded: ids kept for V2 but without reasoning; rejects: {id, stage, reason} per failure."""
+    v3_excluded: ids kept for V2 but without reasoning; rejects: one dict per failure (see runner._reject)."""
 
     records: list[JudgeRecord]
     v3_excluded: list[str] = field(default_factory=list)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
-from hakim.data.teacher.client import Rejected, TeacherClient, build_api
+from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, build_api, cost_usd
 from hakim.data.teacher.plan import count_deduplication, estimate
+from hakim.data.teacher.preflight import check_endpoint, endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.prompts import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
@@ -22,6 +25,10 @@ from hakim.data.teacher.settings import TeacherError, TeacherSettings
 CACHE_FILE = "teacher_cache.sqlite"
 REJECTS_FILE = "rejects.jsonl"
 STATS_FILE = "teacher_stats.json"
+# The HTTP clients under openai log one INFO line per request: thousands of lines that bury the summary.
+QUIET_LOGGERS = ("httpx", "httpx2")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,24 +38,26 @@ class _RowOutcome:
     v3_excluded: bool = False
 
 
-def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False) -> TeacherResult:
-    """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing."""
+def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False,
+                retry_rejects: bool = False) -> TeacherResult:
+    """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing.
+
+    Questions that failed in an earlier run fail again from the cache unless retry_rejects asks them again."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     stats = TeacherStats(rows=len(records))
     count_deduplication(records, settings, stats)
     if dry_run:
-        estimate(records, settings, stats)
-        print(
-            f"teacher dry run ({settings.model}): {stats.estimated_requests} requests, "
-            f"~{stats.estimated_input_tokens} input + ~{stats.estimated_output_tokens} output tokens, "
-            f"~${stats.estimated_cost_usd:.4f} (before cache hits and regenerations)"
-        )
+        asyncio.run(_preflight(settings))
+        _dry_run(records, settings, stats, work_dir / CACHE_FILE, retry_rejects)
         return TeacherResult(records=list(records), stats=stats)
     started = time.monotonic()
     cache = TeacherCache(work_dir / CACHE_FILE)
     try:
-        outcomes = asyncio.run(_teach(records, settings, cache, stats, work_dir))
+        outcomes, used_keys = asyncio.run(_teach(records, settings, cache, stats, work_dir, retry_rejects))
+        _count_answers(cache.usage(used_keys), settings, stats)
     finally:
         cache.close()
     result = TeacherResult(records=[o.record for o in outcomes if o.record is not None], stats=stats)
@@ -59,32 +68,93 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     stats.rows_per_s = len(records) / stats.elapsed_s if stats.elapsed_s else 0.0
     _write_atomically(work_dir / REJECTS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
     _write_atomically(work_dir / STATS_FILE, json.dumps(stats.to_dict(), indent=2) + "\n")
+    log.info(summary(stats, result.rejects))
     return result
 
 
-async def _teach(records, settings, cache, stats, work_dir) -> list[_RowOutcome]:
+def summary(stats: TeacherStats, rejects: list[dict]) -> str:
+    """One line at the end of a run: what was sent, what failed and why, what it cost."""
+    causes = ", ".join(f"{cause} {n}" for cause, n in sorted(stats.failed_attempts.items())) or "none"
+    stages = Counter(reject["stage"] for reject in rejects)
+    rejected = ", ".join(f"{stage} {n}" for stage, n in sorted(stages.items())) or "none"
+    return (f"teacher: {stats.rows} rows in, {stats.rows_out} out; {stats.requests} requests sent "
+            f"({stats.retries} retries; failed attempts: {causes}), {stats.cache_hits} answers from the cache, "
+            f"{stats.failures_reused} earlier failures reused; rejects: {rejected}; "
+            f"${stats.cost_usd:.4f} this run, ${stats.answers_cost_usd:.4f} for all the answers kept")
+
+
+async def _preflight(settings: TeacherSettings) -> None:
     api = build_api(settings)
     try:
-        client = TeacherClient(settings, cache, stats, api)
-        if settings.batch_api:
-            await prefill_with_batches(records, settings, client, work_dir)
-        with progress_bar(settings.progress) as bar:
-            rows = bar.add_task("teacher", total=len(records), status="")
-
-            async def one(record: JudgeRecord) -> _RowOutcome:
-                outcome = await _teach_row(record, settings, client)
-                status = f"${stats.cost_usd:.4f} spent, {stats.requests} requests, {stats.cache_hits} cached"
-                bar.update(rows, advance=1, status=status)
-                return outcome
-
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(one(record)) for record in records]
-            except* TeacherError as failure:
-                raise failure.exceptions[0] from None
-        return [task.result() for task in tasks]
+        await check_endpoint(api, settings)
     finally:
         await api.close()
+
+
+def _dry_run(records, settings: TeacherSettings, stats: TeacherStats, cache_path: Path, retry_rejects: bool) -> None:
+    cache = TeacherCache(cache_path) if cache_path.exists() else None
+    try:
+        estimate(records, settings, stats, cache, retry_rejects)
+    finally:
+        if cache is not None:
+            cache.close()
+    log.info(
+        "teacher dry run (%s at %s, key and endpoint checked): %d cached, %d to send, %d failed before "
+        "(retry_rejects=true sends them), ~%d input + ~%d output tokens, ~$%.4f (regenerations of wrong reasoning not included)",
+        settings.model, endpoint_name(settings), stats.estimated_cached, stats.estimated_requests,
+        stats.estimated_failed_before, stats.estimated_input_tokens, stats.estimated_output_tokens, stats.estimated_cost_usd,
+    )
+
+
+def _count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings, stats: TeacherStats) -> None:
+    stats.answers_used = len(usage)
+    stats.answers_input_tokens = sum(used_in for used_in, _, _ in usage)
+    stats.answers_output_tokens = sum(used_out for _, used_out, _ in usage)
+    stats.answers_cost_usd = sum(cost_usd(settings, used_in, used_out, batch=via == "batch") for used_in, used_out, via in usage)
+
+
+async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tuple[list[_RowOutcome], set[str]]:
+    api = build_api(settings)
+    try:
+        await check_endpoint(api, settings)
+        client = TeacherClient(settings, cache, stats, api, retry_rejects)
+        try:
+            if settings.batch_api:
+                await prefill_with_batches(records, settings, client, work_dir)
+            outcomes = await _ask_online(records, settings, client)
+        except OverBudget as stop:
+            raise TeacherError(f"{stop} (${stats.cost_usd:.4f} spent in this run)") from None
+        return outcomes, client.used_keys
+    finally:
+        await api.close()
+
+
+async def _ask_online(records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient) -> list[_RowOutcome]:
+    """Every row at once (the client paces them); a row stopped by max_cost_usd lets the others in flight finish."""
+    stats, rejected, stopped = client.stats, Counter(), []
+    with progress_bar(settings.progress) as bar:
+        rows = bar.add_task("teacher", total=len(records), status="")
+
+        async def one(record: JudgeRecord) -> _RowOutcome | None:
+            try:
+                outcome = await _teach_row(record, settings, client)
+            except OverBudget as stop:
+                stopped.append(stop)
+                return None
+            rejected.update(reject["stage"] for reject in outcome.rejects)
+            status = (f"{client.in_flight} in flight, {stats.retries} retries, {sum(rejected.values())} rejects, "
+                      f"{stats.cache_hits} cached, ${stats.cost_usd:.4f}")
+            bar.update(rows, advance=1, status=status)
+            return outcome
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(record)) for record in records]
+        except* TeacherError as failure:
+            raise failure.exceptions[0] from None
+    if stopped:
+        raise stopped[0]
+    return [task.result() for task in tasks]
 
 
 async def _teach_row(record: JudgeRecord, settings: TeacherSettings, client: TeacherClient) -> _RowOutcome:
@@ -122,17 +192,21 @@ async def _explain(record: JudgeRecord, settings: TeacherSettings, client: Teach
         if answer.conclusion_label == record.label:
             return _RowOutcome(replace(record, reasoning=answer.text()))
     client.stats.reasoning_disagreed += 1
-    return _without_reasoning(record, f"teacher concluded {answer.conclusion_label} twice; gold label is {record.label}")
+    reason = f"teacher concluded {answer.conclusion_label} twice; gold label is {record.label}"
+    return _without_reasoning(record, reason, stage="reasoning_check")
 
 
-def _without_reasoning(record: JudgeRecord, reason: str) -> _RowOutcome:
+def _without_reasoning(record: JudgeRecord, reason: str, stage: str = "reasoning") -> _RowOutcome:
     """Still a good V2 row (passage, claim, label); only V3, which trains on reasoning, must skip it."""
     kept = replace(record, reasoning=None, extra={**record.extra, "reasoning_rejected": reason})
-    return _RowOutcome(kept, [_reject(record, "reasoning", reason)], v3_excluded=True)
+    return _RowOutcome(kept, [_reject(record, stage, reason)], v3_excluded=True)
 
 
 def _reject(record: JudgeRecord, stage: str, reason: str) -> dict:
-    return {"id": record.id, "stage": stage, "reason": reason}
+    """stage: translate (row dropped), reasoning (no answer) or reasoning_check (answered the wrong label);
+    the row's text as it was asked and its file:line let a person check it or ask again."""
+    return {"id": record.id, "stage": stage, "reason": reason, "location": record.extra.get("origin"),
+            "language": record.language, "passage": record.passage, "claim": record.claim, "label": record.label}
 
 
 def _write_atomically(path: Path, text: str) -> None:

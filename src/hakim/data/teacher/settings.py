@@ -31,6 +31,7 @@ class TeacherSettings:
     max_output_tokens: int = 4096  # long FIB documents need room; a reply cut short is retried
     price_per_million_input: float = 0.15  # USD, for the cost report and dry-run estimate
     price_per_million_output: float = 0.60
+    max_cost_usd: float | None = None  # stop (answers so far kept in the cache) before this run would spend more
     batch_api: bool = False  # Files + Batches API: half price, but results may take up to 24 h
     batch_poll_s: float = 30.0  # how often a running batch is polled
     cache_salt: str = ""  # change to force fresh answers for everything without deleting the cache
