@@ -37,7 +37,7 @@ def test_tokenized_splits_are_cached_and_reused(train_config, tiny_tokenizer, mo
 
 
 def test_a_tampered_tokenized_cache_is_refused_and_rebuilt(train_config, tiny_tokenizer, tmp_path, caplog):
-    cfg = train_config()
+    cfg = train_config(f"data.cache_dir={tmp_path / 'tokenized'}")  # this test's caches only, not the session's
     first = build_datamodule(cfg, tiny_tokenizer)
     first.setup("fit")
     marker = tmp_path / "ran"
