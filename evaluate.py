@@ -7,11 +7,16 @@ from omegaconf import DictConfig
 
 from hakim.data.files import SourceError
 from hakim.data.records import BadRowError
+from hakim.errors import one_line_errors
 from hakim.evaluation import compare, evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    one_line_errors(run)(cfg)
+
+
+def run(cfg: DictConfig) -> None:
     if cfg.compare:
         compare(cfg)
         return

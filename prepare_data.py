@@ -10,10 +10,15 @@ from hakim.data.files import SourceError
 from hakim.data.prepare import prepare
 from hakim.data.records import BadRowError
 from hakim.data.teacher.settings import TeacherError
+from hakim.errors import one_line_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="prepare_data")
 def main(cfg: DictConfig) -> None:
+    one_line_errors(run)(cfg)
+
+
+def run(cfg: DictConfig) -> None:
     try:
         prepare(cfg)
     except (BudgetExceeded, SourceError, BadRowError, TeacherError) as failure:

@@ -162,3 +162,15 @@ def test_a_missing_dataset_fails_in_one_line_before_the_model_loads_and_leaves_r
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["status"] == "failed" and "no prepared dataset" in summary["error"]
     assert "Traceback" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.parametrize("script, override, message", [
+    ("evaluate.py", "run_dir=/nonexistent/run", "/nonexistent/run"),
+    ("prepare_data.py", "dataset=local_files", "source 'mine'"),
+])
+def test_evaluate_and_prepare_fail_in_one_line(workspace, script, override, message):
+    failed = subprocess.run([sys.executable, str(ROOT / script), override], cwd=workspace,
+                            env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr + failed.stdout
+    assert message in (failed.stdout + failed.stderr).strip().splitlines()[-1]
