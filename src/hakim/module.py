@@ -284,7 +284,11 @@ class JudgeModule(L.LightningModule):
             raise TrainingDiverged(f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}")
         # the validation metrics these weights were last measured with: what the adapter kept from the best
         # checkpoint is reported (and returned to a sweep) with
-        validation = {name: float(value) for name, value in self.trainer.callback_metrics.items() if name.startswith("val/")}
+        try:
+            metrics = self.trainer.callback_metrics
+        except RuntimeError:  # saved outside a Trainer (export, tests): no validation to record
+            metrics = {}
+        validation = {name: float(value) for name, value in metrics.items() if name.startswith("val/")}
         checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "examples_trained": self.examples_trained,
                                "best_balanced_acc": self.best_balanced_acc,
                                "validation": validation}
