@@ -174,3 +174,18 @@ def test_evaluate_and_prepare_fail_in_one_line(workspace, script, override, mess
     assert failed.returncode == 1
     assert "Traceback" not in failed.stderr + failed.stdout
     assert message in (failed.stdout + failed.stderr).strip().splitlines()[-1]
+
+
+def test_the_watchdog_counts_its_patience_across_a_resume(train_config, tmp_path):
+    from hakim.callbacks import LossWatchdog
+
+    cfg = train_config("callbacks.loss_watchdog.threshold=0.001", "callbacks.loss_watchdog.patience=100",
+                       "trainer.max_steps=3", "callbacks.last_checkpoint.every_n_train_steps=1")
+    train(cfg)
+    newest = max((tmp_path / "run" / "checkpoints").glob("latest-step*.ckpt"), key=lambda p: p.stat().st_mtime)
+    saved = torch.load(newest, weights_only=True)["callbacks"]
+    state = next(value for key, value in saved.items() if key.startswith("LossWatchdog"))
+    assert state["spiking"] == 3 and state["last_step"] == 3
+    resumed = LossWatchdog(threshold=0.001, patience=100)
+    resumed.load_state_dict(state)
+    assert resumed.spiking == 3

@@ -77,6 +77,13 @@ class LossWatchdog(L.Callback):
             raise TrainingDiverged(f"gradient norm 0 for {self.patience} steps (step {trainer.global_step}, loss "
                                    f"{loss:.4g}): the model is saturated and no longer learns; {LOWER_LR}")
 
+    # kept in checkpoints, so a resumed run counts its patience on from where the killed one stopped
+    def state_dict(self) -> dict:
+        return {"spiking": self.spiking, "stuck": self.stuck, "last_step": self.last_step}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.spiking, self.stuck, self.last_step = state_dict["spiking"], state_dict["stuck"], state_dict["last_step"]
+
 
 class ProgressLog(L.Callback):
     """A log line every `every_n_steps` optimizer steps, for logs read without a terminal (a cluster job's
