@@ -9,8 +9,8 @@ inverse document frequency). A match is kept only when it is clear: its score is
 passage (point the source's `document_column` at it, conf/dataset/real_rows_bilingual.yaml);
 rows without a clear match are written to a separate file with the reason, never silently dropped.
 
-python -m hakim.data.twins --original ../shared/data/boolq-malay-validation.jsonl \
-    --translation ../shared/data/boolq-english-validation.jsonl --out data/boolq-english-linked.jsonl
+python -m hakim.data.twins --original PATH/boolq-malay-validation.jsonl \
+    --translation PATH/boolq-english-validation.jsonl --out data/boolq-english-linked.jsonl
 """
 
 from __future__ import annotations
