@@ -42,7 +42,7 @@ def test_linked_twins_share_a_split_and_unlinked_rows_are_listed(tmp_path):
     summary = link_files(malay, english, tmp_path / "en_linked.jsonl", min_score=1.0, min_ratio=2.0)
     assert summary["linked"] == 4 and summary["unmatched"] == 1
     unmatched = [json.loads(line) for line in (tmp_path / "en_linked.unmatched.jsonl").read_text().splitlines()]
-    assert unmatched[0]["line"] == 5 and unmatched[0]["row"]["passage"].startswith("The cat")
+    assert unmatched[0]["location"] == f"{english}:5" and unmatched[0]["row"]["passage"].startswith("The cat")
     linked = [json.loads(line) for line in (tmp_path / "en_linked.jsonl").read_text().splitlines()]
     assert all(row[TWIN_COLUMN] in {p for p, _, _ in MALAY} for row in linked)
 

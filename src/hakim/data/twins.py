@@ -23,6 +23,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakim.data.files import read_rows
+from hakim.data.records import BadRowError
+
 TWIN_COLUMN = "twin_passage"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -70,33 +73,30 @@ def match_passages(originals: list[str], translations: list[str], min_score: flo
     return matches
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read(path: Path, name: str) -> list[tuple[str, dict]]:
+    """(file:line, row) of every row, through the readers prepare_data.py uses (and their messages)."""
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise SystemExit(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(rows[-1].get("passage"), str):
-                raise SystemExit(f"{path}:{number}: field 'passage': missing or not text")
+    for location, row in read_rows(path, name):
+        if isinstance(row, BadRowError):
+            raise row
+        if not isinstance(row.get("passage"), str):
+            raise BadRowError(location, "passage", "missing or not text")
+        rows.append((location, row))
     return rows
 
 
 def link_files(original: Path, translation: Path, out: Path, min_score: float, min_ratio: float) -> dict:
-    originals, translated = _read_jsonl(original), _read_jsonl(translation)
-    matches = match_passages([row["passage"] for row in originals], [row["passage"] for row in translated],
+    originals, translated = _read(original, "original"), _read(translation, "translation")
+    matches = match_passages([row["passage"] for _, row in originals], [row["passage"] for _, row in translated],
                              min_score, min_ratio)
     unmatched_path = out.with_name(out.stem + ".unmatched.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = 0
     with out.open("w", encoding="utf-8") as linked, unmatched_path.open("w", encoding="utf-8") as unmatched:
-        for number, row in enumerate(translated, 1):
+        for location, row in translated:
             match = matches[row["passage"]]
             if match.original is None:
-                unmatched.write(json.dumps({"line": number, "reason": match.reason, "row": row}, ensure_ascii=False) + "\n")
+                unmatched.write(json.dumps({"location": location, "reason": match.reason, "row": row}, ensure_ascii=False) + "\n")
                 continue
             linked.write(json.dumps({**row, TWIN_COLUMN: match.original}, ensure_ascii=False) + "\n")
             kept += 1
