@@ -5,10 +5,10 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from hakim.cli.errors import one_line_errors
 from hakim.data.files import SourceError
 from hakim.data.records import BadRowError
-from hakim.errors import one_line_errors
-from hakim.evaluation import compare, evaluate
+from hakim.eval.evaluation import compare, evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

@@ -5,12 +5,12 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from hakim.cli.errors import one_line_errors
 from hakim.data.budget import BudgetExceeded
 from hakim.data.files import SourceError
 from hakim.data.prepare import prepare
 from hakim.data.records import BadRowError
 from hakim.data.teacher.settings import TeacherError
-from hakim.errors import one_line_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="prepare_data")

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from hakim.errors import one_line_errors
-from hakim.training import train
+from hakim.cli.errors import one_line_errors
+from hakim.train.fit import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -154,7 +154,7 @@ def fit_rows(rows: list[dict], tokenizer, style, max_length: int, n: int) -> lis
     where Hakim cuts the passage, and the comparison would no longer be of the same examples. Rows
     whose claim alone does not fit are skipped, as Hakim's data module skips them.
     """
-    from hakim.prompts import encode_example, label_token_ids
+    from hakim.prompting.prompt import encode_example, label_token_ids
 
     label_ids = label_token_ids(tokenizer)
     fitted = []
@@ -177,7 +177,7 @@ def fit_rows(rows: list[dict], tokenizer, style, max_length: int, n: int) -> lis
 
 
 def model_spec(name: str, **overrides):
-    from hakim.model import ModelSpec
+    from hakim.models.loading import ModelSpec
 
     if name not in MODELS:
         raise SystemExit(f"--model must be one of {sorted(MODELS)}, got {name!r}")

@@ -9,7 +9,7 @@ Same model (4-bit nf4 base + a LoRA adapter, as a trained judge is loaded), same
   P(1) from the two label-token logits at the verdict position. Never unparsed.
 - per-example generate (how the original evaluated): one row at a time, the rendered prompt
   tokenized, model.generate (greedy, --max-new-tokens) of a JSON answer, then parsed: strictly with
-  hakim.prompts.parse_verdict, and leniently (a 0/1 after "jawapan" anywhere in the text).
+  hakim.prompting.prompt.parse_verdict, and leniently (a 0/1 after "jawapan" anywhere in the text).
 
 Both run in one process on the one loaded model, alternating (score, generate, score, generate)
 after one untimed warm-up call each. An untrained adapter answers like the base model, so the
@@ -71,10 +71,16 @@ def generate_one_by_one(model, tokenizer, prompts: list[str], max_new_tokens: in
 
 def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
     """Mistral-7B's shape (or gpu_qlora's tiny one), random nf4 weights, the tokenizer's vocabulary, an untrained LoRA."""
+    import gpu_qlora
     import torch
 
-    import gpu_qlora
-    from hakim.model import LoraSpec, ModelSpec, add_lora, load_tokenizer, resolve_model_path
+    from hakim.models.loading import (
+        LoraSpec,
+        ModelSpec,
+        add_lora,
+        load_tokenizer,
+        resolve_model_path,
+    )
 
     tokenizer = load_tokenizer(args.tokenizer or resolve_model_path(common.model_spec("smollm2_135m")))
     config = gpu_qlora.model_config(scale)
@@ -94,9 +100,15 @@ def main(argv=None) -> None:
 
     import torch
 
-    from hakim.judge import Judge
-    from hakim.model import LoraSpec, add_lora, load_base_model, load_tokenizer, resolve_model_path
-    from hakim.prompts import PromptStyle, parse_verdict, render_prompt
+    from hakim.eval.judge import Judge
+    from hakim.models.loading import (
+        LoraSpec,
+        add_lora,
+        load_base_model,
+        load_tokenizer,
+        resolve_model_path,
+    )
+    from hakim.prompting.prompt import PromptStyle, parse_verdict, render_prompt
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)

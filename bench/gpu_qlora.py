@@ -14,7 +14,7 @@ Sequences are --seq-len tokens of random ids, no padding, with the last --comple
 positions labelled (a judge answer; the prompt is masked). For micro-batches 1/4/8, with and
 without gradient checkpointing, three loss paths:
 - hakim: backbone → completion_cross_entropy (only labelled positions reach the vocabulary), with
-  the LoRA dropout inside lora_A (hakim.lora_dropout), as train.py builds it.
+  the LoRA dropout inside lora_A (hakim.models.lora_dropout), as train.py builds it.
 - trl: SFTTrainer's loss path without its Trainer loop: trl's add_fused_lm_head and
   `model(..., labels=labels, fused_lm_head=True)` (chunked log-probs; on CUDA with Triton only the
   labelled positions, elsewhere every position).
@@ -146,10 +146,10 @@ def build_quantized_model(config, device, compute_dtype, seed: int = 0):
 
 
 def add_adapters(model, args):
-    from hakim.model import LoraSpec, ModelSpec, add_lora
+    from hakim.models.loading import LoraSpec, ModelSpec, add_lora
 
     spec = ModelSpec(name=f"mistral_{args.scale}_random", source="local", quantization="nf4", gradient_checkpointing=True)
-    # peft's own dropout to start with; the hakim path fuses it into lora_A (hakim.lora_dropout) as train.py does
+    # peft's own dropout to start with; the hakim path fuses it into lora_A (hakim.models.lora_dropout) as train.py does
     return add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, fused_dropout=False))
 
 
@@ -180,10 +180,9 @@ def peak_tflops(args, device) -> float | None:
 
 
 def make_loss(path: str, model, args):
-    import torch
 
-    from hakim.model import backbone_and_head
-    from hakim.module import completion_cross_entropy
+    from hakim.models.loading import backbone_and_head
+    from hakim.train.judge_module import completion_cross_entropy
 
     if path == "hakim":
         def loss(batch):
@@ -256,9 +255,8 @@ def profile_one_step(step, args, cuda: bool, label: str) -> None:
 def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype, label: str) -> dict:
     import contextlib
 
-    import torch
-
     import common
+    import torch
 
     def step():
         context = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
@@ -336,7 +334,8 @@ def main(argv=None) -> int:
               "or `python bench/gpu_qlora.py --scale tiny` to check the same code on CPU.")
         return 0
     import common
-    from hakim.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
+
+    from hakim.models.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
 
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     compute_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32

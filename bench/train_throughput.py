@@ -2,10 +2,10 @@
 
     python bench/train_throughput.py --model smollm2_135m --examples 16 --steps 4   # ~7 min on 2 busy cores
 
-Both sides get the same 4-bit nf4 base with the same LoRA (built by hakim.model.load_base_model +
+Both sides get the same 4-bit nf4 base with the same LoRA (built by hakim.models.loading.load_base_model +
 add_lora from the same seed; Hakim applies the LoRA dropout inside lora_A as train.py does
-(hakim.lora_dropout), trl gets peft's dropout module as it comes), fp32 compute, AdamW at a constant learning rate, clipping at 1.0, the
-same micro-batch and no accumulation, and the same prompt/completion texts (hakim.prompts
+(hakim.models.lora_dropout), trl gets peft's dropout module as it comes), fp32 compute, AdamW at a constant learning rate, clipping at 1.0, the
+same micro-batch and no accumulation, and the same prompt/completion texts (hakim.prompting.prompt
 render_prompt + target_text; passages pre-cut by characters so that neither side truncates).
 
 - hakim: JudgeModule.training_step (completion_cross_entropy) under a plain Lightning Trainer, as
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument("--lora-alpha", type=int, default=16)
     parser.add_argument("--lora-dropout", type=float, default=0.05)
     parser.add_argument("--no-fused-dropout", action="store_true",
-                        help="Hakim side with peft's own LoRA dropout (to see what hakim.lora_dropout gives)")
+                        help="Hakim side with peft's own LoRA dropout (to see what hakim.models.lora_dropout gives)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--repeats", type=int, default=2, help="runs per side, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per side (see common.run_worker)")
@@ -99,7 +99,7 @@ class Meter:
 
 
 def _rows_and_style(args, tokenizer):
-    from hakim.prompts import PromptStyle
+    from hakim.prompting.prompt import PromptStyle
 
     style = PromptStyle("v2", "ms")
     rows, origin = common.load_rows(2 * args.examples + 16, args.seed, args.synthetic)
@@ -111,10 +111,15 @@ def run_hakim(args) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from hakim.datamodule import EncodedDataset, LengthGroupedBatchSampler, collate, encoded_item
-    from hakim.model import LoraSpec
-    from hakim.module import JudgeModule
-    from hakim.prompts import encode_example, label_token_ids
+    from hakim.models.loading import LoraSpec
+    from hakim.prompting.prompt import encode_example, label_token_ids
+    from hakim.train.datamodule import (
+        EncodedDataset,
+        LengthGroupedBatchSampler,
+        collate,
+        encoded_item,
+    )
+    from hakim.train.judge_module import JudgeModule
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     torch.manual_seed(args.seed)
@@ -156,8 +161,14 @@ def run_trl(args) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from hakim.model import LoraSpec, add_lora, load_base_model, load_tokenizer, resolve_model_path
-    from hakim.prompts import render_prompt, target_text
+    from hakim.models.loading import (
+        LoraSpec,
+        add_lora,
+        load_base_model,
+        load_tokenizer,
+        resolve_model_path,
+    )
+    from hakim.prompting.prompt import render_prompt, target_text
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     path = resolve_model_path(spec)

@@ -62,7 +62,7 @@ def tiny_model_dir(workspace) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
-    from hakim.model import load_tokenizer
+    from hakim.models.loading import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -88,7 +88,7 @@ def train_config(workspace, tiny_model_dir, sample_dataset, tmp_path):
 @pytest.fixture(scope="session")
 def tiny_run(workspace, tiny_model_dir, sample_dataset, tmp_path_factory) -> Path:
     """A short real training run of the tiny 4-bit model (a run directory with an adapter)."""
-    from hakim.training import train
+    from hakim.train.fit import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     cfg = compose_config("train", workspace, run_dir, ["data.max_length=256", "trainer.max_steps=4", "lora.r=4",

@@ -4,9 +4,9 @@ import logging
 
 import pytest
 import torch
-
 from conftest import RunsACommand
-from hakim.checkpoints import CheckpointError, load_checkpoint, newest_checkpoint
+
+from hakim.train.checkpoints import CheckpointError, load_checkpoint, newest_checkpoint
 
 
 def test_the_newest_readable_checkpoint_is_chosen_past_a_corrupt_one(tmp_path, caplog):

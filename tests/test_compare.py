@@ -9,8 +9,8 @@ import pytest
 from conftest import compose_config, run_entry_point
 
 from hakim.data.dataset_io import read_split
-from hakim.evaluation import compare, evaluate
-from hakim.report import write_report
+from hakim.eval.evaluation import compare, evaluate
+from hakim.eval.report import write_report
 
 N = 20
 LABELS = [i % 2 for i in range(N)]

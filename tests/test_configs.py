@@ -1,10 +1,10 @@
 """Every config composes and instantiates; every experiment trains for one fast_dev_run step."""
 
 import pytest
+from conftest import CONF_DIR, compose_config
 from hydra.utils import instantiate
 
-from conftest import CONF_DIR, compose_config
-from hakim.training import train
+from hakim.train.fit import train
 
 GROUPS = ["model", "data", "variant", "lora", "optim", "trainer", "logger", "callbacks"]
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -4,13 +4,12 @@ import json
 import logging
 
 import torch
-
 from conftest import RunsACommand
+
 from hakim.data.dataset_io import read_split
-from hakim.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
-from hakim.prompts import IGNORE_INDEX
-from hakim.training import build_datamodule, train
-from hakim.model import load_tokenizer
+from hakim.prompting.prompt import IGNORE_INDEX
+from hakim.train.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler
+from hakim.train.fit import build_datamodule, train
 
 
 def test_batches_are_padded_to_their_longest_row_with_masked_padding(train_config, tiny_tokenizer):

@@ -3,7 +3,6 @@
 import json
 
 import yaml
-
 from conftest import run_entry_point
 
 

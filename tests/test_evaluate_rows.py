@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import compose_config, run_entry_point
+
 from hakim.data.files import SourceError
 from hakim.data.records import BadRowError
-from hakim.evaluation import evaluate
+from hakim.eval.evaluation import evaluate
 
 # The user's own column names; the task of each row is in its own column.
 HEADER = "teks,kenyataan,betul,tugas\n"

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from hakim.model import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
-from hakim.models.gguf_package import RECORD_FILE
 from tiny_gguf import write_tiny_llama_gguf
+
+from hakim.models.gguf_package import RECORD_FILE
+from hakim.models.loading import (
+    ModelSpec,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_path,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

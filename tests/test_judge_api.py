@@ -7,12 +7,12 @@ import pytest
 import torch
 import yaml
 
+from hakim.cli.judge import main as judge_cli
 from hakim.data.dataset_io import read_split
-from hakim.export import export_merged
-from hakim.judge import Judge
-from hakim.judge_cli import main as judge_cli
-from hakim.model import label_pair_logits
-from hakim.prompts import target_parts
+from hakim.eval.export import export_merged
+from hakim.eval.judge import Judge
+from hakim.models.loading import label_pair_logits
+from hakim.prompting.prompt import target_parts
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_run_directory_asking_for_remote_code_is_refused_unless_the_caller_tru
     config = yaml.safe_load((handed / "config.yaml").read_text())
     config["model"]["trust_remote_code"] = True
     (handed / "config.yaml").write_text(yaml.safe_dump(config))
-    monkeypatch.setattr("hakim.judge.load_base_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("hakim.eval.judge.load_base_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
     with pytest.raises(ValueError, match="sets model.trust_remote_code: true"):
         Judge.open(handed)
 
@@ -109,7 +109,8 @@ def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, mon
 
 def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):
     from conftest import compose_config
-    from hakim.evaluation import evaluate
+
+    from hakim.eval.evaluation import evaluate
 
     out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
     cfg = compose_config("evaluate", workspace, tmp_path / "eval", [
@@ -120,7 +121,7 @@ def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, 
 
 
 def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
-    from hakim.evaluation import choose_source_thresholds
+    from hakim.eval.evaluation import choose_source_thresholds
 
     sources = ["boolq"] * 6 + ["fib"] * 6 + ["only_yes"] * 2
     labels = [1, 1, 1, 1, 0, 0] + [1, 0, 0, 0, 0, 0] + [1, 1]
@@ -132,7 +133,11 @@ def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
 
 
 def test_a_cut_chosen_on_few_rows_of_a_class_is_flagged():
-    from hakim.evaluation import STEADY_CUT_ROWS_PER_CLASS, rows_per_class, thin_cut_warnings
+    from hakim.eval.evaluation import (
+        STEADY_CUT_ROWS_PER_CLASS,
+        rows_per_class,
+        thin_cut_warnings,
+    )
 
     steady = STEADY_CUT_ROWS_PER_CLASS
     sources = ["boolq"] * (2 * steady) + ["fib"] * (steady + 10)
@@ -151,7 +156,8 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     import shutil
 
     from conftest import compose_config
-    from hakim.evaluation import evaluate
+
+    from hakim.eval.evaluation import evaluate
 
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # threshold.json is written into the run
     cfg = compose_config("evaluate", workspace, tmp_path / "eval", [f"run_dir={run_dir}", "threshold=validation", "limit=8"])

@@ -7,9 +7,9 @@ reach the adapters through the 4-bit layers, a random tiny model could not memor
 import json
 
 import pytest
-
 from conftest import compose_config
-from hakim.training import train
+
+from hakim.train.fit import train
 
 
 def test_tiny_4bit_model_memorizes_its_training_split(workspace, tiny_model_dir, sample_dataset, tmp_path):

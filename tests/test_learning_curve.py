@@ -2,7 +2,7 @@
 
 import yaml
 
-from hakim.learning_curve import plot_learning_curves, validation_points
+from hakim.runs.learning_curve import plot_learning_curves, validation_points
 
 
 def make_run(directory, rows, batch_size=8, accumulate=2):

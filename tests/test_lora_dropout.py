@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hakim.lora_dropout import SEED_RANGE, DropoutLoraA, dropout_mask
-from hakim.model import LoraSpec, ModelSpec, add_lora, load_base_model
+from hakim.models.loading import LoraSpec, ModelSpec, add_lora, load_base_model
+from hakim.models.lora_dropout import SEED_RANGE, DropoutLoraA, dropout_mask
 
 
 def test_output_and_gradients_equal_explicit_dropout_with_the_same_mask():
@@ -92,7 +92,7 @@ def test_activation_checkpointing_regenerates_the_same_masks(tiny_model_dir):
 
 
 def test_unfuse_restores_peft_dropout_on_the_same_weights(tiny_model_dir):
-    from hakim.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
+    from hakim.models.lora_dropout import fuse_lora_dropout, unfuse_lora_dropout
 
     model = _tiny_lora(tiny_model_dir, fused=True)
     weights = {name: p for name, p in model.named_parameters() if p.requires_grad}

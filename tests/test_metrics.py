@@ -16,7 +16,7 @@ from torchmetrics.functional.classification import (
     binary_specificity,
 )
 
-from hakim.metrics import (
+from hakim.eval.metrics import (
     COUNT_METRICS,
     INTERVAL_METRICS,
     PROBABILITY_METRICS,
@@ -263,7 +263,7 @@ def test_overall_is_held_to_each_subsets_own_majority_not_one_constant():
     baseline = overall["majority_baseline"]
     assert baseline["per_subset"] == {"boolq/ms": 1, "fib/en": 0}
     assert baseline["balanced_accuracy"] == pytest.approx(overall["balanced_accuracy"])  # ... and exactly the task prior
-    from hakim.report import verdict
+    from hakim.eval.report import verdict
 
     assert verdict(overall).startswith("Not distinguishable from answering each subset's majority class")
     assert result["boolq/ms"]["majority_baseline"]["constant"] == 1

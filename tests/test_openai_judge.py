@@ -12,10 +12,10 @@ from fake_judge_server import Answer, FakeJudgeServer
 
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord, document_id
-from hakim.evaluation import evaluate
-from hakim.metrics import binary_metrics
-from hakim.openai_judge import OpenAIJudge, OpenAISettings
-from hakim.prompts import PromptStyle, user_message
+from hakim.eval.evaluation import evaluate
+from hakim.eval.metrics import binary_metrics
+from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
+from hakim.prompting.prompt import PromptStyle, user_message
 
 KEY_ENV = "HAKIM_TEST_JUDGE_KEY"
 SECRET = "sk-hakim-test-secret-4242"

@@ -3,9 +3,15 @@
 import pytest
 
 from hakim.data.records import JudgeRecord
-from hakim.judge import style_from_run_config
-from hakim.passage_focus import GAP_MARK, focus_passage, split_sentences
-from hakim.prompts import PromptStyle, encode_example, encode_for_scoring, label_token_ids, user_message
+from hakim.eval.judge import style_from_run_config
+from hakim.prompting.passage_focus import GAP_MARK, focus_passage, split_sentences
+from hakim.prompting.prompt import (
+    PromptStyle,
+    encode_example,
+    encode_for_scoring,
+    label_token_ids,
+    user_message,
+)
 
 PASSAGE = (
     "Kuala Lumpur ialah ibu negara Malaysia. "

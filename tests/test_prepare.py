@@ -10,16 +10,27 @@ from dataclasses import replace
 
 import pyarrow.parquet as pq
 import pytest
-from omegaconf import open_dict
-
 from conftest import compose_config
 from fake_openai_server import MARKER, FakeOpenAI
-from hakim.data.checks import ENGLISH_FUNCTION_WORDS, MALAY_FUNCTION_WORDS, extreme_length_ratio, still_english
-from hakim.data.dataset_io import COLUMNS, SPLIT_FILES, column_fingerprints, read_manifest, read_split
+from omegaconf import open_dict
+
+from hakim.data.checks import (
+    ENGLISH_FUNCTION_WORDS,
+    MALAY_FUNCTION_WORDS,
+    extreme_length_ratio,
+    still_english,
+)
+from hakim.data.dataset_io import (
+    COLUMNS,
+    SPLIT_FILES,
+    column_fingerprints,
+    read_manifest,
+    read_split,
+)
 from hakim.data.prepare import prepare
 from hakim.data.records import BadRowError, JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
-from hakim.data.teacher.prompts import TEMPLATE_VERSION
+from hakim.data.teacher.requests import TEMPLATE_VERSION
 
 KEY_ENV = "HAKIM_PREPARE_TEST_KEY"
 SECRET = "sk-test-prepare-NEVER-WRITTEN-7311"

@@ -4,10 +4,11 @@ import json
 
 import torch
 
+from hakim.cli.probe import main
 from hakim.data.dataset_io import read_split
-from hakim.model import ModelSpec
-from hakim.probe import fit_linear_probe, main, run_probe, seeded_order
-from hakim.prompts import PromptStyle
+from hakim.eval.probe import fit_linear_probe, run_probe, seeded_order
+from hakim.models.loading import ModelSpec
+from hakim.prompting.prompt import PromptStyle
 
 
 def _auroc(labels, scores) -> float:

@@ -4,7 +4,7 @@
 import json
 import logging
 
-from hakim.training import train
+from hakim.train.fit import train
 
 
 def test_progress_lines_and_the_rows_trained_on_after_a_cap(train_config, tmp_path, caplog):

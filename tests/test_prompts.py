@@ -7,7 +7,7 @@ import pytest
 
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
-from hakim.prompts import (
+from hakim.prompting.prompt import (
     IGNORE_INDEX,
     PromptStyle,
     encode_example,

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hakim.model import backbone_and_head
-from hakim.module import completion_cross_entropy
-from hakim.prompts import IGNORE_INDEX
-from hakim.training import build_datamodule, build_module
+from hakim.models.loading import backbone_and_head
+from hakim.prompting.prompt import IGNORE_INDEX
+from hakim.train.fit import build_datamodule, build_module
+from hakim.train.judge_module import completion_cross_entropy
 
 
 @pytest.fixture

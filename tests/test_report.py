@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from hakim.metrics import metrics_by_subset
-from hakim.report import compare_judges, print_summary, render_table, safe_name, verdict, write_comparison, write_report
+from hakim.eval.metrics import metrics_by_subset
+from hakim.eval.report import (
+    compare_judges,
+    print_summary,
+    render_table,
+    safe_name,
+    verdict,
+    write_comparison,
+    write_report,
+)
 
 SUBSETS = [("boolq", "ms"), ("boolq", "en"), ("fib", "ms"), ("fib", "en")]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

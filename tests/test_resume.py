@@ -10,12 +10,12 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT, compose_config, run_entry_point
 from safetensors.torch import load_file
 
-import hakim.module
-from conftest import ROOT, compose_config, run_entry_point
-from hakim.module import TrainingDiverged
-from hakim.training import train
+import hakim.train.judge_module
+from hakim.train.fit import train
+from hakim.train.judge_module import TrainingDiverged
 
 # 4 batches an epoch and 12 steps: three epochs with dropout drawing random numbers, a periodic checkpoint
 # every 2 steps (mid-epoch and at each epoch's last batch, just before validation)
@@ -86,7 +86,7 @@ def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(train_config, monkeypatch, tmp_path):
-    real = hakim.module.completion_cross_entropy
+    real = hakim.train.judge_module.completion_cross_entropy
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -94,7 +94,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
         calls["n"] += 1
         return (loss * float("nan"), count) if calls["n"] > 4 else (loss, count)
 
-    monkeypatch.setattr(hakim.module, "completion_cross_entropy", poisoned)
+    monkeypatch.setattr(hakim.train.judge_module, "completion_cross_entropy", poisoned)
     cfg = train_config("callbacks.last_checkpoint.every_n_train_steps=2", "trainer.max_steps=10", "logger=csv")
     with pytest.raises(TrainingDiverged, match="non-finite training loss at step 4"):
         train(cfg)
@@ -177,7 +177,7 @@ def test_evaluate_and_prepare_fail_in_one_line(workspace, script, override, mess
 
 
 def test_the_watchdog_counts_its_patience_across_a_resume(train_config, tmp_path):
-    from hakim.callbacks import LossWatchdog
+    from hakim.train.callbacks import LossWatchdog
 
     cfg = train_config("callbacks.loss_watchdog.threshold=0.001", "callbacks.loss_watchdog.patience=100",
                        "trainer.max_steps=3", "callbacks.last_checkpoint.every_n_train_steps=1")

@@ -7,16 +7,16 @@ import shutil
 
 import pytest
 import yaml
+from conftest import CONF_DIR, run_entry_point
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from conftest import CONF_DIR, run_entry_point
-from hakim.config_diff import diff_runs
-from hakim.config_diff import main as config_diff_main
-from hakim.sweep_summary import last_exception, summarize
-from hakim.sweep_summary import main as sweep_summary_main
+from hakim.cli.config_diff import main as config_diff_main
+from hakim.cli.sweep_summary import main as sweep_summary_main
+from hakim.runs.config_diff import diff_runs
+from hakim.runs.sweep_summary import last_exception, summarize
 
 # validate once after two optimizer steps, on one batch: the fastest run that still yields val/* metrics
 SHORT_RUN = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",

@@ -67,7 +67,7 @@ def with_source_lengths(records: list[JudgeRecord]) -> list[JudgeRecord]:
 def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool, retry_rejects: bool):
     """Translate and explain with the configured teacher; returns the kept records, a manifest entry and the rejects."""
     from hakim.data.teacher import TeacherSettings, run_teacher
-    from hakim.data.teacher.prompts import TEMPLATE_VERSION
+    from hakim.data.teacher.requests import TEMPLATE_VERSION
 
     options = {key: value for key, value in OmegaConf.to_container(teacher_cfg, resolve=True).items() if key != "enabled"}
     result = run_teacher(records, TeacherSettings(**options), work_dir, dry_run=dry_run, retry_rejects=retry_rejects)

@@ -9,13 +9,12 @@ inverse document frequency). A match is kept only when it is clear: its score is
 passage (point the source's `document_column` at it, conf/dataset/real_rows_bilingual.yaml);
 rows without a clear match are written to a separate file with the reason, never silently dropped.
 
-python -m hakim.data.twins --original PATH/boolq-malay-validation.jsonl \
+python -m hakim.cli.twins --original PATH/boolq-malay-validation.jsonl \
     --translation PATH/boolq-english-validation.jsonl --out data/boolq-english-linked.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -104,19 +103,3 @@ def link_files(original: Path, translation: Path, out: Path, min_score: float, m
                "distinct_originals_linked": len({m.original for m in matches.values() if m.original}),
                "out": str(out), "unmatched_file": str(unmatched_path)}
     return summary
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--original", required=True, type=Path, help="JSONL rows in the original language")
-    parser.add_argument("--translation", required=True, type=Path, help="JSONL rows of its translation")
-    parser.add_argument("--out", required=True, type=Path, help="translation rows that found their original, plus "
-                                                                 f"`{TWIN_COLUMN}`; the others go to OUT.unmatched.jsonl")
-    parser.add_argument("--min-score", type=float, default=12.0, help="least summed IDF of shared rare words")
-    parser.add_argument("--min-ratio", type=float, default=2.0, help="least ratio of the best score to the runner-up's")
-    args = parser.parse_args(argv)
-    print(json.dumps(link_files(args.original, args.translation, args.out, args.min_score, args.min_ratio), indent=2))
-
-
-if __name__ == "__main__":
-    main()

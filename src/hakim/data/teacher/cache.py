@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakim.data.teacher.prompts import TEMPLATE_VERSION
+from hakim.data.teacher.requests import TEMPLATE_VERSION
 
 
 @dataclass(frozen=True)

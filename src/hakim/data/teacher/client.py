@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from hakim.data.teacher.cache import TeacherCache
 from hakim.data.teacher.limits import RateLimiter, backoff_delay
-from hakim.data.teacher.prompts import TeacherRequest, response_format
+from hakim.data.teacher.requests import TeacherRequest, response_format
 from hakim.data.teacher.result import TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
 

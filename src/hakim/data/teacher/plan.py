@@ -5,7 +5,13 @@ from __future__ import annotations
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.cache import TeacherCache
 from hakim.data.teacher.client import cost_usd
-from hakim.data.teacher.prompts import TeacherRequest, Translation, estimate_tokens, reasoning_request, translation_request
+from hakim.data.teacher.requests import (
+    TeacherRequest,
+    Translation,
+    estimate_tokens,
+    reasoning_request,
+    translation_request,
+)
 from hakim.data.teacher.result import TeacherStats
 from hakim.data.teacher.settings import TeacherSettings
 

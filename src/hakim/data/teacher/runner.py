@@ -14,11 +14,17 @@ from pathlib import Path
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
-from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, build_api, cost_usd
+from hakim.data.teacher.client import (
+    OverBudget,
+    Rejected,
+    TeacherClient,
+    build_api,
+    cost_usd,
+)
 from hakim.data.teacher.plan import count_deduplication, estimate
 from hakim.data.teacher.preflight import check_endpoint, endpoint_name
 from hakim.data.teacher.progress import progress_bar
-from hakim.data.teacher.prompts import reasoning_request, translation_request
+from hakim.data.teacher.requests import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
 

@@ -10,7 +10,7 @@ chosen probe refitted on nested seeded samples of 100, 200, 400, … train rows)
 top of that model has little to find in the data it is given; `--input claim_only` (passage
 removed) shows how much a judge could score from the claim alone.
 
-`python -m hakim.probe --dataset-dir data/real --model conf/model/smollm2_135m.yaml --out runs/probe/ms`
+`python -m hakim.cli.probe --dataset-dir data/real --model conf/model/smollm2_135m.yaml --out runs/probe/ms`
 
 Features are written in shards as they are computed: a killed run resumes where it stopped (a shard
 whose rows no longer match, e.g. after changing --max-train-rows, is computed again).
@@ -18,7 +18,6 @@ whose rows no longer match, e.g. after changing --max-train-rows, is computed ag
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from dataclasses import dataclass
@@ -26,14 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
-from hakim.evaluation import choose_source_thresholds, choose_threshold
-from hakim.metrics import metrics_by_subset
-from hakim.model import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
-from hakim.prompts import PromptStyle, encode_for_scoring
+from hakim.eval.evaluation import choose_source_thresholds, choose_threshold
+from hakim.eval.metrics import metrics_by_subset
+from hakim.models.loading import (
+    ModelSpec,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_path,
+)
+from hakim.prompting.prompt import PromptStyle, encode_for_scoring
 
 INPUTS = ("full", "claim_only")
 SHARD_ROWS = 64
@@ -235,8 +238,8 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
     return result
 
 
-def _print_result(result: dict) -> None:
-    from hakim.report import print_summary
+def print_result(result: dict) -> None:
+    from hakim.eval.report import print_summary
 
     chosen = result["chosen"]
     print(f"probe ({result['input']}): layer {chosen['layer']}, l2 {chosen['l2']}, "
@@ -252,38 +255,3 @@ def _print_result(result: dict) -> None:
     for point in result["learning_curve"]:
         print(f"{point['train_rows']:10d}  {point['val_auroc']:.3f}")
     print_summary(result["eval"], title=f"linear probe on frozen {result['model']} ({result['input']} input)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset-dir", required=True, type=Path, help="a prepared dataset (train, validation, eval splits)")
-    parser.add_argument("--model", required=True, type=Path, help="a model config, e.g. conf/model/smollm2_135m.yaml")
-    parser.add_argument("--cache-dir", default=".cache/hakim/models", help="where converted/built models are cached")
-    parser.add_argument("--quantization", default="none", choices=("none", "nf4"), help="frozen model precision")
-    parser.add_argument("--compute-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
-                        help="auto: bfloat16 on a GPU, float32 on CPU; bfloat16 is ~2x faster on CPUs with AVX-512 BF16 "
-                             "and ~100x slower on CPUs without it")
-    parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
-    parser.add_argument("--input", default="full", choices=INPUTS)
-    parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
-    parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
-    parser.add_argument("--passage-sentences", type=int, default=None,
-                        help="keep only the N passage sentences closest to the claim (default: whole passages)")
-    parser.add_argument("--max-length", type=int, default=768)
-    parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)")
-    parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
-    args = parser.parse_args(argv)
-    config = yaml.safe_load(args.model.read_text())
-    config["cache_dir"] = args.cache_dir
-    config["quantization"] = None if args.quantization == "none" else args.quantization
-    config["compute_dtype"] = args.compute_dtype
-    style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position,
-                        passage_sentences=args.passage_sentences)
-    torch.manual_seed(0)
-    result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input,
-                       args.max_train_rows, batch_size=args.batch_size)
-    _print_result(result)
-
-
-if __name__ == "__main__":
-    main()

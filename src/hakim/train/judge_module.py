@@ -16,11 +16,25 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    MulticlassAccuracy,
+)
 
-from hakim.model import (LoraSpec, ModelSpec, add_lora, backbone_and_head, keep_4bit_layers_in_training_mode, label_pair_logits,
-                         load_base_model, load_tokenizer, resolve_model_path)
-from hakim.prompts import IGNORE_INDEX, label_token_ids
+from hakim.models.loading import (
+    LoraSpec,
+    ModelSpec,
+    add_lora,
+    backbone_and_head,
+    keep_4bit_layers_in_training_mode,
+    label_pair_logits,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_path,
+)
+from hakim.prompting.prompt import IGNORE_INDEX, label_token_ids
 
 
 def completion_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, head: torch.nn.Module, chunk_size: int = 2048):

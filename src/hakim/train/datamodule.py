@@ -18,7 +18,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hakim.data.dataset_io import read_manifest, read_split, resolve_dataset_dir
-from hakim.prompts import IGNORE_INDEX, PromptStyle, encode_example, label_token_ids
+from hakim.prompting.prompt import (
+    IGNORE_INDEX,
+    PromptStyle,
+    encode_example,
+    label_token_ids,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Judge a JSONL file: `python -m hakim.judge_cli RUN_OR_MODEL_DIR INPUT.jsonl OUTPUT.jsonl`.
+"""Judge a JSONL file: `python -m hakim.cli.judge RUN_OR_MODEL_DIR INPUT.jsonl OUTPUT.jsonl`.
 
 Each input line needs `passage` and `claim` (or `question` / `summary`), optionally `source`
 (boolq | fib | anything) and `id`; each output line is the input plus label, probability, and
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hakim.data.records import BadRowError
 from hakim.data.sources import iter_jsonl
-from hakim.judge import Judge
+from hakim.eval.judge import Judge
 
 CLAIM_COLUMNS = ("claim", "question", "summary")
 

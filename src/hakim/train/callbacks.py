@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning as L
 
-from hakim.module import LOWER_LR, TrainingDiverged
+from hakim.train.judge_module import LOWER_LR, TrainingDiverged
 
 progress_log = logging.getLogger("hakim.progress")
 

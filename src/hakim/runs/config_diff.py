@@ -1,4 +1,4 @@
-"""`python -m hakim.config_diff RUN_A RUN_B`: what differs between two run directories, group by group.
+"""`python -m hakim.cli.config_diff RUN_A RUN_B`: what differs between two run directories, group by group.
 
 Groups: config (config.yaml, as dotted keys), data (data.json: dataset directory and version), environment
 (environment.json: package versions, git commit and dirty flag, overrides, seed, ...; and git.diff).
@@ -8,9 +8,7 @@ Exits 0 when every group is identical and 1 otherwise, like `diff`.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import yaml
@@ -97,17 +95,3 @@ def render(run_a: Path, run_b: Path, differences: dict[str, list[str]]) -> str:
         lines.append(f"{group}: {len(found)} difference{'s' if len(found) > 1 else ''}")
         lines += [f"  {line}" for line in found]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hakim.config_diff", description=__doc__.splitlines()[0])
-    parser.add_argument("run_a", type=Path)
-    parser.add_argument("run_b", type=Path)
-    args = parser.parse_args(argv)
-    differences = diff_runs(args.run_a, args.run_b)
-    print(render(args.run_a, args.run_b, differences))
-    sys.exit(1 if any(differences.values()) else 0)
-
-
-if __name__ == "__main__":
-    main()

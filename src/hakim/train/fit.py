@@ -15,14 +15,20 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from hakim.checkpoints import load_checkpoint, newest_checkpoint
 from hakim.data.dataset_io import resolve_dataset_dir
-from hakim.datamodule import JudgeDataModule
-from hakim.loggers import start_loggers, wandb_run_id
-from hakim.model import LoraSpec, ModelSpec
-from hakim.module import JudgeModule, TrainingDiverged
-from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
-from hakim.schedules import warmup_schedule
+from hakim.models.loading import LoraSpec, ModelSpec
+from hakim.provenance import (
+    git_state,
+    package_versions,
+    redact,
+    redact_overrides,
+    write_provenance,
+)
+from hakim.train.checkpoints import load_checkpoint, newest_checkpoint
+from hakim.train.datamodule import JudgeDataModule
+from hakim.train.judge_module import JudgeModule, TrainingDiverged
+from hakim.train.loggers import start_loggers, wandb_run_id
+from hakim.train.schedules import warmup_schedule
 
 log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"

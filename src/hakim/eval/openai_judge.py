@@ -24,8 +24,15 @@ import openai
 
 from hakim.data.teacher.client import FATAL_STATUS, RETRYABLE_STATUS, retry_after_s
 from hakim.data.teacher.limits import backoff_delay
-from hakim.judge import Verdict
-from hakim.prompts import LABEL_TOKENS, REASONING_KEY, VERDICT_KEY, PromptStyle, parse_verdict, user_message
+from hakim.eval.judge import Verdict
+from hakim.prompting.prompt import (
+    LABEL_TOKENS,
+    REASONING_KEY,
+    VERDICT_KEY,
+    PromptStyle,
+    parse_verdict,
+    user_message,
+)
 
 MODES = ("logprobs", "structured")
 TOP_LOGPROBS = 5
@@ -98,7 +105,7 @@ def verdict_probability(tokens) -> float | None:
 
 
 class OpenAIJudge:
-    """Same interface as `hakim.judge.Judge`: `judge_batch(items, mode)` → one Verdict per item, in order."""
+    """Same interface as `hakim.eval.judge.Judge`: `judge_batch(items, mode)` → one Verdict per item, in order."""
 
     def __init__(self, settings: OpenAISettings, style: PromptStyle, threshold: float = 0.5, name: str | None = None):
         self.settings = settings

@@ -12,15 +12,21 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from hakim.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
-from hakim.judge import JUDGE_FILE, THRESHOLD_FILE, Judge
-from hakim.openai_judge import OpenAIJudge, OpenAISettings
-from hakim.prompts import PromptStyle
-from hakim.report import compare_judges, print_summary, wide_console, write_comparison, write_report
-from hakim.training import LATEST_RUN_POINTER
+from hakim.eval.baselines import ConstantJudge, always_one_judge, majority_judge
+from hakim.eval.judge import JUDGE_FILE, THRESHOLD_FILE, Judge
+from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
+from hakim.eval.report import (
+    compare_judges,
+    print_summary,
+    wide_console,
+    write_comparison,
+    write_report,
+)
+from hakim.prompting.prompt import PromptStyle
+from hakim.train.fit import LATEST_RUN_POINTER
 
 JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -235,8 +241,8 @@ def evaluate(cfg: DictConfig) -> dict:
     print_summary(summary["subsets"], title=f"{judge.name} on {rows_name} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")
     if cfg.wandb.enabled:
+        from hakim.eval.wandb_report import log_evaluation
         from hakim.provenance import redact
-        from hakim.wandb_report import log_evaluation
 
         settings = OmegaConf.to_container(cfg.wandb, resolve=True)
         log_evaluation(summary, rows, out_dir, settings, redact(OmegaConf.to_container(cfg, resolve=True)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hakim.judge import Verdict
+from hakim.eval.judge import Verdict
 
 MODE = "constant"
 

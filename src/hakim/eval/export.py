@@ -1,22 +1,31 @@
 """Merge a run's LoRA adapter into its base model and save a plain transformers model directory.
 
-`python -m hakim.export RUN_DIR OUT_DIR [--dtype bfloat16]`. The result loads with
+`python -m hakim.cli.export RUN_DIR OUT_DIR [--dtype bfloat16]`. The result loads with
 `AutoModelForCausalLM.from_pretrained(OUT_DIR)` (and vLLM) without Hakim; `hakim_judge.json` beside
 it records the prompt style and threshold so `Judge.from_pretrained(OUT_DIR)` judges the same way.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
 
-from hakim.judge import ADAPTER_DIR, JUDGE_FILE, read_thresholds, style_from_run_config
-from hakim.model import ModelSpec, load_adapter, load_base_model, load_tokenizer
-from hakim.prompts import LABEL_TOKENS
+from hakim.eval.judge import (
+    ADAPTER_DIR,
+    JUDGE_FILE,
+    read_thresholds,
+    style_from_run_config,
+)
+from hakim.models.loading import (
+    ModelSpec,
+    load_adapter,
+    load_base_model,
+    load_tokenizer,
+)
+from hakim.prompting.prompt import LABEL_TOKENS
 
 
 def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
@@ -39,16 +48,3 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat
     }
     (out_dir / JUDGE_FILE).write_text(json.dumps(judge_info, indent=2) + "\n")
     return out_dir
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    arguments = parser.parse_args(argv)
-    print(f"merged model written to {export_merged(arguments.run_dir, arguments.out_dir, arguments.dtype)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,12 +1,11 @@
 """Plot validation metrics against training examples seen, for one or more runs.
 
-`python -m hakim.learning_curve RUN_DIR [RUN_DIR ...] --out curve.png [--metric val/balanced_acc]`
+`python -m hakim.cli.learning_curve RUN_DIR [RUN_DIR ...] --out curve.png [--metric val/balanced_acc]`
 Examples seen = optimizer step × micro-batch × gradient accumulation, read from each run's config.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -47,16 +46,3 @@ def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/bal
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--metric", default="val/balanced_acc")
-    arguments = parser.parse_args(argv)
-    print(f"learning curve written to {plot_learning_curves(arguments.run_dirs, arguments.out, arguments.metric)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -17,9 +17,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from hakim.model import (LoraSpec, ModelSpec, backbone_and_head, label_pair_logits, load_adapter, load_base_model,
-                         load_tokenizer)
-from hakim.prompts import (
+from hakim.models.loading import (
+    ModelSpec,
+    backbone_and_head,
+    label_pair_logits,
+    load_adapter,
+    load_base_model,
+    load_tokenizer,
+)
+from hakim.prompting.prompt import (
     VERDICT_KEY,
     ParsedVerdict,
     PromptStyle,

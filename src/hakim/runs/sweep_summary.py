@@ -1,4 +1,4 @@
-"""`python -m hakim.sweep_summary SWEEP_DIR`: one row per job of a Hydra multirun, best first, failures included.
+"""`python -m hakim.cli.sweep_summary SWEEP_DIR`: one row per job of a Hydra multirun, best first, failures included.
 
 Prints a table and writes `sweep_summary.md` and `sweep_summary.csv` into SWEEP_DIR. Columns: the overrides
 that vary across jobs (the constant ones are listed once above the table), the best validation metrics of
@@ -10,7 +10,6 @@ when any job did not end `ok`.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hakim.report import wide_console
+from hakim.eval.report import wide_console
 
 # metric -> whether higher is better
 METRICS = {"val/balanced_acc": True, "val/auroc": True, "val/f1": True, "val/loss": False}
@@ -208,21 +207,3 @@ def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool
     (sweep_dir / "sweep_summary.md").write_text(markdown(sweep_dir, constant, metric, header, rows, error_lines(jobs)))
     write_csv(sweep_dir / "sweep_summary.csv", jobs, list(names))
     return jobs
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hakim.sweep_summary", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory: runs/<task>/multirun/<time>")
-    parser.add_argument("--metric", help="sort by this metric (default: the jobs' optimized_metric)")
-    parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
-    args = parser.parse_args(argv)
-    jobs = summarize(args.sweep_dir, args.metric, None if args.mode is None else args.mode == "max")
-    # non-zero when a job did not end `ok`, so a script or CI step running the sweep sees it
-    not_ok = [job for job in jobs if job.status != "ok"]
-    if not_ok:
-        raise SystemExit(f"{len(not_ok)} of {len(jobs)} jobs did not end ok: "
-                         + ", ".join(f"{job.name} ({job.status})" for job in not_ok))
-
-
-if __name__ == "__main__":
-    main()

@@ -39,7 +39,7 @@ class LoraSpec:
     alpha: int = 16
     dropout: float = 0.1
     target_modules: list[str] | str = "all-linear"
-    fused_dropout: bool = True  # dropout inside lora_A, mask regenerated in backward (hakim.lora_dropout)
+    fused_dropout: bool = True  # dropout inside lora_A, mask regenerated in backward (hakim.models.lora_dropout)
     extra: dict = field(default_factory=dict)
 
 
@@ -158,7 +158,7 @@ def add_lora(model, spec: ModelSpec, lora: LoraSpec):
     )
     peft_model = get_peft_model(model, config)
     if lora.fused_dropout and lora.dropout > 0:
-        from hakim.lora_dropout import fuse_lora_dropout
+        from hakim.models.lora_dropout import fuse_lora_dropout
 
         fuse_lora_dropout(peft_model)
     _check_adapter(peft_model)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from hakim.passage_focus import focus_passage
+from hakim.prompting.passage_focus import focus_passage
 
 VERDICT_KEY = "jawapan"
 REASONING_KEY = "penaakulan"
