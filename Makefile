@@ -32,8 +32,8 @@ gemma: install
 
 demo: install
 	$(PYTHON) prepare_data.py dataset=sample
-	$(PYTHON) train.py +experiment=smoke
-	$(PYTHON) evaluate.py run_dir=latest
+	$(PYTHON) train.py experiment=smoke
+	$(PYTHON) evaluate.py judge.run_dir=latest
 	@echo "run directory: $$(cat runs/LATEST)"
 
 test: install

@@ -1,4 +1,4 @@
-"""Evaluate a Hakim judge: `python evaluate.py run_dir=latest` (see conf/evaluate.yaml)."""
+"""Evaluate a Hakim judge: `python evaluate.py judge.run_dir=latest` (see conf/evaluate.yaml)."""
 
 import logging
 

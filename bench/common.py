@@ -154,7 +154,8 @@ def fit_rows(rows: list[dict], tokenizer, style, max_length: int, n: int) -> lis
     where Hakim cuts the passage, and the comparison would no longer be of the same examples. Rows
     whose claim alone does not fit are skipped, as Hakim's data module skips them.
     """
-    from hakim.prompting.prompt import encode_example, label_token_ids
+    from hakim.prompting.prompt import encode_example
+    from hakim.verdict import label_token_ids
 
     label_ids = label_token_ids(tokenizer)
     fitted = []
@@ -183,7 +184,7 @@ def model_spec(name: str, **overrides):
         raise SystemExit(f"--model must be one of {sorted(MODELS)}, got {name!r}")
     config = yaml.safe_load((ROOT / "conf" / "model" / f"{name}.yaml").read_text())
     config.update(cache_dir=str(MODEL_CACHE), **overrides)
-    return ModelSpec(**config)
+    return ModelSpec.from_dict(config)
 
 
 # ---------------------------------------------------------------- memory

@@ -9,7 +9,7 @@ Same model (4-bit nf4 base + a LoRA adapter, as a trained judge is loaded), same
   P(1) from the two label-token logits at the verdict position. Never unparsed.
 - per-example generate (how the original evaluated): one row at a time, the rendered prompt
   tokenized, model.generate (greedy, --max-new-tokens) of a JSON answer, then parsed: strictly with
-  hakim.prompting.prompt.parse_verdict, and leniently (a 0/1 after "jawapan" anywhere in the text).
+  hakim.prompting.prompt.parse_answer, and leniently (a 0/1 after "jawapan" anywhere in the text).
 
 Both run in one process on the one loaded model, alternating (score, generate, score, generate)
 after one untimed warm-up call each. An untrained adapter answers like the base model, so the
@@ -89,7 +89,7 @@ def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
     model.config.use_cache = True  # generation decodes with the KV cache, as it would in practice
     # no k-bit training preparation (it upcasts norms and embeddings to fp32 for training): a judge only reads
     spec = ModelSpec(name=RANDOM_7B, source="local", quantization=None, gradient_checkpointing=False)
-    return tokenizer, add_lora(model, spec, LoraSpec(r=args.lora_r)).eval()
+    return tokenizer, add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False)).eval()
 
 
 def main(argv=None) -> None:
@@ -108,7 +108,9 @@ def main(argv=None) -> None:
         load_tokenizer,
         resolve_model_path,
     )
-    from hakim.prompting.prompt import PromptStyle, parse_verdict, render_prompt
+    from hakim.prompting.prompt import render_prompt
+    from hakim.prompting.style import PromptStyle
+    from hakim.verdict import parse_answer
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -123,7 +125,7 @@ def main(argv=None) -> None:
         spec = common.model_spec(args.model)
         path = resolve_model_path(spec)
         tokenizer = load_tokenizer(path)
-        model = add_lora(load_base_model(spec, path), spec, LoraSpec(r=args.lora_r))
+        model = add_lora(load_base_model(spec, path), spec, LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False))
     style = PromptStyle("v2", "ms")
     judge = Judge(model, tokenizer, style, max_length=args.max_length, batch_size=args.batch_size)
     rows, origin = common.load_rows(2 * args.examples + 16, args.seed, args.synthetic)
@@ -146,7 +148,7 @@ def main(argv=None) -> None:
         timings["generate"].append(time.perf_counter() - start)
         print(f"  run {repeat + 1}: score {timings['score'][-1]:.2f}s, generate {timings['generate'][-1]:.2f}s", flush=True)
 
-    strict = sum(parse_verdict(answer).label is None for answer in answers)
+    strict = sum(parse_answer(answer).label is None for answer in answers)
     lenient = sum(LENIENT.search(answer) is None for answer in answers)
     rates = {side: len(items) / common.median(seconds) for side, seconds in timings.items()}
     summary = {

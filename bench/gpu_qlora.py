@@ -67,7 +67,7 @@ def parse_args(argv=None):
     parser.add_argument("--lora-alpha", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--loss-chunk-size", type=int, default=2048, help="Hakim's optim.loss_chunk_size")
+    parser.add_argument("--loss-chunk-size", type=int, default=2048, help="Hakim's module.loss_chunk_size")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the GPU, for MFU")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--profile", metavar="DIR",
@@ -150,7 +150,7 @@ def add_adapters(model, args):
 
     spec = ModelSpec(name=f"mistral_{args.scale}_random", source="local", quantization="nf4", gradient_checkpointing=True)
     # peft's own dropout to start with; the hakim path fuses it into lora_A (hakim.models.lora_dropout) as train.py does
-    return add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, fused_dropout=False))
+    return add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, target_modules="all-linear", fused_dropout=False))
 
 
 def flops_per_token(config, args) -> float:

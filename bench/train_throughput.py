@@ -99,7 +99,7 @@ class Meter:
 
 
 def _rows_and_style(args, tokenizer):
-    from hakim.prompting.prompt import PromptStyle
+    from hakim.prompting.style import PromptStyle
 
     style = PromptStyle("v2", "ms")
     rows, origin = common.load_rows(2 * args.examples + 16, args.seed, args.synthetic)
@@ -112,7 +112,8 @@ def run_hakim(args) -> dict:
     from torch.utils.data import DataLoader
 
     from hakim.models.loading import LoraSpec
-    from hakim.prompting.prompt import encode_example, label_token_ids
+    from hakim.prompting.prompt import encode_example
+    from hakim.verdict import label_token_ids
     from hakim.train.datamodule import (
         EncodedDataset,
         LengthGroupedBatchSampler,
@@ -123,9 +124,10 @@ def run_hakim(args) -> dict:
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     torch.manual_seed(args.seed)
-    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, fused_dropout=not args.no_fused_dropout)
-    module = JudgeModule(spec, lora,
-                         optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0))
+    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=not args.no_fused_dropout)
+    module = JudgeModule(spec, lora, optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0),
+                         scheduler=None, lm_loss_weight=1.0, verdict_loss_weight=0.0, class_balanced=False,
+                         loss_chunk_size=2048, seed=args.seed)
     tokenizer = module.tokenizer
     rows, style, origin = _rows_and_style(args, tokenizer)
     label_ids = label_token_ids(tokenizer)
@@ -168,14 +170,15 @@ def run_trl(args) -> dict:
         load_tokenizer,
         resolve_model_path,
     )
-    from hakim.prompting.prompt import render_prompt, target_text
+    from hakim.prompting.answer import target_text
+    from hakim.prompting.prompt import render_prompt
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     path = resolve_model_path(spec)
     tokenizer = load_tokenizer(path)
     torch.manual_seed(args.seed)
     # trl users get peft's LoRA as it comes: dropout as its own module, mask and dropped input kept for backward
-    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, fused_dropout=False)
+    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=False)
     model = add_lora(load_base_model(spec, path), spec, lora)
     rows, style, origin = _rows_and_style(args, tokenizer)
     dataset = Dataset.from_list([

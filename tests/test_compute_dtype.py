@@ -2,7 +2,7 @@
 
 import torch
 
-from hakim import model as model_module
+from hakim.models import loading as model_module
 
 
 def test_emulated_bf16_on_cpu_is_flagged_with_the_key_to_change(monkeypatch):

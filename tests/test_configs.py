@@ -1,12 +1,20 @@
 """Every config composes and instantiates; every experiment trains for one fast_dev_run step."""
 
+import lightning as L
 import pytest
+import torch
+import yaml
 from conftest import CONF_DIR, compose_config
 from hydra.utils import instantiate
 
+from hakim.models.loading import LoraSpec, ModelSpec
+from hakim.prompting.style import PromptStyle
+from hakim.train.datamodule import JudgeDataModule
+from hakim.train.judge_module import JudgeModule
+
 from hakim.train.fit import train
 
-GROUPS = ["model", "data", "variant", "lora", "optim", "trainer", "logger", "callbacks"]
+GROUPS = ["model", "data", "style", "lora", "optim", "module", "trainer", "logger", "callbacks", "debug"]
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
@@ -14,21 +22,65 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
 
 
+def instantiated(cfg, group: str):
+    """What training builds from one group of a composed config (the module only as a partial: it loads its model)."""
+    if group in ("model", "lora", "style"):
+        return instantiate(cfg[group], _convert_="all")
+    if group == "data":
+        return instantiate(cfg.data, _partial_=True)(style=instantiate(cfg.style))
+    if group == "optim":
+        parameter = torch.nn.Parameter(torch.zeros(2))
+        optimizer = instantiate(cfg.optim.optimizer)([parameter])
+        return optimizer, instantiate(cfg.optim.scheduler)(optimizer, total_steps=10)
+    if group == "module":
+        return instantiate(cfg.module, _partial_=True)
+    if group == "trainer":
+        return instantiate(cfg.trainer, logger=False)
+    if group in ("logger", "callbacks"):
+        return [instantiate(item) for item in cfg[group].values() if item is not None]
+    raise KeyError(group)
+
+
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_train_option_composes(workspace, tmp_path, group, option):
+def test_every_train_option_composes_and_instantiates(workspace, tmp_path, group, option):
+    if group == "optim" and option == "paged_adamw_8bit" and not torch.cuda.is_available():
+        pytest.skip("bitsandbytes' paged optimizers need a GPU")
     cfg = compose_config("train", workspace, tmp_path, [f"{group}={option}"])
-    assert cfg[group] is not None and "paths" in cfg
+    if group == "trainer" and cfg.trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        pytest.skip(f"trainer={option} needs a GPU")
+    if group == "debug":  # `# @package _global_`: it changes the trainer, it has no node of its own
+        assert cfg.task_name == "debug" and "debug" not in cfg
+        assert instantiated(cfg, "trainer") is not None
+        return
+    built = instantiated(cfg, group)
+    expected = {"model": ModelSpec, "lora": LoraSpec, "style": PromptStyle, "data": JudgeDataModule, "trainer": L.Trainer}
+    if group in expected:
+        assert isinstance(built, expected[group])
+    if group == "module":
+        assert built.func is JudgeModule
+    if group == "optim":
+        assert built[1].get_last_lr()[0] <= cfg.optim.optimizer.lr
+
+
+def test_every_model_config_sets_every_model_spec_field():
+    """The YAML is the one set of defaults: no model config leans on ModelSpec's own."""
+    for path in (CONF_DIR / "model").glob("*.yaml"):
+        keys = set(yaml.safe_load(path.read_text())) - {"_target_"}
+        assert keys >= set(ModelSpec.__dataclass_fields__) - {"gguf"}, path.name
+
+
+def test_the_v2_style_is_the_prompt_style_default(workspace, tmp_path):
+    """PromptStyle's defaults (a judge asked without a config) are conf/style/v2.yaml's."""
+    assert instantiate(compose_config("train", workspace, tmp_path).style) == PromptStyle()
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_with_its_recipe(workspace, tmp_path, experiment):
-    cfg = compose_config("train", workspace, tmp_path, [f"+experiment={experiment}"])
+    cfg = compose_config("train", workspace, tmp_path, [f"experiment={experiment}"])
     assert cfg.task_name == experiment
 
 
 def test_original_recipes_are_what_the_hackathon_trained():
-    import yaml
-
     for name, epochs_share in (("v2", 0.51), ("v3", None)):
         text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
         recipe = yaml.safe_load(text)
@@ -37,7 +89,7 @@ def test_original_recipes_are_what_the_hackathon_trained():
         assert recipe["data"]["batch_size"] == 8 and recipe["trainer"]["gradient_clip_val"] == 0.3
         assert recipe["trainer"].get("limit_train_batches") == epochs_share
         # what docs/recipe.md found that is not specific to the small proxy
-        assert recipe["optim"]["verdict_loss_weight"] == 1.0 and recipe["optim"]["class_balanced"] is True
+        assert recipe["module"]["verdict_loss_weight"] == 1.0 and recipe["module"]["class_balanced"] is True
 
 
 def test_trainer_logger_and_callback_configs_instantiate(workspace, tmp_path):
@@ -57,13 +109,13 @@ def test_prepare_data_configs_compose(workspace, tmp_path, dataset):
 
 
 def test_evaluate_config_composes(workspace, tmp_path):
-    assert compose_config("evaluate", workspace, tmp_path).run_dir == "latest"
+    assert compose_config("evaluate", workspace, tmp_path).judge.run_dir == "latest"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_model_dir, sample_dataset, tmp_path, experiment):
     cfg = compose_config("train", workspace, tmp_path / "run", [
-        f"+experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw", f"data.dataset_dir={sample_dataset}",
+        f"experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw", f"data.dataset_dir={sample_dataset}",
         "data.max_length=256", "data.batch_size=2", "trainer.fast_dev_run=true", "logger=csv",
     ])
     train(cfg)

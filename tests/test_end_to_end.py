@@ -22,7 +22,7 @@ def test_prepare_train_evaluate_write_what_the_readme_promises(workspace, tiny_m
     summary = json.loads((run_dir / "run.json").read_text())
     assert "val/balanced_acc" in summary["metrics"] and summary["global_step"] > 0
 
-    result = run_entry_point("evaluate.py", workspace, "run_dir=latest", "hydra.run.dir=runs/e2e_eval")
+    result = run_entry_point("evaluate.py", workspace, "judge.run_dir=latest", "hydra.run.dir=runs/e2e_eval")
     eval_dir = workspace / "runs" / "e2e_eval"
     predictions = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == manifest["splits"]["eval"]["rows"]

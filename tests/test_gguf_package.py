@@ -134,7 +134,7 @@ def test_shipped_model_configs_name_their_packages(name):
 def test_gemma_converts_and_reads_malay(tmp_path):
     config = yaml.safe_load((ROOT / "conf" / "model" / "gemma3_270m.yaml").read_text())
     config["cache_dir"] = str(ROOT / ".cache" / "hakim" / "models")
-    spec = ModelSpec(**config)
+    spec = ModelSpec.from_dict(config)
     path = resolve_model_path(spec)
     tokenizer = load_tokenizer(path)
     model = load_base_model(spec, path)

@@ -11,8 +11,8 @@ from hakim.cli.judge import main as judge_cli
 from hakim.data.dataset_io import read_split
 from hakim.eval.export import export_merged
 from hakim.eval.judge import Judge
-from hakim.models.loading import label_pair_logits
-from hakim.prompting.prompt import target_parts
+from hakim.prompting.answer import target_parts
+from hakim.verdict import label_pair_logits
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +114,14 @@ def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, 
 
     out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
     cfg = compose_config("evaluate", workspace, tmp_path / "eval", [
-        "judge=model", f"model_path={out}", f"dataset_dir={sample_dataset}", "limit=3", "style.variant=v3", "max_length=64"])
+        "judge=model", f"judge.path={out}", f"dataset_dir={sample_dataset}", "limit=3", "style=v3", "judge.max_length=64"])
     summary = evaluate(cfg)
     assert summary["extra"]["mode"] == "score"  # the run was V2; a V3 reasoning-first style would generate
     assert summary["subsets"]["overall"]["n"] == 3
 
 
 def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
-    from hakim.eval.evaluation import choose_source_thresholds
+    from hakim.verdict import choose_source_thresholds
 
     sources = ["boolq"] * 6 + ["fib"] * 6 + ["only_yes"] * 2
     labels = [1, 1, 1, 1, 0, 0] + [1, 0, 0, 0, 0, 0] + [1, 1]
@@ -160,7 +160,7 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     from hakim.eval.evaluation import evaluate
 
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # threshold.json is written into the run
-    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [f"run_dir={run_dir}", "threshold=validation", "limit=8"])
+    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [f"judge.run_dir={run_dir}", "threshold=validation", "limit=8"])
     summary = evaluate(cfg)
     stored = json.loads((run_dir / "threshold.json").read_text())
     validation = read_split(sample_dataset, "validation")
@@ -176,7 +176,7 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     assert warnings[0] in (tmp_path / "eval" / "report.md").read_text()
 
     judge = Judge.load(run_dir)
-    assert judge.source_thresholds == stored["by_source"]
+    assert judge.thresholds.by_source == stored["by_source"]
     items = [(r.passage, r.claim, r.source) for r in read_split(sample_dataset, "eval")[:8]]
     for (_, _, source), verdict in zip(items, judge.judge_batch(items)):
         assert verdict.label == int(verdict.probability >= stored["by_source"].get(source, stored["threshold"]))

@@ -15,7 +15,7 @@ from hakim.train.fit import train
 def test_tiny_4bit_model_memorizes_its_training_split(workspace, tiny_model_dir, sample_dataset, tmp_path):
     cfg = compose_config("train", workspace, tmp_path / "run", [
         "data.max_length=160", "data.batch_size=8", "data.val_split=train", "lora.r=16", "lora.dropout=0.0",
-        "optim.optimizer.lr=1e-2", "optim.lm_loss_weight=0.0", "optim.verdict_loss_weight=1.0",
+        "optim.optimizer.lr=1e-2", "module.lm_loss_weight=0.0", "module.verdict_loss_weight=1.0",
         "trainer.max_epochs=30", "+trainer.check_val_every_n_epoch=10", "trainer.enable_progress_bar=false",
     ])
     train(cfg)

@@ -45,7 +45,7 @@ def _tiny_lora(tiny_model_dir, fused: bool, checkpointing: bool = False, quantiz
     spec = ModelSpec(name="tiny", source="local", path=str(tiny_model_dir), quantization=quantization,
                      gradient_checkpointing=checkpointing)
     torch.manual_seed(0)
-    model = add_lora(load_base_model(spec), spec, LoraSpec(r=8, alpha=16, dropout=0.1, fused_dropout=fused))
+    model = add_lora(load_base_model(spec), spec, LoraSpec(r=8, alpha=16, dropout=0.1, target_modules="all-linear", fused_dropout=fused))
     for name, parameter in model.named_parameters():
         if "lora_B" in name:  # peft starts B at zero, which would leave every lora_A gradient at zero
             nn.init.normal_(parameter, std=0.02)

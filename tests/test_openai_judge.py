@@ -15,7 +15,9 @@ from hakim.data.records import JudgeRecord, document_id
 from hakim.eval.evaluation import evaluate
 from hakim.eval.metrics import binary_metrics
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
-from hakim.prompting.prompt import PromptStyle, user_message
+from hakim.verdict import Thresholds
+from hakim.prompting.prompt import user_message
+from hakim.prompting.style import PromptStyle
 
 KEY_ENV = "HAKIM_TEST_JUDGE_KEY"
 SECRET = "sk-hakim-test-secret-4242"
@@ -43,7 +45,7 @@ def test_logprobs_give_p1_from_the_verdict_position():
     with FakeJudgeServer(answers) as server:
         judge = make_judge(server)
         verdicts = judge.judge_batch(items)
-        judge.threshold = 0.9
+        judge.thresholds = Thresholds(0.9)
         stricter = judge.judge(*items[0])
 
     assert [v.label for v in verdicts] == [1, 0, 1]
@@ -127,7 +129,7 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer(answers) as server:
         cfg = compose_config("evaluate", workspace, out_dir, [
-            "judge=openai", f"openai.base_url='{server.url}'", f"openai.api_key_env={KEY_ENV}",
+            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}",
             f"dataset_dir={_tiny_dataset(tmp_path / 'data')}",
         ])
         summary = evaluate(cfg)

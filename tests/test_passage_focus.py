@@ -1,17 +1,14 @@
 """A focused passage keeps the sentences that share the claim's rare words, and every path sees the same one."""
 
 import pytest
+import yaml
 
 from hakim.data.records import JudgeRecord
-from hakim.eval.judge import style_from_run_config
 from hakim.prompting.passage_focus import GAP_MARK, focus_passage, split_sentences
-from hakim.prompting.prompt import (
-    PromptStyle,
-    encode_example,
-    encode_for_scoring,
-    label_token_ids,
-    user_message,
-)
+from hakim.prompting.prompt import encode_example, encode_for_scoring, user_message
+from hakim.prompting.style import PromptStyle
+from hakim.runs.run_dir import RunDir
+from hakim.verdict import label_token_ids
 
 PASSAGE = (
     "Kuala Lumpur ialah ibu negara Malaysia. "
@@ -83,7 +80,10 @@ def test_a_long_focused_passage_is_cut_within_the_kept_sentences(tiny_tokenizer)
     assert "Menara itu tinggi" in text and "Ayat pertama" not in text and "pelancong" not in text
 
 
-def test_runs_keep_their_focus_and_older_runs_read_whole_passages():
-    variant = {"variant": "v2", "instruction_language": "ms", "reasoning_first": True}
-    assert style_from_run_config({"variant": variant}).passage_sentences is None
-    assert style_from_run_config({"variant": {**variant, "passage_sentences": 3}}).passage_sentences == 3
+def test_runs_keep_their_focus_and_older_runs_read_whole_passages(tmp_path):
+    """Runs made before the `style` group stored `variant: {variant: v2, ...}`, before passage_sentences existed."""
+    older = {"variant": {"variant": "v2", "instruction_language": "ms", "reasoning_first": True}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    assert RunDir.open(tmp_path).style.passage_sentences is None
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"style": {**older["variant"], "passage_sentences": 3}}))
+    assert RunDir.open(tmp_path).style.passage_sentences == 3

@@ -8,7 +8,7 @@ from hakim.cli.probe import main
 from hakim.data.dataset_io import read_split
 from hakim.eval.probe import fit_linear_probe, run_probe, seeded_order
 from hakim.models.loading import ModelSpec
-from hakim.prompting.prompt import PromptStyle
+from hakim.prompting.style import PromptStyle
 
 
 def _auroc(labels, scores) -> float:

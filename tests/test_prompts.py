@@ -7,17 +7,15 @@ import pytest
 
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
+from hakim.prompting.answer import target_parts, target_text
 from hakim.prompting.prompt import (
     IGNORE_INDEX,
-    PromptStyle,
     encode_example,
     encode_for_scoring,
-    label_token_ids,
-    parse_verdict,
     render_prompt,
-    target_parts,
-    target_text,
 )
+from hakim.prompting.style import PromptStyle
+from hakim.verdict import label_token_ids, parse_answer
 
 SAMPLE = files("hakim.data") / "sample"
 
@@ -43,14 +41,14 @@ def test_every_sample_row_round_trips_through_its_target(style):
     for record in sample_records():
         text = target_text(record.label, record.reasoning, style)
         json.loads(text)
-        parsed = parse_verdict(text)
+        parsed = parse_answer(text)
         assert parsed.label == record.label, record.id
         assert parsed.reasoning == (record.reasoning if style.variant == "v3" else None)
 
 
 def test_reasoning_with_quotes_and_backslashes_stays_valid_json():
     reasoning = 'Petikan berkata "tidak", bukan \\ "ya".\nOleh itu, jawapannya tidak.'
-    assert parse_verdict(target_text(0, reasoning, PromptStyle("v3"))).reasoning == reasoning
+    assert parse_answer(target_text(0, reasoning, PromptStyle("v3"))).reasoning == reasoning
 
 
 def test_verdict_slot_is_exactly_the_label_token():
@@ -72,7 +70,7 @@ def test_verdict_slot_is_exactly_the_label_token():
     ],
 )
 def test_parser_refuses_anything_but_a_clean_verdict(answer, reason):
-    parsed = parse_verdict(answer)
+    parsed = parse_answer(answer)
     assert parsed.label is None and reason in parsed.error
 
 

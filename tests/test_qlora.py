@@ -69,7 +69,7 @@ def test_checkpoint_holds_only_trainable_weights(module_and_batch):
 def test_class_balanced_verdict_loss_alone_trains(train_config):
     import lightning as L
 
-    cfg = train_config("optim.class_balanced=true", "optim.verdict_loss_weight=1.0", "optim.lm_loss_weight=0.0", "lora.r=4")
+    cfg = train_config("module.class_balanced=true", "module.verdict_loss_weight=1.0", "module.lm_loss_weight=0.0", "lora.r=4")
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
     lora_b = {name: t.detach().clone() for name, t in module.net.named_parameters() if "lora_B" in name}
@@ -82,7 +82,7 @@ def test_class_balanced_verdict_loss_alone_trains(train_config):
 
 def test_a_loss_that_trains_nothing_is_refused(train_config):
     with pytest.raises(ValueError, match="nothing would be trained"):
-        build_module(train_config("optim.verdict_loss_weight=0.0", "optim.lm_loss_weight=0.0"))
+        build_module(train_config("module.verdict_loss_weight=0.0", "module.lm_loss_weight=0.0"))
 
 
 @pytest.mark.parametrize("upcast", [True, False])

@@ -1,8 +1,10 @@
 """A killed run resumes exactly; a diverging run stops with a message and status `diverged`; DDP ranks split the data."""
 
+import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,22 +50,38 @@ def kill_after_checkpoint(workspace, run_dir, step, *arguments):
     assert not (run_dir / "run.json").exists(), "the run finished before it could be killed; make it longer"
 
 
-def test_a_run_killed_twice_resumes_to_the_same_adapter_as_an_uninterrupted_one(workspace, tiny_model_dir, sample_dataset):
+def _snapshot(directory):
+    return {path.relative_to(directory): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in directory.rglob("*") if path.is_file()}
+
+
+def test_a_run_killed_twice_and_moved_resumes_to_the_same_adapter_as_an_uninterrupted_one(workspace, tiny_model_dir,
+                                                                                           sample_dataset):
     run_entry_point("train.py", workspace, *TRAIN_ARGS, "hydra.run.dir=runs/whole")
     killed = workspace / "runs" / "killed"
-    # killed first just after step 4, the last batch of epoch 0 (while validating), then, resumed, just
-    # after step 10, in the middle of epoch 2, after two reshuffles
+    # killed first just after step 4, the last batch of epoch 0 (while validating); then copied elsewhere and,
+    # resumed there, killed just after step 10, in the middle of epoch 2, after two reshuffles
     kill_after_checkpoint(workspace, killed, 4, *TRAIN_ARGS, f"hydra.run.dir={killed}")
-    config_before = (killed / "config.yaml").read_text()
-    kill_after_checkpoint(workspace, killed, 10, f"resume={killed}")
-    finished = run_entry_point("train.py", workspace, f"resume={killed}", "trainer.max_time=00:01:00:00")
+    moved = workspace / "elsewhere" / "moved"
+    shutil.copytree(killed, moved)
+    original = _snapshot(killed)
+    config_before = (moved / "config.yaml").read_text()
+    assert str(killed) not in config_before  # the run's own paths are stored relative to it
+    kill_after_checkpoint(workspace, moved, 10, f"resume={moved}")
+    finished = run_entry_point("train.py", workspace, f"resume={moved}", "trainer.max_time=00:01:00:00")
     assert "resume: trainer.max_time=00:01:00:00 (was None); the limit counts from now" in finished.stdout
 
-    resumed_from = [json.loads(line)["step"] for line in (killed / "resumes.jsonl").read_text().splitlines()]
+    assert _snapshot(killed) == original  # the copy resumed in its own place, the original was left as it was
+    environment = json.loads((moved / "environment.json").read_text())
+    resumed_from = [resume["step"] for resume in environment["resumes"]]
     assert len(resumed_from) == 2 and resumed_from[0] >= 4 and resumed_from[1] >= 10
-    assert json.loads((killed / "run.json").read_text())["global_step"] == 12
-    assert (killed / "config.yaml").read_text() == config_before
-    whole, resumed = adapter(workspace / "runs" / "whole"), adapter(killed)
+    assert environment["command"][0] == "train.py" and "resume" not in " ".join(environment["command"])  # the launch
+    assert json.loads((moved / "run.json").read_text())["global_step"] == 12
+    assert (moved / "config.yaml").read_text() == config_before
+    with open(moved / "csv" / "metrics.csv", newline="") as handle:
+        steps = {int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")}
+    assert min(steps) < 4 and max(steps) >= 10  # metrics.csv continued across both resumes
+    whole, resumed = adapter(workspace / "runs" / "whole"), adapter(moved)
     assert whole.keys() == resumed.keys()
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
@@ -165,7 +183,7 @@ def test_a_missing_dataset_fails_in_one_line_before_the_model_loads_and_leaves_r
 
 
 @pytest.mark.parametrize("script, override, message", [
-    ("evaluate.py", "run_dir=/nonexistent/run", "/nonexistent/run"),
+    ("evaluate.py", "judge.run_dir=/nonexistent/run", "/nonexistent/run"),
     ("prepare_data.py", "dataset=local_files", "source 'mine'"),
 ])
 def test_evaluate_and_prepare_fail_in_one_line(workspace, script, override, message):

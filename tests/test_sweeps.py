@@ -101,7 +101,7 @@ def test_config_diff_names_what_differs_between_two_jobs(sweep_dir, capsys):
 
 
 def test_optuna_search_space_names_real_keys_in_valid_syntax(workspace):
-    cfg = compose_with_hydra(workspace, ["+hparams_search=balanced_acc_optuna"])
+    cfg = compose_with_hydra(workspace, ["hparams_search=balanced_acc_optuna"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     assert cfg.optimized_metric == "val/balanced_acc" and sweeper.sampler.seed == cfg.seed
@@ -113,7 +113,7 @@ def test_optuna_search_space_names_real_keys_in_valid_syntax(workspace):
 @pytest.mark.slow
 def test_two_optuna_trials_train_and_report_the_best(workspace, tiny_model_dir, sample_dataset, tmp_path):
     directory = tmp_path / "optuna"
-    run_entry_point("train.py", workspace, "-m", "+hparams_search=balanced_acc_optuna", "model=tiny_mistral", *SHORT_RUN,
+    run_entry_point("train.py", workspace, "-m", "hparams_search=balanced_acc_optuna", "model=tiny_mistral", *SHORT_RUN,
                     "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={directory}")
     results = yaml.safe_load((directory / "optimization_results.yaml").read_text())
     searched = yaml.safe_load((CONF_DIR / "hparams_search" / "balanced_acc_optuna.yaml").read_text())["hydra"]["sweeper"]["params"]

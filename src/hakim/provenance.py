@@ -105,14 +105,11 @@ def redact_overrides(arguments: list[str]) -> list[str]:
     return redacted
 
 
-def write_provenance(run_dir: Path, resolved_config: dict, overrides: list[str], seed: int, extra: dict | None = None) -> None:
-    import yaml
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(redact(resolved_config), sort_keys=False, allow_unicode=True))
+def write_provenance(run, resolved_config: dict, overrides: list[str], seed: int, extra: dict | None = None) -> None:
+    """The launch of a run (a hakim.runs.run_dir.RunDir): its config, environment.json and git.diff."""
+    run.write_config(redact(resolved_config))
     git = git_state()
-    (run_dir / "git.diff").write_text(git.pop("diff"))
+    run.git_diff_path.write_text(git.pop("diff"))
     environment = {
         "versions": package_versions(),
         "git": git,
@@ -122,4 +119,4 @@ def write_provenance(run_dir: Path, resolved_config: dict, overrides: list[str],
         "platform": platform.platform(),
         **(extra or {}),
     }
-    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
+    run.environment_path.write_text(json.dumps(environment, indent=2) + "\n")

@@ -10,7 +10,7 @@ import yaml
 
 from hakim.eval.probe import INPUTS, print_result, run_probe
 from hakim.models.loading import ModelSpec
-from hakim.prompting.prompt import PromptStyle
+from hakim.prompting.style import PromptStyle
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position,
                         passage_sentences=args.passage_sentences)
     torch.manual_seed(0)
-    result = run_probe(ModelSpec(**config), args.dataset_dir, args.out, style, args.max_length, args.input,
+    result = run_probe(ModelSpec.from_dict(config), args.dataset_dir, args.out, style, args.max_length, args.input,
                        args.max_train_rows, batch_size=args.batch_size)
     print_result(result)
 

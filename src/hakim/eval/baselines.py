@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hakim.eval.judge import Verdict
+from hakim.verdict import Thresholds, Verdict
 
 MODE = "constant"
 
@@ -14,16 +14,15 @@ class ConstantJudge:
 
     default_mode = MODE
 
-    def __init__(self, probability: float, name: str, threshold: float = 0.5):
+    def __init__(self, probability: float, name: str, thresholds: Thresholds = Thresholds()):
         self.probability = probability
         self.name = name
-        self.threshold = threshold
+        self.thresholds = thresholds
 
     def judge_batch(self, items: list[tuple[str, str, str]], mode: str | None = None) -> list[Verdict]:
         if mode not in (None, MODE):
             raise ValueError(f"the {self.name} baseline has one mode, {MODE!r}; got {mode!r}")
-        label = int(self.probability >= self.threshold)
-        return [Verdict(label, self.probability) for _ in items]
+        return [Verdict(self.thresholds.label(self.probability, source), self.probability) for _, _, source in items]
 
 
 def majority_judge(reference_labels: Sequence[int], reference_name: str) -> ConstantJudge:

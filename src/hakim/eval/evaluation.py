@@ -8,15 +8,13 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.eval.baselines import ConstantJudge, always_one_judge, majority_judge
-from hakim.eval.judge import JUDGE_FILE, THRESHOLD_FILE, Judge
+from hakim.eval.judge import JUDGE_FILE, Judge
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.eval.report import (
     compare_judges,
@@ -25,8 +23,9 @@ from hakim.eval.report import (
     write_comparison,
     write_report,
 )
-from hakim.prompting.prompt import PromptStyle
-from hakim.train.fit import LATEST_RUN_POINTER
+from hakim.prompting.style import PromptStyle
+from hakim.runs.run_dir import RunDir
+from hakim.verdict import Thresholds, choose_thresholds
 
 JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -36,19 +35,6 @@ AnyJudge = Judge | OpenAIJudge | ConstantJudge
 STEADY_CUT_ROWS_PER_CLASS = 30
 
 log = logging.getLogger(__name__)
-
-
-def resolve_run_dir(run_dir: str, runs_dir: str) -> Path:
-    """`latest` means the run recorded in runs_dir/LATEST by the last training run."""
-    if run_dir == "latest":
-        pointer = Path(runs_dir) / LATEST_RUN_POINTER
-        if not pointer.exists():
-            raise FileNotFoundError(f"no {pointer}: train a judge first or pass run_dir=PATH")
-        return Path(pointer.read_text().strip())
-    path = Path(run_dir)
-    if not (path / "config.yaml").exists():
-        raise FileNotFoundError(f"{path} is not a Hakim run directory (no config.yaml)")
-    return path
 
 
 def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list[dict]:
@@ -70,31 +56,6 @@ def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list
         }
         for record, verdict in zip(records, verdicts)
     ]
-
-
-def choose_threshold(labels: list[int], probabilities: list[float]) -> float:
-    """The cut on P(1) that maximises balanced accuracy (ties: the one closest to 0.5)."""
-    y = np.asarray(labels)
-    p = np.asarray(probabilities, dtype=float)
-    if y.min() == y.max():
-        raise ValueError("cannot choose a threshold on a split with one class only")
-    candidates = np.unique(np.append(p, 0.5))
-    predicted = p[None, :] >= candidates[:, None]
-    recall = (predicted & (y == 1)).sum(axis=1) / (y == 1).sum()
-    specificity = (~predicted & (y == 0)).sum(axis=1) / (y == 0).sum()
-    balanced = (recall + specificity) / 2
-    best = np.flatnonzero(np.isclose(balanced, balanced.max()))
-    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
-
-
-def choose_source_thresholds(sources: list[str], labels: list[int], probabilities: list[float]) -> dict[str, float]:
-    """One cut per source whose rows hold both classes (a source with one class keeps the overall cut)."""
-    by_source: dict[str, tuple[list[int], list[float]]] = {}
-    for source, label, probability in zip(sources, labels, probabilities):
-        by_source.setdefault(source, ([], []))
-        by_source[source][0].append(label)
-        by_source[source][1].append(probability)
-    return {source: choose_threshold(y, p) for source, (y, p) in sorted(by_source.items()) if min(y) != max(y)}
 
 
 def rows_per_class(sources: list[str], labels: list[int]) -> dict[str, dict[str, int]]:
@@ -119,77 +80,62 @@ def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> lis
     return warnings
 
 
-def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run_dir: Path, by_source: bool = True) -> dict:
+def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir, by_source: bool = True) -> dict:
     """Choose the judge's cut(s) on `split` and store them in the run's threshold.json: the overall cut,
     one per source (by_source), and how many rows of each class per source they were chosen on."""
     records = read_split(dataset_dir, split)
     probabilities, _ = judge.probabilities([(r.passage, r.claim, r.source) for r in records])
     labels, sources = [r.label for r in records], [r.source for r in records]
-    source_thresholds = choose_source_thresholds(sources, labels, probabilities) if by_source else {}
-    stored = {"threshold": choose_threshold(labels, probabilities), "by_source": source_thresholds,
-              "chosen_on": split, "rows": len(records), "rows_per_class": rows_per_class(sources, labels)}
-    (run_dir / THRESHOLD_FILE).write_text(json.dumps(stored) + "\n")
-    return stored
+    thresholds = choose_thresholds(sources, labels, probabilities, by_source)
+    return run.write_thresholds(thresholds, chosen_on=split, rows=len(records), rows_per_class=rows_per_class(sources, labels))
 
 
-def judge_kind(cfg: DictConfig) -> str:
-    """`judge: null` keeps the old shortcuts: model_path=PATH judges that model, else run_dir's run."""
-    kind = cfg.judge or ("model" if cfg.model_path else "run")
-    if kind not in JUDGE_KINDS:
-        raise ValueError(f"judge must be one of {JUDGE_KINDS}, got {kind!r}")
-    return kind
-
-
-def dataset_dir_for(cfg: DictConfig, run_config: dict | None) -> Path:
-    dataset_dir = cfg.dataset_dir or (run_config["data"]["dataset_dir"] if run_config else None)
+def dataset_dir_for(cfg: DictConfig, run: RunDir | None) -> Path:
+    dataset_dir = cfg.dataset_dir or (run.dataset_dir if run else None)
     if not dataset_dir:
         raise ValueError("set dataset_dir=PATH: the judge has no training run to take it from")
     return resolve_dataset_dir(dataset_dir)
 
 
-def _style(cfg: DictConfig) -> PromptStyle:
-    return PromptStyle(**OmegaConf.to_container(cfg.style, resolve=True))
-
-
-def load_judge(cfg: DictConfig) -> tuple[AnyJudge, Path | None, dict | None]:
-    """The judge named by `judge`, its run directory and that run's config (both None without a run)."""
-    kind = judge_kind(cfg)
+def load_judge(cfg: DictConfig) -> tuple[AnyJudge, RunDir | None]:
+    """The judge the `judge` group names, and its training run (None without one)."""
+    settings = cfg.judge
+    if settings.kind not in JUDGE_KINDS:
+        raise ValueError(f"judge.kind must be one of {JUDGE_KINDS}, got {settings.kind!r}")
     options = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
-    if kind == "run":
-        if not cfg.run_dir:
-            raise ValueError("judge=run needs run_dir=PATH (a training run, or 'latest')")
-        run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.runs_dir)
-        run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return Judge.load(run_dir, **options), run_dir, run_config
-    if kind == "model":
-        if not cfg.model_path:
-            raise ValueError("judge=model needs model_path=PATH (a merged model directory or hub id)")
-        if (Path(cfg.model_path) / JUDGE_FILE).exists():
-            # an exported Hakim judge carries the prompt style, threshold and max length it was trained with
-            return Judge.from_pretrained(cfg.model_path, quantization=cfg.quantization, **options), None, None
-        return Judge.from_pretrained(cfg.model_path, _style(cfg), quantization=cfg.quantization, max_length=cfg.max_length, **options), None, None
-    if kind == "openai":
-        settings = OpenAISettings(**OmegaConf.to_container(cfg.openai, resolve=True), max_output_tokens=cfg.max_new_tokens)
-        return OpenAIJudge(settings, _style(cfg)), None, None
-    if kind == "majority":
+    if settings.kind == "run":
+        run = RunDir.resolve(settings.run_dir, cfg.paths.runs_dir, trained=True)
+        return Judge.load(run, **options), run
+    style = PromptStyle.from_dict(OmegaConf.to_container(cfg.style, resolve=True))
+    if settings.kind == "model":
+        if (Path(settings.path) / JUDGE_FILE).exists():
+            # an exported Hakim judge carries the prompt style, thresholds and max length it was trained with
+            return Judge.from_pretrained(settings.path, quantization=settings.quantization, **options), None
+        return Judge.from_pretrained(settings.path, style, quantization=settings.quantization,
+                                     max_length=settings.max_length, **options), None
+    if settings.kind == "openai":
+        endpoint = {key: value for key, value in OmegaConf.to_container(settings, resolve=True).items() if key != "kind"}
+        return OpenAIJudge(OpenAISettings(**endpoint, max_output_tokens=cfg.max_new_tokens), style), None
+    if settings.kind == "majority":
         if cfg.rows and not cfg.dataset_dir:
             # No prepared dataset to take a reference split from: the evaluated rows' own majority class.
-            return majority_judge([r.label for r in read_rows_file(cfg)[0]], "rows"), None, None
-        reference = read_split(dataset_dir_for(cfg, None), cfg.baseline_split)
-        return majority_judge([r.label for r in reference], cfg.baseline_split), None, None
-    return always_one_judge(), None, None
+            return majority_judge([r.label for r in read_rows_file(cfg)[0]], "rows"), None
+        reference = read_split(dataset_dir_for(cfg, None), settings.baseline_split)
+        return majority_judge([r.label for r in reference], settings.baseline_split), None
+    return always_one_judge(), None
 
 
-def _judge_extra(cfg: DictConfig, kind: str, run_dir: Path | None) -> dict:
+def _judge_extra(cfg: DictConfig, run: RunDir | None) -> dict:
     """What identifies the judge in metrics.json and report.md; never the API key, only its variable."""
-    if kind == "run":
-        return {"run_dir": str(run_dir)}
-    if kind == "model":
-        return {"model_path": cfg.model_path}
-    if kind == "openai":
-        return {"openai_model": cfg.openai.model, "base_url": cfg.openai.base_url, "api_key_env": cfg.openai.api_key_env}
-    if kind == "majority":
-        return {"baseline_split": "rows" if cfg.rows and not cfg.dataset_dir else cfg.baseline_split}
+    settings = cfg.judge
+    if settings.kind == "run":
+        return {"run_dir": str(run.path)}
+    if settings.kind == "model":
+        return {"model_path": settings.path}
+    if settings.kind == "openai":
+        return {"openai_model": settings.model, "base_url": settings.base_url, "api_key_env": settings.api_key_env}
+    if settings.kind == "majority":
+        return {"baseline_split": "rows" if cfg.rows and not cfg.dataset_dir else settings.baseline_split}
     return {}
 
 
@@ -200,7 +146,7 @@ def read_rows_file(cfg: DictConfig) -> tuple[list[JudgeRecord], list[dict]]:
     return result.records, result.rejects
 
 
-def records_to_judge(cfg: DictConfig, run_config: dict | None) -> tuple[list[JudgeRecord], str, dict]:
+def records_to_judge(cfg: DictConfig, run: RunDir | None) -> tuple[list[JudgeRecord], str, dict]:
     """The rows to judge, a short name for them, and what metrics.json records about where they came from."""
     if cfg.rows:
         records, rejects = read_rows_file(cfg)
@@ -209,34 +155,32 @@ def records_to_judge(cfg: DictConfig, run_config: dict | None) -> tuple[list[Jud
         origin = {"rows": str(cfg.rows), "columns": OmegaConf.to_container(cfg.columns, resolve=True),
                   "rows_rejected": len(rejects)}
         return records, Path(cfg.rows).name, origin
-    dataset_dir = dataset_dir_for(cfg, run_config)
+    dataset_dir = dataset_dir_for(cfg, run)
     return read_split(dataset_dir, cfg.split), f"{dataset_dir.name}/{cfg.split}", {"dataset_dir": str(dataset_dir), "split": cfg.split}
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    judge, run_dir, run_config = load_judge(cfg)
+    judge, run = load_judge(cfg)
     threshold_notes = {}
     if cfg.threshold == "validation":
-        if run_dir is None or judge.default_mode != "score":
+        if run is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
-        stored = calibrate_threshold(judge, dataset_dir_for(cfg, run_config), cfg.threshold_split, run_dir,
-                                     by_source=cfg.threshold_by_source)
-        judge.threshold, judge.source_thresholds = stored["threshold"], stored["by_source"]
+        stored = calibrate_threshold(judge, dataset_dir_for(cfg, run), cfg.threshold_split, run, by_source=cfg.threshold_by_source)
+        judge.thresholds = Thresholds(stored["threshold"], stored["by_source"])
         warnings = thin_cut_warnings(stored["rows_per_class"], stored["by_source"])
         for warning in warnings:
             log.warning(warning)
         threshold_notes = {"threshold_rows_per_class": stored["rows_per_class"], "threshold_warnings": warnings}
     elif cfg.threshold is not None:
-        judge.threshold, judge.source_thresholds = float(cfg.threshold), {}
+        judge.thresholds = Thresholds(float(cfg.threshold))
     mode = cfg.mode or judge.default_mode
-    records, rows_name, origin = records_to_judge(cfg, run_config)
+    records, rows_name, origin = records_to_judge(cfg, run)
     if cfg.limit:
         records = records[: cfg.limit]
     rows = verdict_rows(records, judge, mode)
     out_dir = Path(cfg.paths.output_dir)
-    kind = judge_kind(cfg)
-    extra = {"judge": kind, **_judge_extra(cfg, kind, run_dir), "mode": mode, "threshold": judge.threshold,
-             "source_thresholds": getattr(judge, "source_thresholds", {}), **threshold_notes, **origin}
+    extra = {"judge": cfg.judge.kind, **_judge_extra(cfg, run), "mode": mode, "threshold": judge.thresholds.overall,
+             "source_thresholds": judge.thresholds.by_source, **threshold_notes, **origin}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {rows_name} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")

@@ -8,42 +8,30 @@ it records the prompt style and threshold so `Judge.from_pretrained(OUT_DIR)` ju
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from hakim.eval.judge import (
-    ADAPTER_DIR,
-    JUDGE_FILE,
-    read_thresholds,
-    style_from_run_config,
-)
-from hakim.models.loading import (
-    ModelSpec,
-    load_adapter,
-    load_base_model,
-    load_tokenizer,
-)
-from hakim.prompting.prompt import LABEL_TOKENS
+from hakim.eval.judge import JUDGE_FILE
+from hakim.models.loading import load_adapter, load_base_model, load_tokenizer
+from hakim.prompting.answer import LABEL_TOKENS
+from hakim.runs.run_dir import RunDir
 
 
 def export_merged(run_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
     """The base is loaded unquantized in `dtype` (merging into 4-bit weights would lose the adapter)."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    spec = replace(ModelSpec(**config["model"]), quantization=None, compute_dtype=dtype)
-    merged = load_adapter(load_base_model(spec), run_dir / ADAPTER_DIR).merge_and_unload()
+    run, out_dir = RunDir.open(run_dir, trained=True), Path(out_dir)
+    spec = replace(run.model_spec, quantization=None, compute_dtype=dtype)
+    merged = load_adapter(load_base_model(spec), run.adapter_dir).merge_and_unload()
     merged.save_pretrained(out_dir)
-    load_tokenizer(str(run_dir / ADAPTER_DIR)).save_pretrained(out_dir)
-    threshold, source_thresholds = read_thresholds(run_dir)
+    load_tokenizer(str(run.adapter_dir)).save_pretrained(out_dir)
+    thresholds = run.thresholds()
     judge_info = {
-        "style": asdict(style_from_run_config(config)),
-        "threshold": threshold,
-        "source_thresholds": source_thresholds,
-        "max_length": config["data"]["max_length"],
+        "style": run.style.to_dict(),
+        "threshold": thresholds.overall,
+        "source_thresholds": thresholds.by_source,
+        "max_length": run.max_length,
         "label_tokens": LABEL_TOKENS,
-        "exported_from": str(run_dir.resolve()),
+        "exported_from": str(run.path.resolve()),
         "dtype": dtype,
     }
     (out_dir / JUDGE_FILE).write_text(json.dumps(judge_info, indent=2) + "\n")

@@ -11,69 +11,43 @@ Two ways to reach a verdict:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 
+from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.models.loading import (
     ModelSpec,
     backbone_and_head,
-    label_pair_logits,
     load_adapter,
     load_base_model,
     load_tokenizer,
 )
-from hakim.prompting.prompt import (
-    VERDICT_KEY,
-    ParsedVerdict,
-    PromptStyle,
-    encode_for_generation,
-    encode_for_scoring,
+from hakim.prompting.answer import precedes_verdict
+from hakim.prompting.prompt import encode_for_generation, encode_for_scoring
+from hakim.prompting.style import PromptStyle
+from hakim.runs.run_dir import RunDir
+from hakim.verdict import (
+    ParsedAnswer,
+    Thresholds,
+    Verdict,
     label_token_ids,
-    parse_verdict,
+    parse_answer,
+    probability_at,
 )
 
-ADAPTER_DIR = "adapter"
-THRESHOLD_FILE = "threshold.json"
+# beside an exported (merged) model: the prompt style, thresholds and max length it was trained with
 JUDGE_FILE = "hakim_judge.json"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    label: int | None
-    probability: float | None
-    reasoning: str | None = None
-    raw_output: str | None = None
-    parse_error: str | None = None
-    truncated: bool = False
-
-
-def style_from_run_config(config: dict) -> PromptStyle:
-    variant = config["variant"]
-    # runs made before claim_position / passage_sentences existed read as their defaults
-    return PromptStyle(variant["variant"], variant["instruction_language"], variant["reasoning_first"],
-                       variant.get("claim_position", "after"), variant.get("passage_sentences"))
-
-
-def read_thresholds(run_dir: Path) -> tuple[float, dict[str, float]]:
-    """The run's stored cut and per-source cuts (0.5 and none where threshold=validation never ran)."""
-    path = run_dir / THRESHOLD_FILE
-    stored = json.loads(path.read_text()) if path.exists() else {"threshold": 0.5}
-    return stored["threshold"], stored.get("by_source", {})
-
-
 class Judge:
-    def __init__(self, model, tokenizer, style: PromptStyle, threshold: float = 0.5, max_length: int = 1024,
-                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge",
-                 source_thresholds: dict[str, float] | None = None):
+    def __init__(self, model, tokenizer, style: PromptStyle, thresholds: Thresholds = Thresholds(), max_length: int = 1024,
+                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge"):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.style = style
-        self.threshold = threshold
-        # a cut per task where validation chose one (BoolQ is mostly "yes", FIB mostly "no"); else `threshold`
-        self.source_thresholds = dict(source_thresholds or {})
+        self.thresholds = thresholds
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -82,37 +56,24 @@ class Judge:
 
     @property
     def default_mode(self) -> str:
-        return "generate" if self.style.variant == "v3" and self.style.reasoning_first else "score"
+        return "generate" if self.style.must_generate else "score"
 
     @classmethod
-    def load(cls, run_dir: str | Path, quantization: str | None = "as_trained", trust_remote_code: bool = False,
+    def load(cls, run_dir: str | Path | RunDir, quantization: str | None = "as_trained", trust_remote_code: bool = False,
              **overrides) -> "Judge":
         """Base model (quantized as in training, unless `quantization` says otherwise) + the run's
-        adapter, with the run's prompt style and stored threshold. A run trained with
+        adapter, with the run's prompt style and stored thresholds. A run trained with
         model.trust_remote_code needs `trust_remote_code=True` here too: a run directory can be handed to you."""
-        run_dir = Path(run_dir)
-        config_path = run_dir / "config.yaml"
-        if not config_path.exists():
-            raise FileNotFoundError(f"{run_dir} is not a Hakim run directory (no config.yaml)")
-        config = yaml.safe_load(config_path.read_text())
-        spec = ModelSpec(**config["model"])
+        run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir, trained=True)
+        spec = run.model_spec
         if spec.trust_remote_code and not trust_remote_code:
-            raise ValueError(f"{config_path} sets model.trust_remote_code: true, which runs code shipped with the model; "
+            raise ValueError(f"{run.config_path} sets model.trust_remote_code: true, which runs code shipped with the model; "
                              "pass trust_remote_code=True only if you trust this run directory and its model")
         if quantization != "as_trained":
             spec = replace(spec, quantization=quantization)
-        base = load_base_model(spec)
-        model = load_adapter(base, run_dir / ADAPTER_DIR)
-        tokenizer = load_tokenizer(str(run_dir / ADAPTER_DIR))
-        threshold, source_thresholds = read_thresholds(run_dir)
-        options = {
-            "threshold": threshold,
-            "source_thresholds": source_thresholds,
-            "max_length": config["data"]["max_length"],
-            "name": run_dir.name,
-            **overrides,
-        }
-        return cls(model, tokenizer, style_from_run_config(config), **options)
+        model = load_adapter(load_base_model(spec), run.adapter_dir)
+        options = {"thresholds": run.thresholds(), "max_length": run.max_length, "name": run.name, **overrides}
+        return cls(model, load_tokenizer(str(run.adapter_dir)), run.style, **options)
 
     @classmethod
     def from_pretrained(cls, path: str, style: PromptStyle | None = None, quantization: str | None = None,
@@ -121,9 +82,9 @@ class Judge:
         info_path = Path(path) / JUDGE_FILE
         if info_path.exists():
             info = json.loads(info_path.read_text())
-            style = style or PromptStyle(**info["style"])
-            options = {"threshold": info["threshold"], "source_thresholds": info.get("source_thresholds"),
-                       "max_length": info["max_length"], **options}
+            style = style or PromptStyle.from_dict(info["style"])
+            thresholds = Thresholds(info["threshold"], info.get("source_thresholds") or {})
+            options = {"thresholds": thresholds, "max_length": info["max_length"], **options}
         if style is None:
             raise ValueError(f"{path} has no {JUDGE_FILE}: pass the PromptStyle the model should be prompted with")
         spec = ModelSpec(name=Path(path).name, source="local" if Path(path).exists() else "hub", path=path,
@@ -133,9 +94,11 @@ class Judge:
     @classmethod
     def open(cls, path: str | Path, **options) -> "Judge":
         """A training run directory or an exported model directory, whichever `path` is."""
-        if (Path(path) / "config.yaml").exists() and (Path(path) / ADAPTER_DIR).exists():
-            return cls.load(path, **options)
-        return cls.from_pretrained(str(path), **options)
+        try:
+            run = RunDir.open(path, trained=True)
+        except FileNotFoundError:
+            return cls.from_pretrained(str(path), **options)
+        return cls.load(run, **options)
 
     @property
     def device(self) -> torch.device:
@@ -152,21 +115,8 @@ class Judge:
             return self._generate(items)
         raise ValueError(f"mode must be 'score' or 'generate', got {mode!r}")
 
-    def _batches(self, encoded: list[list[int]]):
-        """Index batches of similar length (fewer pad tokens), in a fixed order."""
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        for start in range(0, len(order), self.batch_size):
-            yield order[start : start + self.batch_size]
-
     def _padded(self, sequences: list[list[int]], left: bool):
-        width = max(len(sequence) for sequence in sequences)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            span = slice(width - len(sequence), width) if left else slice(0, len(sequence))
-            input_ids[row, span] = torch.tensor(sequence)
-            attention[row, span] = 1
+        input_ids, attention = pad_with_mask(sequences, self.tokenizer.pad_token_id, left)
         return input_ids.to(self.device), attention.to(self.device)
 
     @torch.no_grad()
@@ -178,21 +128,17 @@ class Judge:
         """P(1) for the token after each sequence, from float32 label logits (one forward pass per batch)."""
         result = [0.0] * len(sequences)
         backbone, head = backbone_and_head(self.model)
-        for batch in self._batches(sequences):
+        for batch in length_sorted_batches([len(s) for s in sequences], self.batch_size):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=False)
             hidden = backbone(input_ids=input_ids, attention_mask=attention).last_hidden_state
-            last = attention.sum(dim=1) - 1
-            pair = label_pair_logits(hidden[torch.arange(len(batch), device=hidden.device), last], head, self.label_ids)
-            for index, probability in zip(batch, pair.softmax(dim=-1)[:, 1].tolist()):
-                result[index] = probability
+            probability, _ = probability_at(hidden, attention.sum(dim=1) - 1, head, self.label_ids)
+            for index, value in zip(batch, probability.tolist()):
+                result[index] = value
         return result
-
-    def threshold_for(self, source: str) -> float:
-        return self.source_thresholds.get(source, self.threshold)
 
     def _score(self, items) -> list[Verdict]:
         probabilities, truncated = self.probabilities(items)
-        return [Verdict(int(p >= self.threshold_for(source)), p, truncated=t)
+        return [Verdict(self.thresholds.label(p, source), p, truncated=t)
                 for (_, _, source), p, t in zip(items, probabilities, truncated)]
 
     @torch.no_grad()
@@ -200,8 +146,8 @@ class Judge:
         encoded = [encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
                    for p, c, s in items]
         sequences = [ids for ids, _ in encoded]
-        answers: list[tuple[list[int], str, ParsedVerdict] | None] = [None] * len(items)
-        for batch in self._batches(sequences):
+        answers: list[tuple[list[int], str, ParsedAnswer] | None] = [None] * len(items)
+        for batch in length_sorted_batches([len(s) for s in sequences], self.batch_size):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=True)
             output = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=self.max_new_tokens, do_sample=False,
@@ -210,7 +156,7 @@ class Judge:
             for row, index in enumerate(batch):
                 tokens = output[row, input_ids.size(1):].tolist()
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                answers[index] = (tokens, text, parse_verdict(text))
+                answers[index] = (tokens, text, parse_answer(text))
         # P(1) where the answer wrote its verdict, scored again in float32 over prompt + answer so far:
         # generate's own scores come from the model's dtype (bf16 rounds them to a dozen values).
         verdict_at = {index: self._verdict_position(tokens) for index, (tokens, _, parsed) in enumerate(answers)
@@ -226,6 +172,6 @@ class Judge:
         for position in range(len(tokens) - 1, -1, -1):
             if tokens[position] in self.label_ids.values():
                 before = self.tokenizer.decode(tokens[:position], skip_special_tokens=True)
-                if before.rstrip().endswith(f'"{VERDICT_KEY}":'):
+                if precedes_verdict(before):
                     return position
         return None

@@ -24,15 +24,10 @@ import openai
 
 from hakim.data.teacher.client import FATAL_STATUS, RETRYABLE_STATUS, retry_after_s
 from hakim.data.teacher.limits import backoff_delay
-from hakim.eval.judge import Verdict
-from hakim.prompting.prompt import (
-    LABEL_TOKENS,
-    REASONING_KEY,
-    VERDICT_KEY,
-    PromptStyle,
-    parse_verdict,
-    user_message,
-)
+from hakim.prompting.answer import LABEL_TOKENS, json_schema, precedes_verdict
+from hakim.prompting.prompt import user_message
+from hakim.prompting.style import PromptStyle
+from hakim.verdict import Thresholds, Verdict, parse_answer
 
 MODES = ("logprobs", "structured")
 TOP_LOGPROBS = 5
@@ -64,16 +59,8 @@ class OpenAISettings:
 
 
 def response_format(style: PromptStyle) -> dict:
-    """Strict JSON schema for the answer the prompt asks for, keys in the prompt's order."""
-    verdict = {"type": "integer", "enum": [int(token) for token in LABEL_TOKENS.values()]}
-    if style.variant == "v2":
-        properties = {VERDICT_KEY: verdict}
-    elif style.reasoning_first:
-        properties = {REASONING_KEY: {"type": "string"}, VERDICT_KEY: verdict}
-    else:
-        properties = {VERDICT_KEY: verdict, REASONING_KEY: {"type": "string"}}
-    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
-    return {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}}
+    """Structured output: the answer's strict JSON schema (hakim.prompting.answer)."""
+    return {"type": "json_schema", "json_schema": {"name": "verdict", "schema": json_schema(style), "strict": True}}
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -89,7 +76,7 @@ def verdict_probability(tokens) -> float | None:
     text = ""
     for entry in tokens:
         digit = entry.token.strip()
-        if digit in LABEL_TOKENS.values() and text.rstrip().endswith(f'"{VERDICT_KEY}":'):
+        if digit in LABEL_TOKENS.values() and precedes_verdict(text):
             shown = {(top.token, top.logprob) for top in entry.top_logprobs} | {(entry.token, entry.logprob)}
             by_label = {
                 label: [lp for token, lp in shown if token.strip() == LABEL_TOKENS[label]] for label in LABEL_TOKENS
@@ -107,10 +94,10 @@ def verdict_probability(tokens) -> float | None:
 class OpenAIJudge:
     """Same interface as `hakim.eval.judge.Judge`: `judge_batch(items, mode)` → one Verdict per item, in order."""
 
-    def __init__(self, settings: OpenAISettings, style: PromptStyle, threshold: float = 0.5, name: str | None = None):
+    def __init__(self, settings: OpenAISettings, style: PromptStyle, thresholds: Thresholds = Thresholds(), name: str | None = None):
         self.settings = settings
         self.style = style
-        self.threshold = threshold
+        self.thresholds = thresholds
         self.name = name or settings.model
 
     @property
@@ -168,16 +155,16 @@ class OpenAIJudge:
                 except (openai.APITimeoutError, openai.APIConnectionError) as error:
                     problem = type(error).__name__
                     continue
-            return self._verdict(completion.choices[0])
+            return self._verdict(completion.choices[0], source=item[2])
         # An outage is not the judge's answer: stop rather than score it as unparsed rows.
         raise RuntimeError(f"judge endpoint gave no answer after {settings.max_retries + 1} attempts; last: {problem}")
 
-    def _verdict(self, choice) -> Verdict:
+    def _verdict(self, choice, source: str) -> Verdict:
         text = choice.message.content or ""
-        parsed = parse_verdict(text)
+        parsed = parse_answer(text)
         if parsed.label is None:
             return Verdict(None, None, raw_output=text, parse_error=parsed.error)
         content = choice.logprobs.content if choice.logprobs else None
         probability = verdict_probability(content) if content else None
-        label = parsed.label if probability is None else int(probability >= self.threshold)
+        label = parsed.label if probability is None else self.thresholds.label(probability, source)
         return Verdict(label, probability, parsed.reasoning, text)

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
-from hakim.eval.evaluation import choose_source_thresholds, choose_threshold
 from hakim.eval.metrics import metrics_by_subset
 from hakim.models.loading import (
     ModelSpec,
@@ -36,7 +36,9 @@ from hakim.models.loading import (
     load_tokenizer,
     resolve_model_path,
 )
-from hakim.prompting.prompt import PromptStyle, encode_for_scoring
+from hakim.prompting.prompt import encode_for_scoring
+from hakim.prompting.style import PromptStyle
+from hakim.verdict import Thresholds, choose_thresholds
 
 INPUTS = ("full", "claim_only")
 SHARD_ROWS = 64
@@ -57,17 +59,10 @@ def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]],
     One row per forward pass by default: on CPU in bf16 that was the fastest (padding costs more
     than batching saves); pass a larger batch_size on a GPU."""
     encoded = [encode_for_scoring(tokenizer, p, c, s, style, max_length)[0] for p, c, s in items]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
     out: list[torch.Tensor | None] = [None] * len(encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, index in enumerate(batch):
-            input_ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
-            attention[row, : len(encoded[index])] = 1
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for batch in length_sorted_batches([len(ids) for ids in encoded], batch_size):
+        input_ids, attention = pad_with_mask([encoded[i] for i in batch], pad_id)
         output = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
                        output_hidden_states=True, logits_to_keep=1)
         last = attention.sum(dim=1) - 1
@@ -140,19 +135,17 @@ def fit_linear_probe(features: torch.Tensor, labels: list[int], l2: float, max_i
     return LinearProbe(mean.float(), scale.float(), weight.detach().float(), bias.detach().float())
 
 
-def _rows(records: list[JudgeRecord], probabilities: np.ndarray, threshold: float,
-          source_thresholds: dict[str, float] | None = None) -> list[dict]:
-    cuts = source_thresholds or {}
+def _rows(records: list[JudgeRecord], probabilities: np.ndarray, thresholds: Thresholds = Thresholds()) -> list[dict]:
     return [
         {"id": r.id, "source": r.source, "language": r.language, "label": r.label,
-         "prediction": int(p >= cuts.get(r.source, threshold)), "probability": float(p)}
+         "prediction": thresholds.label(float(p), r.source), "probability": float(p)}
         for r, p in zip(records, probabilities)
     ]
 
 
 def mean_subset_auroc(records: list[JudgeRecord], probabilities: np.ndarray) -> float:
     """Mean AUROC over source × language subsets: pooled AUROC rewards a per-source offset."""
-    by_subset = metrics_by_subset(_rows(records, probabilities, 0.5), n_resamples=0)
+    by_subset = metrics_by_subset(_rows(records, probabilities), n_resamples=0)
     values = [m["auroc"] for name, m in by_subset.items() if name != "overall" and m["auroc"] is not None]
     return float(np.mean(values)) if values else float("nan")
 
@@ -219,16 +212,15 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
     }
     best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
     val_labels, val_p = [r.label for r in splits["validation"]], best["val_probabilities"].tolist()
-    threshold = choose_threshold(val_labels, val_p)
-    source_thresholds = choose_source_thresholds([r.source for r in splits["validation"]], val_labels, val_p)
+    thresholds = choose_thresholds([r.source for r in splits["validation"]], val_labels, val_p)
     eval_p = best["probe"].probabilities(features["eval"][:, best["layer"]])
-    by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, threshold, source_thresholds))
+    by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, thresholds))
     result = {
         "model": model_spec.name, "quantization": model_spec.quantization, "dataset_dir": str(dataset_dir),
-        "input": input_kind, "style": vars(style), "max_length": max_length,
+        "input": input_kind, "style": style.to_dict(), "max_length": max_length,
         "rows": {name: len(records) for name, records in splits.items()},
-        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": threshold,
-                   "source_thresholds": source_thresholds},
+        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": thresholds.overall,
+                   "source_thresholds": thresholds.by_source},
         "learning_curve": probe_learning_curve((splits["train"], features["train"]), (splits["validation"], features["validation"]),
                                                best["layer"], best["l2"]),
         "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],

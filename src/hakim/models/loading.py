@@ -32,15 +32,22 @@ class ModelSpec:
     attn_implementation: str | None = None
     trust_remote_code: bool = False
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelSpec":
+        """From a conf/model file or a run's stored config; Hydra's `_target_` is ignored, never followed."""
+        return cls(**{key: value for key, value in values.items() if key != "_target_"})
+
 
 @dataclass
 class LoraSpec:
-    r: int = 64
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: list[str] | str = "all-linear"
-    fused_dropout: bool = True  # dropout inside lora_A, mask regenerated in backward (hakim.models.lora_dropout)
-    extra: dict = field(default_factory=dict)
+    """Which LoRA adapters to add; its values come from conf/lora/ (no defaults here to disagree with)."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str] | str
+    fused_dropout: bool  # dropout inside lora_A, mask regenerated in backward (hakim.models.lora_dropout)
+    extra: dict = field(default_factory=dict)  # any other peft.LoraConfig argument
 
 
 def resolve_compute_dtype(name: str) -> torch.dtype:
@@ -194,21 +201,6 @@ def load_adapter(base_model, adapter_dir: str | Path, trainable: bool = False):
     from peft import PeftModel
 
     return PeftModel.from_pretrained(base_model, str(adapter_dir), is_trainable=trainable)
-
-
-def label_pair_logits(states: torch.Tensor, head: torch.nn.Module, label_ids: dict[int, int]) -> torch.Tensor:
-    """(rows, 2) float32 logits of label 0 and label 1 from hidden states at the verdict position.
-
-    Computed in float32 from the head's two label rows: a bf16 head rounds logits of magnitude 16–64
-    to steps of 0.125–0.25, so P(1) = sigmoid(logit₁ − logit₀) took a dozen distinct values and AUROC,
-    thresholds and calibration were measured on ties. A head that is not a plain Linear (LoRA-wrapped,
-    quantized) is applied as it is and only its output upcast.
-    """
-    pair_ids = [label_ids[0], label_ids[1]]
-    if type(head) is torch.nn.Linear and head.weight.is_floating_point():
-        logits = states.float() @ head.weight[pair_ids].float().T
-        return logits + head.bias[pair_ids].float() if head.bias is not None else logits
-    return head(states).float()[:, pair_ids]
 
 
 def backbone_and_head(peft_or_causal_lm):

@@ -8,7 +8,7 @@ original order, and marks each gap with an ellipsis so the judge can see that te
 Scoring uses the passage alone and the claim, never a label: a word counts `log(n / df)`, where
 n is the passage's number of sentences and df how many of them contain it, so words that occur in
 every sentence (function words, in any language) count nothing and the rare shared ones decide.
-Ties go to the earlier sentence. Off by default (`variant.passage_sentences: null`): a 7B judge
+Ties go to the earlier sentence. Off by default (`style.passage_sentences: null`): a 7B judge
 reads whole passages.
 """
 

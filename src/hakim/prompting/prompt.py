@@ -1,28 +1,17 @@
-"""The judge's prompt, its training target and the label tokens, defined once.
+"""The judge's prompt and the token ids of prompt + answer, with the completion mask.
 
-Training, validation, evaluation and the judge API all build inputs through `encode_example` and
-`encode_prompt`, so the verdict token sits at the same place in every one of them.
-
-Targets are JSON written by `json.dumps`, never by string pasting (the original V3 data was
-invalid JSON because reasoning was pasted in unescaped):
-  V2: {"jawapan": 1}
-  V3: {"penaakulan": "...", "jawapan": 1}     (reasoning first, the default)
-      {"jawapan": 1, "penaakulan": "..."}     (verdict first)
+Training, validation, evaluation, the probe and the judge API all build inputs through
+`encode_example`, `encode_for_scoring` and `encode_for_generation`, so the verdict token sits at the
+same place in every one of them. The answer's shape is hakim.prompting.answer's.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 
+from hakim.prompting.answer import scoring_prefix, target_parts
 from hakim.prompting.passage_focus import focus_passage
-
-VERDICT_KEY = "jawapan"
-REASONING_KEY = "penaakulan"
-LABEL_TOKENS = {1: "1", 0: "0"}
-VARIANTS = ("v2", "v3")
-CLAIM_POSITIONS = ("after", "before", "both")
-_VERDICT_SLOT = "\u0000VERDICT\u0000"
+from hakim.prompting.style import PromptStyle
 
 INSTRUCTIONS = {
     "ms": {
@@ -57,34 +46,11 @@ INSTRUCTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class PromptStyle:
-    """What varies between recipes: the variant, the instruction language, the verdict position, and
-    where the claim stands relative to the passage (a decoder reads left to right: a claim placed
-    before the passage lets every passage token be read in its light)."""
-
-    variant: str = "v2"
-    instruction_language: str = "ms"
-    reasoning_first: bool = True
-    claim_position: str = "after"  # after | before | both (before and again after the passage)
-    passage_sentences: int | None = None  # keep only the N sentences closest to the claim (passage_focus)
-
-    def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.instruction_language not in INSTRUCTIONS:
-            raise ValueError(f"instruction_language must be one of {tuple(INSTRUCTIONS)}, got {self.instruction_language!r}")
-        if self.claim_position not in CLAIM_POSITIONS:
-            raise ValueError(f"claim_position must be one of {CLAIM_POSITIONS}, got {self.claim_position!r}")
-        if self.passage_sentences is not None and self.passage_sentences < 1:
-            raise ValueError(f"passage_sentences must be at least 1 or null, got {self.passage_sentences!r}")
-
-
 def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> str:
     text = INSTRUCTIONS[style.instruction_language]
     task = text.get(source, text["default"])
     claim_name = text["claim"].get(source, text["claim"]["default"])
-    if style.variant == "v2":
+    if not style.writes_reasoning:
         answer_format = text["format_v2"]
     else:
         answer_format = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
@@ -104,69 +70,6 @@ def render_prompt(tokenizer, passage: str, claim: str, source: str, style: Promp
             [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
         )
     return f"[INST] {message} [/INST]"
-
-
-def target_parts(label: int, reasoning: str | None, style: PromptStyle) -> tuple[str, str, str]:
-    """(text before the verdict, the verdict token text, text after it) of the serialized target."""
-    if label not in LABEL_TOKENS:
-        raise ValueError(f"label must be 0 or 1, got {label!r}")
-    if style.variant == "v2":
-        answer = {VERDICT_KEY: _VERDICT_SLOT}
-    else:
-        if not reasoning:
-            raise ValueError("a V3 target needs reasoning; rows without it belong to V2 only")
-        if style.reasoning_first:
-            answer = {REASONING_KEY: reasoning, VERDICT_KEY: _VERDICT_SLOT}
-        else:
-            answer = {VERDICT_KEY: _VERDICT_SLOT, REASONING_KEY: reasoning}
-    serialized = json.dumps(answer, ensure_ascii=False)
-    before, after = serialized.split(json.dumps(_VERDICT_SLOT))
-    return before, LABEL_TOKENS[label], after
-
-
-def target_text(label: int, reasoning: str | None, style: PromptStyle) -> str:
-    return "".join(target_parts(label, reasoning, style))
-
-
-@dataclass(frozen=True)
-class ParsedVerdict:
-    label: int | None
-    reasoning: str | None
-    error: str | None
-
-
-def parse_verdict(text: str) -> ParsedVerdict:
-    """Strictly read a judge's answer: one JSON object whose verdict is the number 0 or 1.
-
-    Anything else is `label=None` with the reason; callers count it as unparsed, never as a class.
-    """
-    stripped = text.strip()
-    try:
-        answer, end = json.JSONDecoder().raw_decode(stripped)
-    except json.JSONDecodeError as error:
-        return ParsedVerdict(None, None, f"not JSON: {error.msg}")
-    if stripped[end:].strip():
-        return ParsedVerdict(None, None, "text after the JSON object")
-    if not isinstance(answer, dict) or VERDICT_KEY not in answer:
-        return ParsedVerdict(None, None, f"no '{VERDICT_KEY}' key")
-    verdict = answer[VERDICT_KEY]
-    if isinstance(verdict, bool) or verdict not in (0, 1):
-        return ParsedVerdict(None, None, f"verdict {verdict!r} is not 0 or 1")
-    reasoning = answer.get(REASONING_KEY)
-    return ParsedVerdict(int(verdict), reasoning if isinstance(reasoning, str) else None, None)
-
-
-def label_token_ids(tokenizer) -> dict[int, int]:
-    """Token id of each label; refuses a tokenizer that cannot say '1' or '0' in one token."""
-    ids = {}
-    for label, token in LABEL_TOKENS.items():
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id:
-            raise ValueError(f"tokenizer has no single token for the label {token!r}; Hakim needs one per label")
-        ids[label] = token_id
-    if ids[0] == ids[1]:
-        raise ValueError("the two label tokens map to the same id")
-    return ids
 
 
 IGNORE_INDEX = -100
@@ -246,13 +149,6 @@ def encode_example(
         prompt_length=len(prompt),
         truncated=truncated,
     )
-
-
-def scoring_prefix(style: PromptStyle) -> str:
-    """The answer text that precedes the verdict when the verdict comes first (V2, V3 verdict-first)."""
-    if style.variant == "v3" and style.reasoning_first:
-        raise ValueError("a reasoning-first V3 judge must generate its reasoning before a verdict can be scored")
-    return target_parts(1, None, PromptStyle("v2", style.instruction_language))[0]
 
 
 def encode_for_scoring(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int):

@@ -17,13 +17,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hakim.batching import length_sorted_batches, pad, pad_with_mask
 from hakim.data.dataset_io import read_manifest, read_split, resolve_dataset_dir
-from hakim.prompting.prompt import (
-    IGNORE_INDEX,
-    PromptStyle,
-    encode_example,
-    label_token_ids,
-)
+from hakim.prompting.prompt import IGNORE_INDEX, encode_example
+from hakim.prompting.style import PromptStyle
+from hakim.verdict import label_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +183,8 @@ class ResumableLoader(DataLoader):
 
 def collate(items: list[dict], pad_id: int) -> dict:
     """Right-pad to the longest example of the batch; padding is masked out of attention and loss."""
-    width = max(len(item["input_ids"]) for item in items)
-    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, item in enumerate(items):
-        n = len(item["input_ids"])
-        input_ids[row, :n] = torch.tensor(item["input_ids"])
-        labels[row, :n] = torch.tensor(item["labels"])
-        attention_mask[row, :n] = 1
+    input_ids, attention_mask = pad_with_mask([item["input_ids"] for item in items], pad_id)
+    labels = pad([item["labels"] for item in items], IGNORE_INDEX)
     return {
         "input_ids": input_ids,
         "labels": labels,
@@ -208,36 +199,20 @@ def collate(items: list[dict], pad_id: int) -> dict:
 class JudgeDataModule(L.LightningDataModule):
     """Prepared dataset → tokenized, cached splits; V3 uses only rows that carry reasoning."""
 
-    def __init__(
-        self,
-        dataset_dir: str,
-        variant: str = "v2",
-        instruction_language: str = "ms",
-        reasoning_first: bool = True,
-        claim_position: str = "after",
-        passage_sentences: int | None = None,
-        max_length: int = 1024,
-        batch_size: int = 8,
-        eval_batch_size: int = 16,
-        num_workers: int = 0,
-        seed: int = 42,
-        cache_dir: str = ".cache/hakim/tokenized",
-        train_split: str = "train",
-        val_split: str = "validation",
-        test_split: str = "eval",
-        max_train_examples: int | None = None,
-    ):
+    def __init__(self, dataset_dir: str, style: PromptStyle, max_length: int, batch_size: int, eval_batch_size: int,
+                 num_workers: int, seed: int, cache_dir: str, train_split: str, val_split: str,
+                 max_train_examples: int | None):
+        """Every argument comes from conf/data/ (its one set of defaults) but `style`, composed from conf/style/."""
         super().__init__()
         self.dataset_dir = dataset_dir
-        self.style = PromptStyle(variant=variant, instruction_language=instruction_language, reasoning_first=reasoning_first,
-                                 claim_position=claim_position, passage_sentences=passage_sentences)
+        self.style = style
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.cache_dir = Path(cache_dir)
-        self.splits = {"train": train_split, "validation": val_split, "test": test_split}
+        self.splits = {"train": train_split, "validation": val_split}
         self.max_train_examples = max_train_examples
         self.tokenizer = None
         self.datasets: dict[str, EncodedDataset] = {}
@@ -266,7 +241,7 @@ class JudgeDataModule(L.LightningDataModule):
         label_ids = label_token_ids(self.tokenizer)
         items, truncated, too_long, without_reasoning = [], [], [], []
         for record in records:
-            if self.style.variant == "v3" and not record.reasoning:
+            if self.style.writes_reasoning and not record.reasoning:
                 without_reasoning.append(record.id)
                 continue
             encoded = encode_example(self.tokenizer, record, self.style, self.max_length, label_ids)
@@ -321,8 +296,8 @@ class JudgeDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is None:
             raise RuntimeError("call datamodule.connect(tokenizer) before setup")
-        wanted = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
-        for name in wanted.get(stage, ("train", "validation", "test")):
+        wanted = {"fit": ("train", "validation"), "validate": ("validation",)}
+        for name in wanted.get(stage, ("train", "validation")):
             if name not in self.datasets:
                 self.datasets[name] = self._load_split(name)
 
@@ -355,14 +330,10 @@ class JudgeDataModule(L.LightningDataModule):
 
     def _eval_loader(self, name: str) -> DataLoader:
         dataset = self.datasets[name]
-        order = sorted(range(len(dataset)), key=lambda i: dataset.lengths[i])
-        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        batches = length_sorted_batches(dataset.lengths, self.eval_batch_size)
         num_replicas, rank = self._replicas()
         batches = batches[rank::num_replicas]  # torchmetrics gathers the ranks' shares for the metrics
         return self._loader(dataset, batches)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")

@@ -1,9 +1,13 @@
-"""`train(cfg)`: compose the data, the judge module, callbacks and loggers, fit, save the adapter."""
+"""`train(cfg)`: build the judge module, its data, callbacks and loggers from the config, fit, save the adapter.
+
+Every object comes from a `_target_` config (conf/module, conf/data, conf/style, conf/model, conf/lora,
+conf/optim), so its defaults live in the YAML alone. The run directory is written through RunDir;
+whatever stops a run, the directory gets a run.json saying how it ended (`records_outcome`).
+"""
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import time
@@ -16,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.dataset_io import resolve_dataset_dir
-from hakim.models.loading import LoraSpec, ModelSpec
+from hakim.prompting.style import PromptStyle
 from hakim.provenance import (
     git_state,
     package_versions,
@@ -24,37 +28,33 @@ from hakim.provenance import (
     redact_overrides,
     write_provenance,
 )
+from hakim.runs.run_dir import RunDir
 from hakim.train.checkpoints import load_checkpoint, newest_checkpoint
+from hakim.train.config_tree import print_config_tree
 from hakim.train.datamodule import JudgeDataModule
 from hakim.train.judge_module import JudgeModule, TrainingDiverged
 from hakim.train.loggers import start_loggers, wandb_run_id
-from hakim.train.schedules import warmup_schedule
 
 log = logging.getLogger(__name__)
-ADAPTER_DIR = "adapter"
-RUN_SUMMARY = "run.json"
-LATEST_RUN_POINTER = "LATEST"
-RESUMES = "resumes.jsonl"
+# What a saved config may instantiate when a run is resumed or rerun: a run directory can be handed to you,
+# and `_target_` names code to run.
+TRUSTED_TARGETS = ("hakim.", "torch.optim.", "bitsandbytes.optim.", "lightning.")
+
+
+def build_style(cfg: DictConfig) -> PromptStyle:
+    return instantiate(cfg.style)
 
 
 def build_module(cfg: DictConfig) -> JudgeModule:
-    scheduler = functools.partial(warmup_schedule, **OmegaConf.to_container(cfg.optim.scheduler)) if cfg.optim.scheduler else None
-    return JudgeModule(
-        model=ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True)),
-        lora=LoraSpec(**OmegaConf.to_container(cfg.lora, resolve=True)),
-        optimizer=instantiate(cfg.optim.optimizer),
-        scheduler=scheduler,
-        verdict_loss_weight=cfg.optim.verdict_loss_weight,
-        loss_chunk_size=cfg.optim.loss_chunk_size,
-        lm_loss_weight=cfg.optim.lm_loss_weight,
-        class_balanced=cfg.optim.class_balanced,
-        seed=cfg.seed,
-    )
+    scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
+    # partial, then called: objects handed to instantiate() as keyword overrides would be turned into configs
+    return instantiate(cfg.module, _partial_=True)(
+        model=instantiate(cfg.model, _convert_="all"), lora=instantiate(cfg.lora, _convert_="all"),
+        optimizer=instantiate(cfg.optim.optimizer), scheduler=scheduler)
 
 
 def build_datamodule(cfg: DictConfig, tokenizer) -> JudgeDataModule:
-    options = {**OmegaConf.to_container(cfg.data, resolve=True), **OmegaConf.to_container(cfg.variant, resolve=True)}
-    datamodule = JudgeDataModule(seed=cfg.seed, **options)
+    datamodule = instantiate(cfg.data, _partial_=True)(style=build_style(cfg))
     datamodule.connect(tokenizer)
     return datamodule
 
@@ -89,9 +89,23 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return callback.best_model_path or callback.last_model_path or None
 
 
+def check_targets(config, where: str, path: str = "") -> None:
+    """Refuse a saved config whose `_target_` names code outside TRUSTED_TARGETS."""
+    if isinstance(config, dict):
+        target = config.get("_target_")
+        if target is not None and not str(target).startswith(TRUSTED_TARGETS):
+            raise ValueError(f"{where}: {path or 'the config'}._target_ is {target!r}; a saved run may only build objects "
+                             f"from {', '.join(TRUSTED_TARGETS)}")
+        for key, value in config.items():
+            check_targets(value, where, f"{path}.{key}" if path else str(key))
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            check_targets(value, where, f"{path}[{index}]")
+
+
 # What `resume=` may change: when the run stops and what it reports, never what it computes.
 RESUME_SAFE_OVERRIDES = ("trainer.max_time", "trainer.log_every_n_steps", "trainer.enable_progress_bar",
-                         "callbacks.last_checkpoint.every_n_train_steps", "data.num_workers")
+                         "callbacks.last_checkpoint.every_n_train_steps", "data.num_workers", "print_config")
 
 
 def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
@@ -107,57 +121,34 @@ def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
     return {key: OmegaConf.select(cfg, key) for key in keys}
 
 
-def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> DictConfig:
-    """The saved config of the run named by `resume=RUN_DIR`, pointed at that run's newest readable
-    checkpoint, with the safe overrides of this command line applied."""
-    run_dir = Path(cfg.resume)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"resume={run_dir}: not a Hakim run directory (no config.yaml)")
+def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfig, int]:
+    """The saved config of the run named by `resume=RUN_DIR`, where that directory is now, pointed at its
+    newest readable checkpoint, with the safe overrides of this command line applied; and that checkpoint's step."""
+    run = RunDir.open(cfg.resume)
     changes = _resume_overrides(cfg, list(overrides))
-    checkpoint, step = newest_checkpoint(run_dir / "checkpoints")
-    saved = OmegaConf.load(run_dir / "config.yaml")
+    checkpoint, step = newest_checkpoint(run.checkpoints_dir)
+    check_targets(run.config, str(run.config_path))
+    saved = OmegaConf.create(run.config)
     for key, value in changes.items():
         before = OmegaConf.select(saved, key)
         # Lightning's timer keeps its elapsed time in the checkpoint only when the run had a time limit
         timing = ("; the limit counts the time already trained" if before is not None else "; the limit counts from now")
         log.info("resume: %s=%s (was %s)%s", key, value, before, timing if key == "trainer.max_time" else "")
         OmegaConf.update(saved, key, value, force_add=True)
-    log.info("resume: continuing %s from %s (step %d)", run_dir, checkpoint.name, step)
+    log.info("resume: continuing %s from %s (step %d)", run.path, checkpoint.name, step)
     saved.resume = None
     saved.ckpt_path = str(checkpoint)
-    saved.paths.output_dir = str(run_dir)
-    return saved
-
-
-def _record_resume(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> None:
-    """Append this resume to resumes.jsonl; config.yaml and environment.json keep describing the original start."""
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "checkpoint": cfg.ckpt_path,
-              "step": int(load_checkpoint(cfg.ckpt_path)["global_step"]), "overrides": redact_overrides(overrides),
-              "git": {key: value for key, value in git_state().items() if key != "diff"}, "versions": package_versions()}
-    with (run_dir / RESUMES).open("a") as file:
-        file.write(json.dumps(record) + "\n")
-
-
-def _replace_prefix(value, old: str, new: str):
-    if isinstance(value, dict):
-        return {key: _replace_prefix(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace_prefix(item, old, new) for item in value]
-    if isinstance(value, str) and value.startswith(old):
-        return new + value[len(old):]
-    return value
+    return saved, step
 
 
 def rerun_config(cfg: DictConfig) -> DictConfig:
     """The saved config of `rerun=RUN_DIR`, trained again from scratch into this run's directory, on the
     exact dataset version that run used (data.json), even if the dataset was prepared again since."""
-    run_dir = Path(cfg.rerun)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"rerun={run_dir}: not a Hakim run directory (no config.yaml)")
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
-    saved = _replace_prefix(saved, saved["paths"]["output_dir"], str(cfg.paths.output_dir))
+    original = RunDir.open(cfg.rerun)
+    saved = original.config_at(Path(cfg.paths.output_dir))
+    check_targets(saved, str(original.config_path))
     saved["rerun"] = None
-    data = json.loads((run_dir / "data.json").read_text())
+    data = original.data_record()
     saved["data"]["dataset_dir"] = str(resolve_dataset_dir(data["dataset_dir"]).parent / data["version"])
     return OmegaConf.create(saved)
 
@@ -171,7 +162,7 @@ def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> 
     for logger in loggers:
         if hasattr(logger, "log_table"):
             artifact = wandb.Artifact(f"adapter-{logger.experiment.id}", type="model",
-                                      metadata={"base_model": cfg.model.name, "variant": cfg.variant.variant})
+                                      metadata={"base_model": cfg.model.name, "style": OmegaConf.to_container(cfg.style)})
             artifact.add_dir(str(adapter_dir))
             logger.experiment.log_artifact(artifact)
 
@@ -190,55 +181,87 @@ def _planned_steps(trainer: L.Trainer) -> int | None:
     return int(planned) if math.isfinite(planned) else None
 
 
-def _write_failure(run_dir: Path, error: BaseException, global_step: int, started: float) -> None:
-    failure = {"status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
-               "error": f"{type(error).__name__}: {error}", "global_step": global_step,
-               "wall_seconds": round(time.time() - started, 1)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_SUMMARY).write_text(json.dumps(failure, indent=2) + "\n")
+class TrainingSession:
+    """One launch or resume of a run: its config, its directory, and the trainer once there is one."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str], resumed_at_step: int | None = None):
+        self.cfg = cfg
+        self.run = RunDir(Path(cfg.paths.output_dir))
+        self.overrides = overrides
+        self.resumed_at_step = resumed_at_step
+        self.started = time.time()
+        self.trainer: L.Trainer | None = None
+
+    @property
+    def resuming(self) -> bool:
+        return self.resumed_at_step is not None
+
+    @property
+    def global_step(self) -> int:
+        return self.trainer.global_step if self.trainer else 0
+
+
+def records_outcome(fit):
+    """Whatever stops `fit(session)` (an error, a divergence, Ctrl-C), run.json says how the run ended."""
+
+    @functools.wraps(fit)
+    def wrapper(session: TrainingSession):
+        try:
+            return fit(session)
+        except BaseException as error:
+            if rank_zero_only.rank == 0:
+                session.run.write_summary({
+                    "status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
+                    "error": f"{type(error).__name__}: {error}", "global_step": session.global_step,
+                    "wall_seconds": round(time.time() - session.started, 1), "tags": list(session.cfg.get("tags") or [])})
+            raise
+
+    return wrapper
 
 
 def train(cfg: DictConfig) -> float | None:
     """Train one judge; returns the optimized metric of the adapter it keeps (for sweeps), or None if that
-    adapter was never validated. Whatever stops it, the run directory gets a run.json saying how it ended."""
-    started = time.time()
+    adapter was never validated."""
     overrides = _command_line_overrides()
-    resuming = bool(cfg.get("resume"))
-    if resuming:
-        cfg = resume_config(cfg, overrides)
+    step = None
+    if cfg.get("resume"):
+        cfg, step = resume_config(cfg, overrides)
     elif cfg.get("rerun"):
         cfg = rerun_config(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    state = {"trainer": None}
-    try:
-        return _train(cfg, run_dir, resuming, overrides, started, state)
-    except BaseException as error:
-        trainer = state["trainer"]
-        if rank_zero_only.rank == 0:
-            _write_failure(run_dir, error, trainer.global_step if trainer else 0, started)
-        raise
+    if cfg.get("print_config") and rank_zero_only.rank == 0:
+        print_config_tree(cfg)
+    return fit(TrainingSession(cfg, overrides, step))
 
 
-def _train(cfg: DictConfig, run_dir: Path, resuming: bool, overrides: list[str], started: float, state: dict) -> float | None:
+def _record_launch(session: TrainingSession) -> None:
+    cfg, run = session.cfg, session.run
+    if session.resuming:
+        run.record_resume({"checkpoint": cfg.ckpt_path, "step": session.resumed_at_step,
+                           "overrides": redact_overrides(session.overrides),
+                           "git": {key: value for key, value in git_state().items() if key != "diff"},
+                           "versions": package_versions()})
+    else:
+        write_provenance(run, OmegaConf.to_container(cfg, resolve=True), overrides=session.overrides, seed=cfg.seed)
+
+
+@records_outcome
+def fit(session: TrainingSession) -> float | None:
+    cfg, run = session.cfg, session.run
     resolve_dataset_dir(cfg.data.dataset_dir)  # seconds, where loading the base model may take minutes
-    if resuming and OmegaConf.select(cfg, "logger.wandb") and wandb_run_id(run_dir):
-        cfg.logger.wandb.id = wandb_run_id(run_dir)  # continue the same W&B run
+    if session.resuming and OmegaConf.select(cfg, "logger.wandb") and wandb_run_id(run.path):
+        cfg.logger.wandb.id = wandb_run_id(run.path)  # continue the same W&B run
     L.seed_everything(cfg.seed, workers=True)
-    if rank_zero_only.rank == 0 and resuming:
-        _record_resume(run_dir, cfg, overrides)
-    elif rank_zero_only.rank == 0:
-        write_provenance(run_dir, OmegaConf.to_container(cfg, resolve=True), overrides=overrides, seed=cfg.seed)
+    if rank_zero_only.rank == 0:
+        _record_launch(session)
 
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
-    if rank_zero_only.rank == 0 and not resuming:
-        (run_dir / "data.json").write_text(
-            json.dumps({"dataset_dir": str(cfg.data.dataset_dir), "version": datamodule.data_fingerprint}, indent=2) + "\n"
-        )
+    if rank_zero_only.rank == 0 and not session.resuming:
+        run.write_data_record(str(cfg.data.dataset_dir), datamodule.data_fingerprint)
     loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
-                                     default_root_dir=str(run_dir))
-    state["trainer"] = trainer
+                                     default_root_dir=str(run.path))
+    session.trainer = trainer
     fit_started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
@@ -258,15 +281,16 @@ def _train(cfg: DictConfig, run_dir: Path, resuming: bool, overrides: list[str],
         kept = load_checkpoint(best)
         module.load_trainable_weights(kept["state_dict"])
         kept_metrics = kept.get("hakim", {}).get("validation") or metrics
-    module.net.save_pretrained(run_dir / ADAPTER_DIR)
-    module.tokenizer.save_pretrained(run_dir / ADAPTER_DIR)
-    _log_adapter_artifact(cfg, loggers, run_dir / ADAPTER_DIR)
+    module.net.save_pretrained(run.adapter_dir)
+    module.tokenizer.save_pretrained(run.adapter_dir)
+    _log_adapter_artifact(cfg, loggers, run.adapter_dir)
     _finish_experiment_trackers(loggers)
 
     tokens_this_session = module.tokens_trained - module.tokens_at_resume
-    summary = {
+    run.write_summary({
         "status": "ok",
-        "run_dir": str(run_dir),
+        "run_dir": str(run.path),
+        "tags": list(cfg.get("tags") or []),
         "model_path": module.model_path,
         "best_checkpoint": best,
         "metrics": metrics,  # at the end of training
@@ -277,11 +301,8 @@ def _train(cfg: DictConfig, run_dir: Path, resuming: bool, overrides: list[str],
         "tokens_trained": module.tokens_trained,
         "tokens_per_second": round(tokens_this_session / fit_seconds, 1) if fit_seconds > 0 else None,
         "peak_memory_gb": _peak_memory_gb(),
-        "wall_seconds": round(time.time() - started, 1),
-    }
-    (run_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    pointer = Path(cfg.paths.runs_dir) / LATEST_RUN_POINTER
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(str(run_dir.resolve()) + "\n")
-    log.info("run directory: %s", run_dir)
+        "wall_seconds": round(time.time() - session.started, 1),
+    })
+    run.mark_latest(cfg.paths.runs_dir)
+    log.info("run directory: %s", run.path)
     return kept_metrics.get(metric_name) if metric_name else None

@@ -29,12 +29,12 @@ from hakim.models.loading import (
     add_lora,
     backbone_and_head,
     keep_4bit_layers_in_training_mode,
-    label_pair_logits,
     load_base_model,
     load_tokenizer,
     resolve_model_path,
 )
-from hakim.prompting.prompt import IGNORE_INDEX, label_token_ids
+from hakim.prompting.prompt import IGNORE_INDEX
+from hakim.verdict import label_token_ids, probability_at
 
 
 def completion_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, head: torch.nn.Module, chunk_size: int = 2048):
@@ -54,14 +54,6 @@ def completion_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, head: t
         logits = head(states[start : start + chunk_size]).float()
         total = total + F.cross_entropy(logits, wanted[start : start + chunk_size], reduction="sum")
     return total / wanted.numel(), wanted.numel()
-
-
-def verdict_probability(hidden: torch.Tensor, verdict_index: torch.Tensor, head: torch.nn.Module, label_ids: dict[int, int]):
-    """P(label 1) from the two label-token logits at the position that predicts the verdict token."""
-    rows = torch.arange(hidden.size(0), device=hidden.device)
-    states = hidden[rows, verdict_index - 1]
-    pair = label_pair_logits(states, head, label_ids)
-    return pair.softmax(dim=-1)[:, 1], pair
 
 
 class TrainingDiverged(FloatingPointError):
@@ -145,7 +137,8 @@ class JudgeModule(L.LightningModule):
         hidden = self._hidden(batch)
         _, head = backbone_and_head(self.net)
         loss, n_tokens = completion_cross_entropy(hidden, batch["labels"], head, self.loss_chunk_size)
-        probability, pair_logits = verdict_probability(hidden, batch["verdict_index"], head, self.label_ids)
+        # the position before the verdict token predicts it
+        probability, pair_logits = probability_at(hidden, batch["verdict_index"] - 1, head, self.label_ids)
         weights = self.class_weights.to(pair_logits.device) if self.class_weights is not None else None
         verdict_loss = F.cross_entropy(pair_logits, batch["target"], weight=weights)
         return loss, verdict_loss, probability, n_tokens
