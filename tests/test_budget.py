@@ -34,7 +34,7 @@ def rows_file(tmp_path):
 
 
 def local_overrides(path, *more: str) -> list[str]:
-    return ["dataset=local_files", f"dataset.sources.mine.path={path}", "dataset.sources.mine.language=en", *more]
+    return ["corpus=local_files", f"corpus.sources.mine.path={path}", "corpus.sources.mine.language=en", *more]
 
 
 def teacher_overrides(url: str) -> list[str]:
@@ -123,7 +123,7 @@ def test_a_source_whose_every_row_is_rejected_fails_with_its_rejects_written(tmp
     unlabelled.write_text("".join(json.dumps({**row, "label": -1}) + "\n" for row in ROWS[:3]))
     cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", [*local_overrides(rows_file), "on_bad_row=reject"])
     with open_dict(cfg):
-        cfg.dataset.sources.theirs = {**cfg.dataset.sources.mine, "path": str(unlabelled)}
+        cfg.corpus.sources.theirs = {**cfg.corpus.sources.mine, "path": str(unlabelled)}
 
     with pytest.raises(BudgetExceeded) as raised:
         prepare(cfg)
@@ -142,7 +142,7 @@ def test_an_empty_file_beside_a_good_one_stops_the_run_naming_it(tmp_path, rows_
     empty.write_text("")
     cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", local_overrides(rows_file))
     with open_dict(cfg):
-        cfg.dataset.sources.theirs = {**cfg.dataset.sources.mine, "path": str(empty)}
+        cfg.corpus.sources.theirs = {**cfg.corpus.sources.mine, "path": str(empty)}
     with pytest.raises(SourceError, match=rf"source 'theirs': {empty} is empty"):
         prepare(cfg)
     assert not (tmp_path / "data" / "local").exists()

@@ -10,9 +10,8 @@ from hydra.utils import instantiate
 from hakim.models.loading import LoraSpec, ModelSpec
 from hakim.prompting.style import PromptStyle
 from hakim.train.datamodule import JudgeDataModule
-from hakim.train.judge_module import JudgeModule
-
 from hakim.train.fit import train
+from hakim.train.judge_module import JudgeModule
 
 GROUPS = ["model", "data", "style", "lora", "optim", "module", "trainer", "logger", "callbacks", "debug"]
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -102,10 +101,10 @@ def test_trainer_logger_and_callback_configs_instantiate(workspace, tmp_path):
     assert instantiate(cfg.trainer, logger=False).max_epochs == 1
 
 
-@pytest.mark.parametrize("dataset", options("dataset"))
-def test_prepare_data_configs_compose(workspace, tmp_path, dataset):
-    cfg = compose_config("prepare_data", workspace, tmp_path, [f"dataset={dataset}"])
-    assert cfg.dataset.sources
+@pytest.mark.parametrize("corpus", options("corpus"))
+def test_prepare_data_configs_compose(workspace, tmp_path, corpus):
+    cfg = compose_config("prepare_data", workspace, tmp_path, [f"corpus={corpus}"])
+    assert cfg.corpus.sources
 
 
 def test_evaluate_config_composes(workspace, tmp_path):

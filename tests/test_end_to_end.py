@@ -7,7 +7,7 @@ from conftest import run_entry_point
 
 
 def test_prepare_train_evaluate_write_what_the_readme_promises(workspace, tiny_model_dir):
-    run_entry_point("prepare_data.py", workspace, "dataset=sample")
+    run_entry_point("prepare_data.py", workspace, "corpus=sample")
     manifest = json.loads((workspace / "data" / "sample" / (workspace / "data" / "sample" / "LATEST").read_text().strip() / "manifest.json").read_text())
     assert manifest["checks"]["documents_in_several_splits"] == 0 and manifest["splits"]["eval"]["rows"] > 0
 

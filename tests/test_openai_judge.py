@@ -15,9 +15,9 @@ from hakim.data.records import JudgeRecord, document_id
 from hakim.eval.evaluation import evaluate
 from hakim.eval.metrics import binary_metrics
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
-from hakim.verdict import Thresholds
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle
+from hakim.verdict import Thresholds
 
 KEY_ENV = "HAKIM_TEST_JUDGE_KEY"
 SECRET = "sk-hakim-test-secret-4242"

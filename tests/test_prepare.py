@@ -61,9 +61,9 @@ def write_jsonl(path, rows):
 
 
 def compose_with_sources(tmp_path, sources: dict, *overrides: str):
-    cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", ["dataset=local_files", *overrides])
+    cfg = compose_config("prepare_data", tmp_path, tmp_path / "run", ["corpus=local_files", *overrides])
     with open_dict(cfg):
-        cfg.dataset.sources = sources
+        cfg.corpus.sources = sources
     return cfg
 
 

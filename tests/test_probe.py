@@ -3,6 +3,7 @@
 import json
 
 import torch
+from conftest import ROOT
 
 from hakim.cli.probe import main
 from hakim.data.dataset_io import read_split
@@ -60,9 +61,11 @@ def test_claim_only_probe_from_the_command_line(tiny_model_dir, sample_dataset, 
     model_yaml = tmp_path / "tiny.yaml"
     model_yaml.write_text(f"name: tiny\nsource: local\npath: {tiny_model_dir}\nquantization: nf4\n")
     main(["--dataset-dir", str(sample_dataset), "--model", str(model_yaml), "--out", str(tmp_path / "out"),
-          "--input", "claim_only", "--compute-dtype", "float32", "--max-length", "192"])
+          "--input", "claim_only", "--compute-dtype", "float32", "--max-length", "192",
+          "--style", str(ROOT / "conf" / "style" / "v2.yaml"), "--claim-position", "before"])
     result = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert result["input"] == "claim_only" and result["quantization"] is None
+    assert result["style"] == {**PromptStyle().to_dict(), "claim_position": "before"}
     assert "linear probe on frozen tiny (claim_only input)" in capsys.readouterr().out
 
 

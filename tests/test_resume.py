@@ -184,7 +184,7 @@ def test_a_missing_dataset_fails_in_one_line_before_the_model_loads_and_leaves_r
 
 @pytest.mark.parametrize("script, override, message", [
     ("evaluate.py", "judge.run_dir=/nonexistent/run", "/nonexistent/run"),
-    ("prepare_data.py", "dataset=local_files", "source 'mine'"),
+    ("prepare_data.py", "corpus=local_files", "source 'mine'"),
 ])
 def test_evaluate_and_prepare_fail_in_one_line(workspace, script, override, message):
     failed = subprocess.run([sys.executable, str(ROOT / script), override], cwd=workspace,

@@ -166,4 +166,4 @@ def test_a_hub_source_offline_and_not_cached_says_how_to_use_a_local_file(monkey
         read_source(spec)
     message = str(caught.value)
     assert message.startswith("source 'mine': hub:hakim-tests/never-cached[train] is not in the local Hugging Face cache")
-    assert "dataset.sources.mine.hub_id=null dataset.sources.mine.path=FILE" in message and "\n" not in message
+    assert "corpus.sources.mine.hub_id=null corpus.sources.mine.path=FILE" in message and "\n" not in message

@@ -13,7 +13,7 @@ from conftest import ROOT, compose_config
 
 from hakim.eval.evaluation import evaluate
 from hakim.train.fit import train
-from hakim.train.loggers import wandb_mode
+from hakim.wandb_mode import wandb_mode
 
 SHORT = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=6", "trainer.limit_val_batches=2",
          "lora.dropout=0.1", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false"]

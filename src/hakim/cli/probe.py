@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -10,7 +11,16 @@ import yaml
 
 from hakim.eval.probe import INPUTS, print_result, run_probe
 from hakim.models.loading import ModelSpec
-from hakim.prompting.style import PromptStyle
+from hakim.prompting.style import CLAIM_POSITIONS, INSTRUCTION_LANGUAGES, PromptStyle
+from hakim.runs.run_dir import RunDir
+
+
+def base_style(path: Path | None) -> PromptStyle:
+    if path is None:
+        return PromptStyle()
+    if path.is_dir():
+        return RunDir.open(path).style
+    return PromptStyle.from_dict(yaml.safe_load(path.read_text()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,10 +34,13 @@ def main(argv: list[str] | None = None) -> None:
                              "and ~100x slower on CPUs without it")
     parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
     parser.add_argument("--input", default="full", choices=INPUTS)
-    parser.add_argument("--instruction-language", default="ms", choices=("ms", "en"))
-    parser.add_argument("--claim-position", default="after", choices=("after", "before", "both"))
-    parser.add_argument("--passage-sentences", type=int, default=None,
-                        help="keep only the N passage sentences closest to the claim (default: whole passages)")
+    parser.add_argument("--style", type=Path, default=None,
+                        help="the prompt style to probe with: a run directory (the style it was trained with) or a style "
+                             "YAML such as conf/style/v2.yaml (default: the v2 style); the three options below change it")
+    parser.add_argument("--instruction-language", choices=INSTRUCTION_LANGUAGES)
+    parser.add_argument("--claim-position", choices=CLAIM_POSITIONS)
+    parser.add_argument("--passage-sentences", type=int,
+                        help="keep only the N passage sentences closest to the claim (default: the style's; v2: whole passages)")
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)")
     parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
@@ -36,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     config["cache_dir"] = args.cache_dir
     config["quantization"] = None if args.quantization == "none" else args.quantization
     config["compute_dtype"] = args.compute_dtype
-    style = PromptStyle("v2", args.instruction_language, claim_position=args.claim_position,
-                        passage_sentences=args.passage_sentences)
+    style = replace(base_style(args.style), **{key: value for key, value in (
+        ("instruction_language", args.instruction_language), ("claim_position", args.claim_position),
+        ("passage_sentences", args.passage_sentences)) if value is not None})
     torch.manual_seed(0)
     result = run_probe(ModelSpec.from_dict(config), args.dataset_dir, args.out, style, args.max_length, args.input,
                        args.max_train_rows, batch_size=args.batch_size)

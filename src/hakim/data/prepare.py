@@ -140,7 +140,7 @@ def prepare(cfg: DictConfig) -> Path:
     """Returns the version directory written (or the dataset root after a teacher dry run, which writes no data)."""
     started = _now()
     output_root = Path(cfg.output_dir)
-    sources = OmegaConf.to_container(cfg.dataset.sources, resolve=True)
+    sources = OmegaConf.to_container(cfg.corpus.sources, resolve=True)
     records, source_report, rejects = read_all_sources(sources, cfg.on_bad_row)
     budget = read_budget(source_report, cfg.max_reject_fraction)
     teacher_report, teacher_rejects = None, []
@@ -166,7 +166,7 @@ def prepare(cfg: DictConfig) -> Path:
     if checks["documents_in_several_splits"]:
         raise AssertionError(f"split leaked documents: {checks}")
     manifest_extra = {
-        "name": cfg.dataset.name,
+        "name": cfg.corpus.name,
         "sources": source_report,
         "split_fractions": fractions,
         "seed": cfg.seed,

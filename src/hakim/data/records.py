@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field, fields
 
-SOURCES_KNOWN = ("boolq", "fib")
 LANGUAGES = ("ms", "en")
 LANGUAGE_ALIASES = {"ms": "ms", "malay": "ms", "melayu": "ms", "bm": "ms", "en": "en", "english": "en"}
 SPLITS = ("train", "validation", "test")

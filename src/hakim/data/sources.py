@@ -103,8 +103,8 @@ def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
         raise SourceError(
             f"source '{spec.label}': {spec.origin} is not in the local Hugging Face cache and the hub cannot be reached; "
             f"run once with network to cache it, or save its rows to a file and use it with "
-            f"dataset.sources.{spec.label}.hub_id=null dataset.sources.{spec.label}.path=FILE "
-            "(any JSONL/JSON/CSV/Parquet; conf/dataset/local_files.yaml shows the column mapping)") from None
+            f"corpus.sources.{spec.label}.hub_id=null corpus.sources.{spec.label}.path=FILE "
+            "(any JSONL/JSON/CSV/Parquet; conf/corpus/local_files.yaml shows the column mapping)") from None
     for index, row in enumerate(dataset):
         yield f"{spec.origin}:row {index}", row
 

@@ -6,7 +6,7 @@ have seen the test answer. Translations keep names, numbers and many loanwords, 
 passage is matched to the original passage with which it shares the most rare words (weighted by
 inverse document frequency). A match is kept only when it is clear: its score is at least
 `min_score` and `min_ratio` times the runner-up's. Kept rows get a column naming the original
-passage (point the source's `document_column` at it, conf/dataset/real_rows_bilingual.yaml);
+passage (point the source's `document_column` at it, conf/corpus/real_rows_bilingual.yaml);
 rows without a clear match are written to a separate file with the reason, never silently dropped.
 
 python -m hakim.cli.twins --original PATH/boolq-malay-validation.jsonl \

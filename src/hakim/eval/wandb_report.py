@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hakim.train.loggers import wandb_mode
+from hakim.wandb_mode import wandb_mode
 
 TABLE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "mcc", "auroc", "brier", "ece", "unparsed_rate")
 

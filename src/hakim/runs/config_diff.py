@@ -2,7 +2,7 @@
 
 Groups: config (config.yaml, as dotted keys), data (data.json: dataset directory and version), environment
 (environment.json: package versions, git commit and dirty flag, overrides, seed, ...; and git.diff).
-Each run's own directory is written `<run_dir>` before comparing, so checkpoint and log paths match.
+Each run's own paths read `<run_dir>/…` (as RunDir stores them), so checkpoint and log paths match.
 Exits 0 when every group is identical and 1 otherwise, like `diff`.
 """
 
@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
+from hakim.runs.run_dir import PLACEHOLDER, RunDir
 
-RUN_DIR = "<run_dir>"
 ABSENT = "<absent>"
 
 
@@ -27,33 +26,19 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): value}
 
 
-def _without_run_dir(value, run_dir: str | None):
-    if not run_dir:
-        return value
-    if isinstance(value, str):
-        return value.replace(run_dir, RUN_DIR)
-    if isinstance(value, list):
-        return [_without_run_dir(item, run_dir) for item in value]
-    return value
-
-
 def load_run(run_dir: Path) -> dict[str, dict[str, object] | None]:
     """Each group as dotted keys, or None when the run lacks the file."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    run = RunDir(Path(run_dir))
+    if not run.path.is_dir():
         raise SystemExit(f"{run_dir}: not a run directory")
-    config_path, data_path, environment_path = (run_dir / name for name in ("config.yaml", "data.json", "environment.json"))
-    config = yaml.safe_load(config_path.read_text()) if config_path.exists() else None
-    own_dir = ((config or {}).get("paths") or {}).get("output_dir") or str(run_dir)
     groups = {
-        "config": config,
-        "data": json.loads(data_path.read_text()) if data_path.exists() else None,
-        "environment": json.loads(environment_path.read_text()) if environment_path.exists() else None,
+        "config": run.config_at(PLACEHOLDER) if run.config_path.exists() else None,
+        "data": run.data_record() if run.data_path.exists() else None,
+        "environment": run.environment(),
     }
-    flat = {name: None if value is None else {key: _without_run_dir(item, own_dir) for key, item in flatten(value).items()}
-            for name, value in groups.items()}
-    if flat["environment"] is not None and (run_dir / "git.diff").exists():
-        flat["environment"]["git.diff"] = (run_dir / "git.diff").read_text()
+    flat = {name: None if value is None else flatten(value) for name, value in groups.items()}
+    if flat["environment"] is not None and run.git_diff_path.exists():
+        flat["environment"]["git.diff"] = run.git_diff_path.read_text()
     return flat
 
 

@@ -6,23 +6,18 @@ Examples seen = optimizer step × micro-batch × gradient accumulation, read fro
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import yaml
+from hakim.runs.run_dir import METRICS, RunDir
 
 
 def validation_points(run_dir: Path, metric: str) -> list[tuple[int, float]]:
     """(examples seen, metric) at every validation of the run, in order."""
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    per_step = config["data"]["batch_size"] * (config["trainer"].get("accumulate_grad_batches") or 1)
-    points = []
-    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get(metric):
-                points.append(((int(row["step"]) + 1) * per_step, float(row[metric])))
+    run = RunDir.open(run_dir)
+    per_step = run.config["data"]["batch_size"] * (run.config["trainer"].get("accumulate_grad_batches") or 1)
+    points = [((int(row["step"]) + 1) * per_step, float(row[metric])) for row in run.metrics_rows() if row.get(metric)]
     if not points:
-        raise ValueError(f"{run_dir}: no '{metric}' in csv/metrics.csv (did validation run?)")
+        raise ValueError(f"{run_dir}: no '{metric}' in {METRICS} (did validation run?)")
     return points
 
 

@@ -121,11 +121,14 @@ class RunDir:
         """The stored config, its `<run_dir>` paths pointing at where the run is now."""
         return self.config_at(self.path)
 
-    def config_at(self, path: Path) -> dict:
+    def config_at(self, path: Path | str) -> dict:
         """The stored config with this run's own paths pointing into `path` (a rerun writes to a new run)."""
         stored = yaml.safe_load(self.config_path.read_text())
         if not isinstance(stored, dict):
             raise NotARunError(f"{self.config_path}: not a config (a YAML mapping)")
+        written_at = (stored.get("paths") or {}).get("output_dir")
+        if written_at and written_at != PLACEHOLDER:  # a run written before paths were stored relative to it
+            stored = _replace_in_strings(stored, written_at, PLACEHOLDER)
         return _replace_in_strings(stored, PLACEHOLDER, str(path))
 
     def _section(self, key: str) -> dict:

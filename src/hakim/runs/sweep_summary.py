@@ -11,7 +11,6 @@ when any job did not end `ok`.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hakim.eval.report import wide_console
+from hakim.runs.run_dir import RunDir
 
 # metric -> whether higher is better
 METRICS = {"val/balanced_acc": True, "val/auroc": True, "val/f1": True, "val/loss": False}
@@ -61,11 +61,8 @@ def last_exception(log_text: str) -> str | None:
     return None
 
 
-def read_metrics_csv(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(handle)]
+def read_metrics(run: RunDir) -> list[dict[str, float]]:
+    return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in run.metrics_rows()]
 
 
 def best_metrics(rows: list[dict[str, float]], final: dict[str, float], names: dict[str, bool]) -> dict[str, float]:
@@ -92,10 +89,10 @@ def tokens_per_second(summary: dict, rows: list[dict[str, float]]) -> float | No
 
 def read_job(directory: Path, names: dict[str, bool]) -> Job:
     overrides = parse_overrides(yaml.safe_load((directory / ".hydra" / "overrides.yaml").read_text()) or [])
-    rows = read_metrics_csv(directory / "csv" / "metrics.csv")
-    summary_path = directory / "run.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
+    run = RunDir(directory)
+    rows = read_metrics(run)
+    summary = run.summary()
+    if summary is not None:
         return Job(directory.name, directory, overrides, summary.get("status", "ok"), error=summary.get("error"),
                    metrics=best_metrics(rows, summary.get("metrics", {}), names),
                    tokens_per_second=tokens_per_second(summary, rows), wall_seconds=summary.get("wall_seconds"))

@@ -1,0 +1,46 @@
+"""The layout holds what it promises: evaluation and everything that reads a run stand apart from training."""
+
+import ast
+import subprocess
+import sys
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "src" / "hakim"
+# stages that must not need Lightning or the training code: a judge is evaluated, exported, probed and
+# compared on a machine that never trains
+APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models"]
+
+
+def imported_modules(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # function-level imports too
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+def test_evaluation_and_run_readers_import_neither_lightning_nor_the_training_code():
+    offenders = []
+    for part in APART_FROM_TRAINING:
+        files = [PACKAGE / part] if part.endswith(".py") else sorted((PACKAGE / part).rglob("*.py"))
+        for path in files:
+            for module in imported_modules(path):
+                if module.split(".")[0] in ("lightning", "pytorch_lightning") or module.startswith("hakim.train"):
+                    offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert not offenders, offenders
+
+
+def test_evaluate_runs_without_importing_lightning(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"passage": "Langit biru.", "claim": "Langit biru", "label": 1, "language": "ms"}\n'
+                    '{"passage": "Langit biru.", "claim": "Langit hijau", "label": 0, "language": "ms"}\n')
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['evaluate.py', 'judge=always_one', 'rows={rows}', 'hydra.run.dir={tmp_path / 'out'}']\n"
+              f"runpy.run_path({str(ROOT / 'evaluate.py')!r}, run_name='__main__')\n"
+              "print('LIGHTNING' if any(m == 'lightning' or m.startswith('lightning.') for m in sys.modules) else 'NO-LIGHTNING')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("NO-LIGHTNING")
+    assert (tmp_path / "out" / "metrics.json").exists()
