@@ -15,6 +15,7 @@ from hakim.data.records import JudgeRecord, document_id
 from hakim.eval.evaluation import evaluate
 from hakim.eval.metrics import binary_metrics
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
+from hakim.openai_api import EndpointError
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import Thresholds
@@ -100,6 +101,17 @@ def test_429_with_retry_after_is_retried_after_that_wait():
     assert verdict.label == 1
     assert len(server.bodies) == 2
     assert 0.3 <= server.request_times[1] - server.request_times[0] < 2.0
+
+
+def test_a_refused_request_is_unparsed_but_an_outage_stops_the_judge():
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=["400"]) as server:
+        refused = make_judge(server).judge(PASSAGE, "tuntutan-terlalu-panjang", "fib")
+        server.faults.extend(["500"] * 3)
+        with pytest.raises(EndpointError, match="is failing: no usable answer after 3 attempts; last: HTTP 500"):
+            make_judge(server, max_retries=2).judge(PASSAGE, "tuntutan", "fib")
+
+    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400")
+    assert len(server.bodies) == 1 + 3  # the refused request was not asked again; the failing one was, twice
 
 
 def test_requests_in_flight_stay_within_the_bound():

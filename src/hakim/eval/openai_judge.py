@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from dataclasses import dataclass
 
 import openai
 
-from hakim.data.teacher.client import FATAL_STATUS, RETRYABLE_STATUS, retry_after_s
-from hakim.data.teacher.limits import backoff_delay
+from hakim.openai_api import (
+    Endpoint,
+    EndpointError,
+    OutOfRetries,
+    Refused,
+    connect,
+    with_retries,
+)
 from hakim.prompting.answer import LABEL_TOKENS, json_schema, precedes_verdict
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle
@@ -49,13 +54,9 @@ class OpenAISettings:
     max_output_tokens: int = 384  # V2 needs a few; reasoning-first V3 needs room for the reasoning
     system_prompt: str | None = None  # None: the user message alone, as Hakim's judges were trained
 
-    def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env, "")
-        if key:
-            return key
-        if self.base_url is not None:
-            return "unused"  # local servers ignore it, but the client insists on one
-        raise ValueError(f"no API key: set the environment variable {self.api_key_env} (openai.api_key_env names it)")
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.of(self, config="openai")
 
 
 def response_format(style: PromptStyle) -> dict:
@@ -114,10 +115,9 @@ class OpenAIJudge:
         return asyncio.run(self._judge_all(items, mode == "logprobs"))
 
     async def _judge_all(self, items, logprobs: bool) -> list[Verdict]:
-        # The SDK's retries are off: ours honour Retry-After and stop at once on a wrong key or model.
-        async with openai.AsyncOpenAI(api_key=self.settings.api_key(), base_url=self.settings.base_url,
-                                      max_retries=0, timeout=self.settings.timeout_s) as api:
-            slots = asyncio.Semaphore(self.settings.max_in_flight)
+        endpoint = self.settings.endpoint
+        async with connect(endpoint) as api:
+            slots = asyncio.Semaphore(endpoint.max_in_flight)
             return list(await asyncio.gather(*(self._judge_one(api, slots, item, logprobs) for item in items)))
 
     def _body(self, passage: str, claim: str, source: str, logprobs: bool) -> dict:
@@ -132,32 +132,20 @@ class OpenAIJudge:
 
     async def _judge_one(self, api: openai.AsyncOpenAI, slots: asyncio.Semaphore, item, logprobs: bool) -> Verdict:
         body = self._body(*item, logprobs)
-        settings = self.settings
-        problem, wait = "", None
-        for attempt in range(settings.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(backoff_delay(attempt - 1, settings.backoff_base_s, settings.backoff_max_s) if wait is None else wait)
-            wait = None
+
+        async def attempt(number: int):
             async with slots:
-                try:
-                    completion = await api.chat.completions.create(**body)
-                except openai.APIStatusError as error:
-                    if error.status_code in FATAL_STATUS:
-                        raise RuntimeError(
-                            f"judge endpoint answered HTTP {error.status_code}: check openai.model ({settings.model}), "
-                            f"openai.base_url and the key in ${settings.api_key_env}"
-                        ) from None
-                    if error.status_code not in RETRYABLE_STATUS:
-                        # This item's request is refused (e.g. too long); the row is reported unparsed with why.
-                        return Verdict(None, None, parse_error=f"request refused: HTTP {error.status_code}")
-                    problem, wait = f"HTTP {error.status_code}", retry_after_s(error)
-                    continue
-                except (openai.APITimeoutError, openai.APIConnectionError) as error:
-                    problem = type(error).__name__
-                    continue
-            return self._verdict(completion.choices[0], source=item[2])
-        # An outage is not the judge's answer: stop rather than score it as unparsed rows.
-        raise RuntimeError(f"judge endpoint gave no answer after {settings.max_retries + 1} attempts; last: {problem}")
+                return await api.chat.completions.create(**body)
+
+        try:
+            completion = await with_retries(self.settings.endpoint, attempt)
+        except Refused as refused:
+            # This item's request is refused (e.g. too long); the row is reported unparsed with why.
+            return Verdict(None, None, parse_error=f"request refused: HTTP {refused.status}")
+        except OutOfRetries as error:
+            # An outage is not the judge's answer: stop rather than score it as unparsed rows.
+            raise EndpointError(f"judge endpoint is failing: {error}") from None
+        return self._verdict(completion.choices[0], source=item[2])
 
     def _verdict(self, choice, source: str) -> Verdict:
         text = choice.message.content or ""

@@ -8,14 +8,11 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from hakim.data.teacher.cache import TeacherCache
-from hakim.data.teacher.limits import RateLimiter, backoff_delay
+from hakim.data.teacher.limits import RateLimiter
 from hakim.data.teacher.requests import TeacherRequest, response_format
 from hakim.data.teacher.result import TeacherStats
-from hakim.data.teacher.settings import TeacherError, TeacherSettings
-
-RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
-# These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
-FATAL_STATUS = (401, 403, 404)
+from hakim.data.teacher.settings import TeacherSettings
+from hakim.openai_api import InvalidAnswer, NoAnswer, with_retries
 
 
 class Rejected(Exception):
@@ -31,13 +28,6 @@ def cost_usd(settings: TeacherSettings, input_tokens: int, output_tokens: int, b
     return cost / 2 if batch else cost
 
 
-def build_api(settings: TeacherSettings) -> openai.AsyncOpenAI:
-    """Retries are ours (they also cover invalid answers and honour Retry-After), so the SDK's are off."""
-    return openai.AsyncOpenAI(
-        api_key=settings.api_key(), base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s
-    )
-
-
 def request_body(request: TeacherRequest, settings: TeacherSettings) -> dict:
     """The chat-completions body, the same online and in a batch file."""
     return {
@@ -47,13 +37,6 @@ def request_body(request: TeacherRequest, settings: TeacherSettings) -> dict:
         "temperature": settings.temperature,
         "max_completion_tokens": settings.max_output_tokens,
     }
-
-
-def retry_after_s(error: openai.APIStatusError) -> float | None:
-    try:
-        return float(error.response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
 
 
 def parse_answer(request: TeacherRequest, content: str | None) -> BaseModel:
@@ -77,8 +60,9 @@ class TeacherClient:
         self.cache = cache
         self.stats = stats
         self.api = api
+        self.endpoint = settings.endpoint
         self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
-        self.slots = asyncio.Semaphore(settings.max_in_flight)
+        self.slots = asyncio.Semaphore(self.endpoint.max_in_flight)
         self._answers: dict[str, asyncio.Task] = {}
         self.used_keys: set[str] = set()  # answers this run's rows rely on, cached or new: what the dataset cost
         self.in_flight = 0  # requests sent and not yet answered, for the progress bar
@@ -126,13 +110,10 @@ class TeacherClient:
     async def _fetch(self, request: TeacherRequest) -> BaseModel:
         settings = self.settings
         estimate = request.estimated_input_tokens() + settings.max_output_tokens // 4
-        problem, wait = "", None
-        for attempt in range(settings.max_retries + 1):
-            if attempt:
+
+        async def attempt(number: int) -> BaseModel:
+            if number:
                 self.stats.retries += 1
-                backoff = backoff_delay(attempt - 1, settings.backoff_base_s, settings.backoff_max_s)
-                await asyncio.sleep(backoff if wait is None else wait)
-            wait = None
             await self.limiter.acquire(estimate)
             async with self.slots:
                 upcoming = cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4)
@@ -141,42 +122,24 @@ class TeacherClient:
                 self.in_flight += 1
                 try:
                     completion = await self.api.chat.completions.create(**request_body(request, settings))
-                except openai.APIStatusError as error:
-                    if error.status_code in FATAL_STATUS:
-                        raise TeacherError(
-                            f"teacher endpoint answered HTTP {error.status_code}: check teacher.model "
-                            f"({settings.model}), teacher.base_url and the key in ${settings.api_key_env}"
-                        ) from None
-                    if error.status_code not in RETRYABLE_STATUS:
-                        raise Rejected(f"HTTP {error.status_code}, not retryable") from None
-                    problem = self._failed(f"HTTP {error.status_code}")
-                    wait = retry_after_s(error)
-                    if wait is not None:
-                        self.limiter.pause(wait)
-                    continue
-                except openai.APITimeoutError:
-                    problem = self._failed("timeout", f"timeout after {settings.timeout_s}s")
-                    continue
-                except openai.APIConnectionError:
-                    problem = self._failed("connection error")
-                    continue
                 finally:
                     self.in_flight -= 1
                     self.release(upcoming)
-            answer = self._accept(request, completion, estimate)
-            if isinstance(answer, str):
-                problem = self._failed("invalid answer", answer)
-                continue
-            return answer
-        raise Rejected(f"no usable answer after {settings.max_retries + 1} attempts; last: {problem}")
+            return self._accept(request, completion, estimate)
 
-    def _failed(self, cause: str, problem: str | None = None) -> str:
-        """Count a failed attempt by cause for the end-of-run summary; returns the problem to report."""
+        try:
+            return await with_retries(self.endpoint, attempt, self._failed)
+        except NoAnswer as error:
+            raise Rejected(str(error)) from None
+
+    def _failed(self, cause: str, retry_after_s: float | None) -> None:
+        """Count a failed attempt by cause for the run's summary; a server's Retry-After holds back every request."""
         self.stats.failed_attempts[cause] = self.stats.failed_attempts.get(cause, 0) + 1
-        return problem or cause
+        if retry_after_s is not None:
+            self.limiter.pause(retry_after_s)
 
-    def _accept(self, request: TeacherRequest, completion, estimate: int) -> BaseModel | str:
-        """Pay for the answer, then validate and cache it; a string says why it was refused."""
+    def _accept(self, request: TeacherRequest, completion, estimate: int) -> BaseModel:
+        """Pay for the answer, then validate and cache it; raises InvalidAnswer, saying why, to have it asked again."""
         usage = completion.usage
         used_in, used_out = (usage.prompt_tokens, usage.completion_tokens) if usage else (estimate, 0)
         self.limiter.settle(estimate, used_in + used_out)
@@ -185,11 +148,11 @@ class TeacherClient:
         self.stats.cost_usd += cost_usd(self.settings, used_in, used_out)
         choice = completion.choices[0]
         if choice.finish_reason == "length":
-            return "answer cut off at max_output_tokens"
+            raise InvalidAnswer("answer cut off at max_output_tokens")
         try:
             answer = parse_answer(request, choice.message.content)
         except ValidationError as error:
-            return short(error)
+            raise InvalidAnswer(short(error)) from None
         self.store(request, answer, used_in, used_out, via="online")
         return answer
 

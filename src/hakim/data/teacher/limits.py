@@ -1,9 +1,8 @@
-"""Pacing: requests/min and tokens/min buckets, a shared pause after Retry-After, and backoff delays."""
+"""Pacing: requests/min and tokens/min buckets and a shared pause after Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 
@@ -58,7 +57,3 @@ class RateLimiter:
         """The server asked everyone to wait; no request is admitted before then."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
-
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential with jitter, so clients that failed together do not retry together."""
-    return min(max_s, base_s * 2**attempt) * random.uniform(0.5, 1.0)

@@ -14,19 +14,14 @@ from pathlib import Path
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
-from hakim.data.teacher.client import (
-    OverBudget,
-    Rejected,
-    TeacherClient,
-    build_api,
-    cost_usd,
-)
+from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, cost_usd
 from hakim.data.teacher.plan import count_deduplication, estimate
 from hakim.data.teacher.preflight import check_endpoint, endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
+from hakim.openai_api import connect
 
 CACHE_FILE = "teacher_cache.sqlite"
 REJECTS_FILE = "rejects.jsonl"
@@ -90,7 +85,7 @@ def summary(stats: TeacherStats, rejects: list[dict]) -> str:
 
 
 async def _preflight(settings: TeacherSettings) -> None:
-    api = build_api(settings)
+    api = connect(settings.endpoint)
     try:
         await check_endpoint(api, settings)
     finally:
@@ -120,7 +115,7 @@ def _count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings,
 
 
 async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tuple[list[_RowOutcome], set[str]]:
-    api = build_api(settings)
+    api = connect(settings.endpoint)
     try:
         await check_endpoint(api, settings)
         client = TeacherClient(settings, cache, stats, api, retry_rejects)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from hakim.openai_api import Endpoint, EndpointError
 
-class TeacherError(RuntimeError):
-    """A problem no retry can fix (missing key, wrong model or endpoint); the message says what to do."""
+
+class TeacherError(EndpointError):
+    """A problem no retry can fix (missing key, wrong model or endpoint, no Batch API, budget spent); the message
+    says what to do."""
 
 
 @dataclass
@@ -37,11 +39,6 @@ class TeacherSettings:
     cache_salt: str = ""  # change to force fresh answers for everything without deleting the cache
     progress: bool = True  # live progress bar on stderr
 
-    def api_key(self) -> str:
-        """The key from the environment; a local server without one gets a placeholder it will ignore."""
-        key = os.environ.get(self.api_key_env, "")
-        if key:
-            return key
-        if self.base_url is not None:
-            return "unused"
-        raise TeacherError(f"no API key: set the environment variable {self.api_key_env} (teacher.api_key_env names it)")
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.of(self, config="teacher", error=TeacherError)

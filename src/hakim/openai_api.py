@@ -1,0 +1,143 @@
+"""Talking to an OpenAI-compatible endpoint, for the teacher and the OpenAI judge alike.
+
+One place decides where the key comes from, how the client is built, and when a request is tried
+again: 408/409/429/5xx, timeouts and lost connections are retried with capped exponential backoff
+(a server's Retry-After is honoured in full); 401/403/404 stop everything at once, because every
+request would fail the same way; any other status refuses this one request. The caller's `send`
+makes one attempt and may raise InvalidAnswer to have it asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+import openai
+
+RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
+# These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
+FATAL_STATUS = (401, 403, 404)
+
+T = TypeVar("T")
+
+
+class EndpointError(RuntimeError):
+    """A problem no retry can fix (missing key, wrong model or endpoint); the message says what to do."""
+
+
+class NoAnswer(Exception):
+    """This request got no usable answer; other requests may still get theirs."""
+
+
+class Refused(NoAnswer):
+    """The endpoint refused this request with a status no retry changes (e.g. 400 for a prompt too long)."""
+
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}, not retryable")
+        self.status = status
+
+
+class OutOfRetries(NoAnswer):
+    """Every attempt failed; the message names the last problem."""
+
+
+class InvalidAnswer(Exception):
+    """Raised by a caller's `send` for an answer it cannot use (bad JSON, cut short): asked again like a 500."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How one endpoint is reached and retried; safe to print, because the key itself is never a field.
+
+    The teacher and the judge each declare these fields, with their own defaults, at the top level of
+    their config block, and hand them over with `Endpoint.of`.
+    """
+
+    model: str
+    base_url: str | None  # None: OpenAI
+    api_key_env: str  # the variable holding the key, read only by `connect`
+    timeout_s: float
+    max_retries: int  # per request, after the first try
+    backoff_base_s: float
+    backoff_max_s: float
+    max_in_flight: int
+    config: str  # the config block these came from ("teacher", "openai"): error messages name its keys
+    error: type[EndpointError] = field(default=EndpointError, repr=False)  # the teacher's callers catch TeacherError
+
+    @classmethod
+    def of(cls, settings, config: str, error: type[EndpointError] = EndpointError) -> Endpoint:
+        shared = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name not in ("config", "error")}
+        return cls(**shared, config=config, error=error)
+
+
+def api_key(endpoint: Endpoint) -> str:
+    """The key from the environment; a local server without one gets a placeholder it will ignore."""
+    key = os.environ.get(endpoint.api_key_env, "")
+    if key:
+        return key
+    if endpoint.base_url is not None:
+        return "unused"  # local servers ignore it, but the client insists on one
+    raise endpoint.error(
+        f"no API key: set the environment variable {endpoint.api_key_env} ({endpoint.config}.api_key_env names it)"
+    )
+
+
+def connect(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """The SDK's retries are off: `with_retries` is the only retry loop, so Retry-After and fatal statuses are ours."""
+    return openai.AsyncOpenAI(api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0,
+                              timeout=endpoint.timeout_s)
+
+
+def retry_after_s(error: openai.APIStatusError) -> float | None:
+    try:
+        return float(error.response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential with jitter, so clients that failed together do not retry together."""
+    return min(max_s, base_s * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+async def with_retries(endpoint: Endpoint, send: Callable[[int], Awaitable[T]],
+                       on_failure: Callable[[str, float | None], None] | None = None) -> T:
+    """`send(attempt)` makes one try (attempt 0 first) and returns its answer; this decides whether to try again.
+
+    `on_failure(cause, retry_after_s)` hears of each failed try: cause is "HTTP 429", "timeout",
+    "connection error" or "invalid answer"; retry_after_s is the server's Retry-After, if it sent one.
+    Raises endpoint.error on a fatal status, Refused on a status no retry changes, OutOfRetries when
+    every try failed.
+    """
+    problem, wait = "", None
+    for attempt in range(endpoint.max_retries + 1):
+        if attempt:
+            await asyncio.sleep(backoff_delay(attempt - 1, endpoint.backoff_base_s, endpoint.backoff_max_s)
+                                if wait is None else wait)
+        wait = None
+        try:
+            return await send(attempt)
+        except openai.APIStatusError as error:
+            status = error.status_code
+            if status in FATAL_STATUS:
+                raise endpoint.error(
+                    f"{endpoint.config} endpoint answered HTTP {status}: check {endpoint.config}.model "
+                    f"({endpoint.model}), {endpoint.config}.base_url and the key in ${endpoint.api_key_env}"
+                ) from None
+            if status not in RETRYABLE_STATUS:
+                raise Refused(status) from None
+            cause = problem = f"HTTP {status}"
+            wait = retry_after_s(error)
+        except openai.APITimeoutError:  # before APIConnectionError, its parent class
+            cause, problem = "timeout", f"timeout after {endpoint.timeout_s}s"
+        except openai.APIConnectionError:
+            cause = problem = "connection error"
+        except InvalidAnswer as error:
+            cause, problem = "invalid answer", str(error)
+        if on_failure is not None:
+            on_failure(cause, wait)
+    raise OutOfRetries(f"no usable answer after {endpoint.max_retries + 1} attempts; last: {problem}")
