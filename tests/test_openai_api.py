@@ -146,7 +146,7 @@ def test_a_missing_key_names_the_variable_and_the_config_key_of_its_owner(monkey
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(TeacherError, match=rf"set the environment variable {KEY_ENV} \(teacher.api_key_env names it\)"):
         connect(TeacherSettings(api_key_env=KEY_ENV).endpoint)
-    with pytest.raises(EndpointError, match=rf"{KEY_ENV} \(openai.api_key_env names it\)") as judge_error:
+    with pytest.raises(EndpointError, match=rf"{KEY_ENV} \(judge.api_key_env names it\)") as judge_error:
         connect(OpenAISettings(api_key_env=KEY_ENV).endpoint)
     assert not isinstance(judge_error.value, TeacherError)
     # A local server needs no key, but the client insists on one.

@@ -23,7 +23,7 @@ from hakim.train.judge_module import TrainingDiverged
 # every 2 steps (mid-epoch and at each epoch's last batch, just before validation)
 TRAIN_ARGS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_epochs=10", "trainer.max_steps=12",
               "trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_train_steps=2", "optim.optimizer.lr=5e-3",
-              "lora.dropout=0.1", "trainer.limit_val_batches=1"]
+              "lora.dropout=0.1", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1"]
 
 
 def adapter(run_dir):

@@ -65,7 +65,7 @@ class Endpoint:
     backoff_base_s: float
     backoff_max_s: float
     max_in_flight: int
-    config: str  # the config block these came from ("teacher", "openai"): error messages name its keys
+    config: str  # the config block these came from ("teacher", "judge"): error messages name its keys
     error: type[EndpointError] = field(default=EndpointError, repr=False)  # the teacher's callers catch TeacherError
 
     @classmethod

@@ -56,7 +56,7 @@ class OpenAISettings:
 
     @property
     def endpoint(self) -> Endpoint:
-        return Endpoint.of(self, config="openai")
+        return Endpoint.of(self, config="judge")
 
 
 def response_format(style: PromptStyle) -> dict:

@@ -248,8 +248,9 @@ def _record_launch(session: TrainingSession) -> None:
 def fit(session: TrainingSession) -> float | None:
     cfg, run = session.cfg, session.run
     resolve_dataset_dir(cfg.data.dataset_dir)  # seconds, where loading the base model may take minutes
-    if session.resuming and OmegaConf.select(cfg, "logger.wandb") and wandb_run_id(run.path):
-        cfg.logger.wandb.id = wandb_run_id(run.path)  # continue the same W&B run
+    earlier_wandb_run = wandb_run_id(run.path) if session.resuming else None
+    if earlier_wandb_run and OmegaConf.select(cfg, "logger.wandb"):
+        cfg.logger.wandb.id = earlier_wandb_run  # continue the same W&B run
     L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
         _record_launch(session)

@@ -1,13 +1,40 @@
-"""Logger factories whose behaviour depends on the environment (kept out of YAML)."""
+"""Loggers: a CSV logger that survives resumes, and W&B whose mode depends on the environment (kept out of YAML)."""
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from hakim.wandb_mode import wandb_mode
 
 log = logging.getLogger(__name__)
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv when it starts; this one appends to it, taking
+    the file's header as the columns already written (a new column rewrites the file with the union)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSVLogger whose csv/metrics.csv continues across `resume=` instead of starting over."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 def wandb_run_id(run_dir: Path) -> str | None:
     """The id of the W&B run a run directory logged to (W&B names its folders `…-run-<time>-<id>`)."""
