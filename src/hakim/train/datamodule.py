@@ -337,3 +337,15 @@ class JudgeDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
+
+    def label_counts(self, split: str) -> list[int]:
+        """How many rows of a set-up split ("train" or "validation") have label 0 and label 1."""
+        labels = torch.tensor([item["label"] for item in self.datasets[split].items])
+        return torch.bincount(labels, minlength=2).tolist()
+
+    def labels_by_source(self, split: str) -> dict[str, set[int]]:
+        """The labels that each source's rows in a set-up split ("train" or "validation") have."""
+        labels: dict[str, set[int]] = {}
+        for item in self.datasets[split].items:
+            labels.setdefault(item["source"], set()).add(item["label"])
+        return labels

@@ -146,8 +146,7 @@ class JudgeModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.class_balanced:
             # Each class weighs as much as the other in the verdict loss, so the majority answer stops being free.
-            labels = torch.tensor([item["label"] for item in self.trainer.datamodule.datasets["train"].items])
-            counts = torch.bincount(labels, minlength=2).float().clamp(min=1)
+            counts = torch.tensor(self.trainer.datamodule.label_counts("train"), dtype=torch.float32).clamp(min=1)
             self.class_weights = counts.sum() / (2 * counts)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
@@ -207,13 +206,10 @@ class JudgeModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """One set of validation metrics per source (task): pooled over BoolQ (62% yes) and FIB (15%
         consistent), AUROC and balanced accuracy reward knowing the task, not reading the passage."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        validation = getattr(datamodule, "datasets", {}).get("validation")
-        if validation is None or len(self.val_by_source):
+        datamodule = self.trainer.datamodule
+        if datamodule is None or len(self.val_by_source):  # loaders passed in: sources are met in validation_step
             return
-        labels_by_source: dict[str, set[int]] = {}
-        for item in validation.items:
-            labels_by_source.setdefault(item["source"], set()).add(item["label"])
+        labels_by_source = datamodule.labels_by_source("validation")
         for source in sorted(labels_by_source):
             self.val_by_source[source] = _metrics(f"val/{source}/")
         # the val/* means cover the sources whose validation rows hold both classes (else every source)
