@@ -93,16 +93,15 @@ class JudgeModule(L.LightningModule):
         model: ModelSpec,
         lora: LoraSpec,
         optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable | None = None,
-        verdict_loss_weight: float = 0.0,
-        loss_chunk_size: int = 2048,
-        lm_loss_weight: float = 1.0,
-        class_balanced: bool = False,
-        seed: int = 42,
+        scheduler: Callable | None,
+        verdict_loss_weight: float,
+        loss_chunk_size: int,
+        lm_loss_weight: float,
+        class_balanced: bool,
+        seed: int,
     ):
+        """The arguments after `scheduler` come from conf/module/ (their one set of defaults)."""
         super().__init__()
-        self.model_spec = model
-        self.lora_spec = lora
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         if lm_loss_weight <= 0 and verdict_loss_weight <= 0:
