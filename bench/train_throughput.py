@@ -127,7 +127,7 @@ def run_hakim(args) -> dict:
     lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=not args.no_fused_dropout)
     module = JudgeModule(spec, lora, optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0),
                          scheduler=None, lm_loss_weight=1.0, verdict_loss_weight=0.0, class_balanced=False,
-                         loss_chunk_size=2048, seed=args.seed)
+                         loss_chunk_size=2048)
     tokenizer = module.tokenizer
     rows, style, origin = _rows_and_style(args, tokenizer)
     label_ids = label_token_ids(tokenizer)

@@ -7,7 +7,6 @@ out of memory, and the prompt positions never contribute to the loss anyway.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Callable
@@ -68,13 +67,6 @@ def _all_finite(tensors) -> bool:
     return not tensors or bool(torch.stack([tensor.detach().isfinite().all() for tensor in tensors]).all())
 
 
-def batch_seed(seed: int, rank: int, epoch: int, batch_index: int) -> int:
-    """The seed of one training batch's random draws (dropout): a function of where the batch sits in
-    the run, so a resumed run draws the same numbers as an uninterrupted one wherever it was stopped."""
-    digest = hashlib.sha256(f"{seed}/{rank}/{epoch}/{batch_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
         {
@@ -98,7 +90,6 @@ class JudgeModule(L.LightningModule):
         loss_chunk_size: int,
         lm_loss_weight: float,
         class_balanced: bool,
-        seed: int,
     ):
         """The arguments after `scheduler` come from conf/module/ (their one set of defaults)."""
         super().__init__()
@@ -109,7 +100,6 @@ class JudgeModule(L.LightningModule):
         self.verdict_loss_weight = verdict_loss_weight
         self.lm_loss_weight = lm_loss_weight
         self.class_balanced = class_balanced
-        self.seed = seed
         self.class_weights: torch.Tensor | None = None
         self.loss_chunk_size = loss_chunk_size
         self.model_path = resolve_model_path(model)
@@ -162,12 +152,6 @@ class JudgeModule(L.LightningModule):
         self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
         self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", batch_size=size)
         return total
-
-    def on_train_start(self) -> None:
-        # Lightning builds the train loader early (configure_optimizers asks for estimated_stepping_batches),
-        # before a resumed checkpoint's loader position is read, and then never hands that position to the
-        # loader; hand it over here, before the first batch is drawn.
-        self.trainer.fit_loop._load_combined_loader_states()
 
     def on_train_batch_end(self, outputs, batch, batch_index: int) -> None:
         now = time.perf_counter()
@@ -300,9 +284,6 @@ class JudgeModule(L.LightningModule):
         self.tokens_trained = self.tokens_at_resume = counters.get("tokens_trained", 0)
         self.examples_trained = counters.get("examples_trained", 0)
         self.best_balanced_acc = counters.get("best_balanced_acc", -math.inf)
-
-    def on_train_batch_start(self, batch, batch_index: int) -> None:
-        torch.manual_seed(batch_seed(self.seed, self.global_rank, self.current_epoch, batch_index))
 
     def load_trainable_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         missing = set(self.trainable_state_dict()) - set(state_dict)
