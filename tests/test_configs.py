@@ -97,7 +97,7 @@ def test_trainer_logger_and_callback_configs_instantiate(workspace, tmp_path):
         built = [instantiate(item) for item in cfg.logger.values()]
         assert built and all(hasattr(item, "log_metrics") for item in built)
     cfg = compose_config("train", workspace, tmp_path)
-    assert len([instantiate(item) for item in cfg.callbacks.values()]) == 6
+    assert len([instantiate(item) for item in cfg.callbacks.values()]) == 9
     assert instantiate(cfg.trainer, logger=False).max_epochs == 1
 
 

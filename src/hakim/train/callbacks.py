@@ -1,5 +1,6 @@
-"""Callbacks of our own: rank audit, loss watchdog, progress log (Lightning's checkpointing, early stopping and
-LR monitor are configured in YAML)."""
+"""Callbacks of our own that watch and report training: throughput, gradient norm, W&B prediction table, loss
+watchdog, progress log, rank audit (Lightning's checkpointing, early stopping and LR monitor are configured in YAML;
+exact resume is in exact_resume.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
 
 from hakim.train.judge_module import LOWER_LR, TrainingDiverged
 
@@ -45,13 +48,65 @@ class RankAudit(L.Callback):
         (self.output_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(audit) + "\n")
 
 
+class Throughput(L.Callback):
+    """train/tokens_per_s (a batch's tokens, padding excluded, over the time since the previous batch ended) and,
+    on a GPU, train/gpu_peak_memory_gb."""
+
+    def __init__(self):
+        self.last_batch_end: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        previous, self.last_batch_end = self.last_batch_end, now
+        if previous is not None:
+            pl_module.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - previous, 1e-9))
+        if torch.cuda.is_available():
+            pl_module.log("train/gpu_peak_memory_gb", torch.cuda.max_memory_allocated() / 2**30)
+
+
+class GradNorm(L.Callback):
+    """train/grad_norm: the norm of all gradients of a step, before the optimizer applies them (and before clipping)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        gradients = [p.grad.detach().float().norm() for p in pl_module.parameters() if p.grad is not None]
+        if gradients:
+            pl_module.log("train/grad_norm", torch.stack(gradients).norm())
+
+
+class PredictionTable(L.Callback):
+    """Each validation's rows as the W&B table `val/predictions` (id, label, p_consistent), to read the examples a
+    judge gets wrong. Only W&B takes tables; under DDP it gets rank 0's share of the rows."""
+
+    def __init__(self):
+        self.tables: list[WandbLogger] = []
+        self.rows: list[list] = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.tables = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.rows = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.tables:  # outputs: the module's P(consistent) for each row of the batch
+            self.rows.extend([list(row) for row in zip(batch["ids"], batch["target"].tolist(), outputs.tolist())])
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        for logger in self.tables:
+            logger.log_table("val/predictions", columns=["id", "label", "p_consistent"], data=self.rows,
+                             step=trainer.global_step)
+
+
 class LossWatchdog(L.Callback):
     """Stop a run whose training has broken down without producing non-finite numbers.
 
     A spike: the training loss stays above `threshold` for `patience` optimizer steps in a row (after
-    axolotl's loss_watchdog_threshold / loss_watchdog_patience). Stuck: the gradient norm is exactly 0
-    for `patience` steps in a row, as when a huge learning rate saturates the model and nothing can move
-    it any more. Either raises TrainingDiverged, so run.json records status `diverged` and the step.
+    axolotl's loss_watchdog_threshold / loss_watchdog_patience). Stuck: the gradient norm (train/grad_norm,
+    logged by GradNorm) is exactly 0 for `patience` steps in a row, as when a huge learning rate saturates the
+    model and nothing can move it any more. Either raises TrainingDiverged, so run.json records status
+    `diverged` and the step.
     """
 
     def __init__(self, threshold: float | None = None, patience: int = 3):
@@ -69,7 +124,8 @@ class LossWatchdog(L.Callback):
         self.last_step = trainer.global_step
         loss = float(outputs["loss"])
         self.spiking = self.spiking + 1 if self.threshold is not None and loss > self.threshold else 0
-        self.stuck = self.stuck + 1 if pl_module.grad_norm == 0 else 0
+        norm = trainer.callback_metrics.get("train/grad_norm")
+        self.stuck = self.stuck + 1 if norm is not None and float(norm) == 0 else 0
         if self.spiking >= self.patience:
             raise TrainingDiverged(f"training loss above callbacks.loss_watchdog.threshold={self.threshold} for "
                                    f"{self.patience} steps (now {loss:.4g} at step {trainer.global_step}); {LOWER_LR}")

@@ -3,12 +3,14 @@
 The loss is cross-entropy on completion tokens only, and the vocabulary projection is applied only
 at those positions: a full (batch × sequence × vocabulary) logits tensor is what runs a 7B model
 out of memory, and the prompt positions never contribute to the loss anyway.
+
+The module holds the model, the loss, the metrics and the guards against non-finite numbers; what runs around
+training (exact resume, throughput, gradient norm, prediction tables) is in callbacks (conf/callbacks/).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import lightning as L
@@ -113,7 +115,6 @@ class JudgeModule(L.LightningModule):
         self.tokens_trained = 0
         self.tokens_at_resume = 0
         self.examples_trained = 0
-        self.grad_norm: float | None = None
         self.val_by_source = torch.nn.ModuleDict()
         self.scored_sources: list[str] = []
         self.best_balanced_acc = -math.inf
@@ -153,23 +154,11 @@ class JudgeModule(L.LightningModule):
         self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", batch_size=size)
         return total
 
-    def on_train_batch_end(self, outputs, batch, batch_index: int) -> None:
-        now = time.perf_counter()
-        previous, self._last_batch_end = getattr(self, "_last_batch_end", None), now
-        if previous is not None:
-            self.log("train/tokens_per_s", float(batch["attention_mask"].sum()) / max(now - previous, 1e-9))
-        if torch.cuda.is_available():
-            self.log("train/gpu_peak_memory_gb", torch.cuda.max_memory_allocated() / 2**30)
-
     def on_before_optimizer_step(self, optimizer) -> None:
-        gradients = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
-        if gradients:
-            norm = torch.stack(gradients).norm()
-            if not torch.isfinite(norm):
-                raise TrainingDiverged(f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
-                                       "No update was applied and the last good checkpoint is kept.")
-            self.grad_norm = float(norm)
-            self.log("train/grad_norm", norm)
+        # Here with the loss and weight checks, not in a callback: callbacks are configurable, guards must not be.
+        if not _all_finite(p.grad for p in self.net.parameters() if p.grad is not None):
+            raise TrainingDiverged(f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
+                                   "No update was applied and the last good checkpoint is kept.")
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -198,7 +187,8 @@ class JudgeModule(L.LightningModule):
         # the val/* means cover the sources whose validation rows hold both classes (else every source)
         self.scored_sources = [s for s in sorted(labels_by_source) if len(labels_by_source[s]) == 2] or sorted(labels_by_source)
 
-    def validation_step(self, batch: dict, batch_index: int) -> None:
+    def validation_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        """Updates the metrics; returns each row's P(consistent) for callbacks (the prediction table)."""
         loss, verdict_loss, probability, _ = self.model_step(batch)
         size = batch["input_ids"].size(0)
         # sync_dist: under DDP each rank holds a different share of the rows; the logged value is their mean
@@ -215,10 +205,9 @@ class JudgeModule(L.LightningModule):
             metrics[f"val/{source}/balanced_acc"].update((p >= 0.5).long(), target)
             metrics[f"val/{source}/auroc"].update(p, target)
             self.val_rows_by_source[source] = self.val_rows_by_source.get(source, 0) + int(rows.sum())
-        self.val_predictions.extend(zip(batch["ids"], batch["target"].tolist(), probability.tolist()))
+        return probability
 
     def on_validation_epoch_start(self) -> None:
-        self.val_predictions: list[tuple[str, int, float]] = []
         self.val_rows_by_source: dict[str, int] = {}
 
     def _source_mean_metrics(self) -> dict[str, torch.Tensor]:
@@ -241,10 +230,6 @@ class JudgeModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self._source_mean_metrics()
-        for logger in self.loggers:
-            if hasattr(logger, "log_table") and not self.trainer.sanity_checking:
-                rows = [[id_, label, probability] for id_, label, probability in self.val_predictions]
-                logger.log_table("val/predictions", columns=["id", "label", "p_consistent"], data=rows, step=self.global_step)
         self.log_dict(values, prog_bar=True)
         balanced = float(values["val/balanced_acc"])
         if not self.trainer.sanity_checking:
