@@ -9,7 +9,7 @@ export HAKIM_ROOT ?= $(CURDIR)
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install gemma demo test clean-runs
+.PHONY: install gemma demo test lint clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench train.py evaluate.py prepare_data.py
 
 clean-runs:
 	rm -rf runs data .cache/hakim/tokenized

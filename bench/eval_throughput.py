@@ -74,13 +74,7 @@ def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
     import gpu_qlora
     import torch
 
-    from hakim.models.loading import (
-        LoraSpec,
-        ModelSpec,
-        add_lora,
-        load_tokenizer,
-        resolve_model_path,
-    )
+    from hakim.models.loading import LoraSpec, ModelSpec, add_lora, load_tokenizer, resolve_model_path
 
     tokenizer = load_tokenizer(args.tokenizer or resolve_model_path(common.model_spec("smollm2_135m")))
     config = gpu_qlora.model_config(scale)
@@ -101,13 +95,7 @@ def main(argv=None) -> None:
     import torch
 
     from hakim.eval.judge import Judge
-    from hakim.models.loading import (
-        LoraSpec,
-        add_lora,
-        load_base_model,
-        load_tokenizer,
-        resolve_model_path,
-    )
+    from hakim.models.loading import LoraSpec, add_lora, load_base_model, load_tokenizer, resolve_model_path
     from hakim.prompting.prompt import render_prompt
     from hakim.prompting.style import PromptStyle
     from hakim.verdict import parse_answer

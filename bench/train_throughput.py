@@ -113,12 +113,7 @@ def run_hakim(args) -> dict:
 
     from hakim.models.loading import LoraSpec
     from hakim.prompting.prompt import encode_example
-    from hakim.train.datamodule import (
-        EncodedDataset,
-        LengthGroupedBatchSampler,
-        collate,
-        encoded_item,
-    )
+    from hakim.train.datamodule import EncodedDataset, LengthGroupedBatchSampler, collate, encoded_item
     from hakim.train.judge_module import JudgeModule
     from hakim.verdict import label_token_ids
 
@@ -163,13 +158,7 @@ def run_trl(args) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from hakim.models.loading import (
-        LoraSpec,
-        add_lora,
-        load_base_model,
-        load_tokenizer,
-        resolve_model_path,
-    )
+    from hakim.models.loading import LoraSpec, add_lora, load_base_model, load_tokenizer, resolve_model_path
     from hakim.prompting.answer import target_text
     from hakim.prompting.prompt import render_prompt
 

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, compose_config
-from fake_openai_server import MARKER, FakeOpenAI
 from omegaconf import open_dict
 
+from conftest import ROOT, compose_config
+from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.budget import BudgetExceeded
 from hakim.data.dataset_io import read_manifest, read_split
 from hakim.data.files import SourceError

@@ -35,7 +35,7 @@ def test_without_callbacks_the_module_still_trains_and_logs_its_metrics(train_co
     train(train_config(*SHORT, "~callbacks"))
     rows = logged(tmp_path / "run")
     assert len(values(rows, "train/loss")) == 2 and values(rows, "train/tokens")
-    assert values(rows, "val/auroc") and values(rows, "val/balanced_acc_best") and values(rows, "val/boolq/auroc")
+    assert values(rows, "val/auroc") and values(rows, "val/balanced_accuracy_best") and values(rows, "val/boolq/auroc")
     assert not {"train/grad_norm", "train/tokens_per_s"} & set(rows[0]), "these are the callbacks' metrics"
     adapter = load_file(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
     # peft starts every lora_B at zero: a non-zero one was trained

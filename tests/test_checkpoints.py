@@ -4,8 +4,8 @@ import logging
 
 import pytest
 import torch
-from conftest import RunsACommand
 
+from conftest import RunsACommand
 from hakim.train.checkpoints import CheckpointError, load_checkpoint, newest_checkpoint
 
 

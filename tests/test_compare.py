@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, run_entry_point
 
+from conftest import compose_config, run_entry_point
 from hakim.data.dataset_io import read_split
 from hakim.eval.evaluation import compare, evaluate
 from hakim.eval.report import write_report

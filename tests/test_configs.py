@@ -4,9 +4,9 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import CONF_DIR, compose_config
 from hydra.utils import instantiate
 
+from conftest import CONF_DIR, compose_config
 from hakim.models.loading import LoraSpec, ModelSpec
 from hakim.prompting.style import PromptStyle
 from hakim.train.datamodule import JudgeDataModule

@@ -4,8 +4,8 @@ import json
 import logging
 
 import torch
-from conftest import RunsACommand
 
+from conftest import RunsACommand
 from hakim.data.dataset_io import read_split
 from hakim.prompting.prompt import IGNORE_INDEX
 from hakim.train.datamodule import ITEM_FIELDS, LengthGroupedBatchSampler

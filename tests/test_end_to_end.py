@@ -3,6 +3,7 @@
 import json
 
 import yaml
+
 from conftest import run_entry_point
 
 
@@ -20,7 +21,7 @@ def test_prepare_train_evaluate_write_what_the_readme_promises(workspace, tiny_m
     assert environment["versions"]["bitsandbytes"] and "lora.r=4" in environment["overrides"]
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["quantization"] == "nf4"
     summary = json.loads((run_dir / "run.json").read_text())
-    assert "val/balanced_acc" in summary["metrics"] and summary["global_step"] > 0
+    assert "val/balanced_accuracy" in summary["metrics"] and summary["global_step"] > 0
 
     result = run_entry_point("evaluate.py", workspace, "judge.run_dir=latest", "hydra.run.dir=runs/e2e_eval")
     eval_dir = workspace / "runs" / "e2e_eval"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import compose_config, run_entry_point
 
+from conftest import compose_config, run_entry_point
 from hakim.data.files import SourceError
 from hakim.data.records import BadRowError
 from hakim.eval.evaluation import evaluate

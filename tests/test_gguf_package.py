@@ -9,15 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tiny_gguf import write_tiny_llama_gguf
 
 from hakim.models.gguf_package import RECORD_FILE
-from hakim.models.loading import (
-    ModelSpec,
-    load_base_model,
-    load_tokenizer,
-    resolve_model_path,
-)
+from hakim.models.loading import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
+from tiny_gguf import write_tiny_llama_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -109,7 +109,6 @@ def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, mon
 
 def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):
     from conftest import compose_config
-
     from hakim.eval.evaluation import evaluate
 
     out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
@@ -133,11 +132,7 @@ def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
 
 
 def test_a_cut_chosen_on_few_rows_of_a_class_is_flagged():
-    from hakim.eval.evaluation import (
-        STEADY_CUT_ROWS_PER_CLASS,
-        rows_per_class,
-        thin_cut_warnings,
-    )
+    from hakim.eval.evaluation import STEADY_CUT_ROWS_PER_CLASS, rows_per_class, thin_cut_warnings
 
     steady = STEADY_CUT_ROWS_PER_CLASS
     sources = ["boolq"] * (2 * steady) + ["fib"] * (steady + 10)
@@ -156,7 +151,6 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     import shutil
 
     from conftest import compose_config
-
     from hakim.eval.evaluation import evaluate
 
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # threshold.json is written into the run

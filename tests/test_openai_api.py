@@ -8,8 +8,8 @@ import socket
 import time
 
 import pytest
-from fake_openai_server import MARKER, FakeOpenAI
 
+from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.teacher import TeacherError, TeacherSettings
 from hakim.eval.openai_judge import OpenAISettings
 from hakim.openai_api import (

@@ -7,9 +7,9 @@ import logging
 import math
 
 import pytest
+
 from conftest import compose_config
 from fake_judge_server import Answer, FakeJudgeServer
-
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord, document_id
 from hakim.eval.evaluation import evaluate

@@ -10,23 +10,12 @@ from dataclasses import replace
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import compose_config
-from fake_openai_server import MARKER, FakeOpenAI
 from omegaconf import open_dict
 
-from hakim.data.checks import (
-    ENGLISH_FUNCTION_WORDS,
-    MALAY_FUNCTION_WORDS,
-    extreme_length_ratio,
-    still_english,
-)
-from hakim.data.dataset_io import (
-    COLUMNS,
-    SPLIT_FILES,
-    column_fingerprints,
-    read_manifest,
-    read_split,
-)
+from conftest import compose_config
+from fake_openai_server import MARKER, FakeOpenAI
+from hakim.data.checks import ENGLISH_FUNCTION_WORDS, MALAY_FUNCTION_WORDS, extreme_length_ratio, still_english
+from hakim.data.dataset_io import COLUMNS, SPLIT_FILES, column_fingerprints, read_manifest, read_split
 from hakim.data.prepare import prepare
 from hakim.data.records import BadRowError, JudgeRecord
 from hakim.data.sources import SourceSpec, read_source

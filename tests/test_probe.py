@@ -3,8 +3,8 @@
 import json
 
 import torch
-from conftest import ROOT
 
+from conftest import ROOT
 from hakim.cli.probe import main
 from hakim.data.dataset_io import read_split
 from hakim.eval.probe import fit_linear_probe, run_probe, seeded_order

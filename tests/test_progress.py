@@ -21,4 +21,4 @@ def test_progress_lines_and_the_rows_trained_on_after_a_cap(train_config, tmp_pa
     assert summary["data_report"]["train"]["trained_on"] == 12 < summary["data_report"]["train"]["used"]
     kept = summary["adapter_metrics"]
     assert f"auroc{kept['val/auroc']:.3f}.ckpt" in summary["best_checkpoint"]
-    assert objective == kept["val/balanced_acc"]
+    assert objective == kept["val/balanced_accuracy"]

@@ -8,12 +8,7 @@ import pytest
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.prompting.answer import target_parts, target_text
-from hakim.prompting.prompt import (
-    IGNORE_INDEX,
-    encode_example,
-    encode_for_scoring,
-    render_prompt,
-)
+from hakim.prompting.prompt import IGNORE_INDEX, encode_example, encode_for_scoring, render_prompt
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import label_token_ids, parse_answer
 

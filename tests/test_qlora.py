@@ -81,7 +81,7 @@ def test_class_balanced_verdict_loss_alone_trains(train_config):
 
 
 def test_a_loss_that_trains_nothing_is_refused(train_config):
-    with pytest.raises(ValueError, match="nothing would be trained"):
+    with pytest.raises(ValueError, match="module.lm_loss_weight and module.verdict_loss_weight are both 0"):
         build_module(train_config("module.verdict_loss_weight=0.0", "module.lm_loss_weight=0.0"))
 
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, run_entry_point
 from safetensors.torch import load_file
 
 import hakim.train.judge_module
+from conftest import ROOT, compose_config, run_entry_point
 from hakim.train.fit import train
 from hakim.train.judge_module import TrainingDiverged
 

@@ -3,9 +3,9 @@
 import json
 
 import yaml
+
 from conftest import compose_config
 from fake_judge_server import Answer, FakeJudgeServer
-
 from hakim.cli.probe import base_style
 from hakim.eval.export import export_merged
 from hakim.eval.judge import Judge

@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 import yaml
-from conftest import CONF_DIR, run_entry_point
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from rich.console import Console
 
+from conftest import CONF_DIR, run_entry_point
 from hakim.cli.config_diff import main as config_diff_main
 from hakim.cli.sweep_summary import main as sweep_summary_main
 from hakim.runs.config_diff import diff_runs
@@ -50,9 +50,9 @@ def test_sweep_summary_ranks_every_job_and_shows_the_failure(sweep_dir, capsys):
     assert [(row["job"], row["lora.r"], row["status"]) for row in rows[2:]] == [("2", "0", "failed")]
     ok = rows[:2]
     assert {row["lora.r"] for row in ok} == {"2", "4"} and all(row["status"] == "ok" for row in ok)
-    assert float(ok[0]["val/balanced_acc"]) >= float(ok[1]["val/balanced_acc"])
+    assert float(ok[0]["val/balanced_accuracy"]) >= float(ok[1]["val/balanced_accuracy"])
     for row in ok:
-        assert 0 <= float(row["val/balanced_acc"]) <= 1 and 0 <= float(row["val/auroc"]) <= 1 and float(row["val/loss"]) > 0
+        assert 0 <= float(row["val/balanced_accuracy"]) <= 1 and 0 <= float(row["val/auroc"]) <= 1 and float(row["val/loss"]) > 0
         assert float(row["tokens_per_second"]) > 0 and float(row["wall_seconds"]) > 0
 
     table = (sweep_dir / "sweep_summary.md").read_text()
@@ -101,10 +101,10 @@ def test_config_diff_names_what_differs_between_two_jobs(sweep_dir, capsys):
 
 
 def test_optuna_search_space_names_real_keys_in_valid_syntax(workspace):
-    cfg = compose_with_hydra(workspace, ["hparams_search=balanced_acc_optuna"])
+    cfg = compose_with_hydra(workspace, ["hparams_search=balanced_accuracy_optuna"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-    assert cfg.optimized_metric == "val/balanced_acc" and sweeper.sampler.seed == cfg.seed
+    assert cfg.optimized_metric == "val/balanced_accuracy" and sweeper.sampler.seed == cfg.seed
     for key, space in sweeper.params.items():
         assert OmegaConf.select(cfg, key) is not None, f"searched key {key} is not in the train config"
         assert OverridesParser.create().parse_overrides([f"{key}={space}"])[0].is_sweep_override()
@@ -113,17 +113,17 @@ def test_optuna_search_space_names_real_keys_in_valid_syntax(workspace):
 @pytest.mark.slow
 def test_two_optuna_trials_train_and_report_the_best(workspace, tiny_model_dir, sample_dataset, tmp_path):
     directory = tmp_path / "optuna"
-    run_entry_point("train.py", workspace, "-m", "hparams_search=balanced_acc_optuna", "model=tiny_mistral", *SHORT_RUN,
+    run_entry_point("train.py", workspace, "-m", "hparams_search=balanced_accuracy_optuna", "model=tiny_mistral", *SHORT_RUN,
                     "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={directory}")
     results = yaml.safe_load((directory / "optimization_results.yaml").read_text())
-    searched = yaml.safe_load((CONF_DIR / "hparams_search" / "balanced_acc_optuna.yaml").read_text())["hydra"]["sweeper"]["params"]
+    searched = yaml.safe_load((CONF_DIR / "hparams_search" / "balanced_accuracy_optuna.yaml").read_text())["hydra"]["sweeper"]["params"]
     assert set(results["best_params"]) == set(searched) and 0 <= results["best_value"] <= 1
 
     jobs = summarize(directory, console=Console(file=io.StringIO(), width=200))
     assert [job.status for job in jobs] == ["ok", "ok"]
-    assert jobs[0].metrics["val/balanced_acc"] == pytest.approx(results["best_value"])
+    assert jobs[0].metrics["val/balanced_accuracy"] == pytest.approx(results["best_value"])
     best = json.loads((jobs[0].directory / "run.json").read_text())
-    assert best["metrics"]["val/balanced_acc"] == pytest.approx(results["best_value"])
+    assert best["metrics"]["val/balanced_accuracy"] == pytest.approx(results["best_value"])
 
 
 def test_slurm_launcher_composes_with_account_from_the_environment(workspace, monkeypatch):

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fake_openai_server import MARKER, FakeOpenAI
 
+from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.records import JudgeRecord, document_id
 from hakim.data.teacher import TeacherError, TeacherSettings, run_teacher
 from hakim.data.teacher.limits import RateLimiter

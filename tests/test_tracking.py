@@ -10,7 +10,6 @@ import sys
 import time
 
 from conftest import ROOT, compose_config
-
 from hakim.eval.evaluation import evaluate
 from hakim.train.fit import train
 from hakim.wandb_mode import wandb_mode

@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--metric", default="val/balanced_acc")
+    parser.add_argument("--metric", default="val/balanced_accuracy")
     arguments = parser.parse_args(argv)
     print(f"learning curve written to {plot_learning_curves(arguments.run_dirs, arguments.out, arguments.metric)}")
 

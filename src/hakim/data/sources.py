@@ -16,13 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hakim.data.files import Row, SourceError, read_jsonl, read_rows
-from hakim.data.records import (
-    BadRowError,
-    JudgeRecord,
-    document_id,
-    parse_label,
-    parse_language,
-)
+from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
 
 CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
 LAYOUTS = ("rows", "choice_pairs")

@@ -16,13 +16,7 @@ from hakim.data.sources import SourceSpec, read_source
 from hakim.eval.baselines import ConstantJudge, always_one_judge, majority_judge
 from hakim.eval.judge import JUDGE_FILE, Judge
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
-from hakim.eval.report import (
-    compare_judges,
-    print_summary,
-    wide_console,
-    write_comparison,
-    write_report,
-)
+from hakim.eval.report import compare_judges, print_summary, wide_console, write_comparison, write_report
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import Thresholds, choose_thresholds

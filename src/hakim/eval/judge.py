@@ -17,25 +17,12 @@ from pathlib import Path
 import torch
 
 from hakim.batching import length_sorted_batches, pad_with_mask
-from hakim.models.loading import (
-    ModelSpec,
-    backbone_and_head,
-    load_adapter,
-    load_base_model,
-    load_tokenizer,
-)
+from hakim.models.loading import ModelSpec, backbone_and_head, load_adapter, load_base_model, load_tokenizer
 from hakim.prompting.answer import precedes_verdict
 from hakim.prompting.prompt import encode_for_generation, encode_for_scoring
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
-from hakim.verdict import (
-    ParsedAnswer,
-    Thresholds,
-    Verdict,
-    label_token_ids,
-    parse_answer,
-    probability_at,
-)
+from hakim.verdict import ParsedAnswer, Thresholds, Verdict, label_token_ids, parse_answer, probability_at
 
 # beside an exported (merged) model: the prompt style, thresholds and max length it was trained with
 JUDGE_FILE = "hakim_judge.json"

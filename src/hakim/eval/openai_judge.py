@@ -21,14 +21,7 @@ from dataclasses import dataclass
 
 import openai
 
-from hakim.openai_api import (
-    Endpoint,
-    EndpointError,
-    OutOfRetries,
-    Refused,
-    connect,
-    with_retries,
-)
+from hakim.openai_api import Endpoint, EndpointError, OutOfRetries, Refused, connect, with_retries
 from hakim.prompting.answer import LABEL_TOKENS, json_schema, precedes_verdict
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle

@@ -30,12 +30,7 @@ from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
 from hakim.eval.metrics import metrics_by_subset
-from hakim.models.loading import (
-    ModelSpec,
-    load_base_model,
-    load_tokenizer,
-    resolve_model_path,
-)
+from hakim.models.loading import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
 from hakim.prompting.prompt import encode_for_scoring
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import Thresholds, choose_thresholds

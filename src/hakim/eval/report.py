@@ -16,14 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from torchmetrics.functional.classification import binary_roc
 
-from hakim.eval.metrics import (
-    SUBSET_KEY,
-    mcnemar,
-    metrics_by_subset,
-    reliability_bins,
-    subset_name,
-    validate_rows,
-)
+from hakim.eval.metrics import SUBSET_KEY, mcnemar, metrics_by_subset, reliability_bins, subset_name, validate_rows
 
 # (column title, metric name); metrics with a bootstrap interval are shown with it.
 REPORT_COLUMNS = (

@@ -1,6 +1,6 @@
 """Plot validation metrics against training examples seen, for one or more runs.
 
-`python -m hakim.cli.learning_curve RUN_DIR [RUN_DIR ...] --out curve.png [--metric val/balanced_acc]`
+`python -m hakim.cli.learning_curve RUN_DIR [RUN_DIR ...] --out curve.png [--metric val/balanced_accuracy]`
 Examples seen = optimizer step × micro-batch × gradient accumulation, read from each run's config.
 """
 
@@ -21,7 +21,7 @@ def validation_points(run_dir: Path, metric: str) -> list[tuple[int, float]]:
     return points
 
 
-def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/balanced_acc", chance: float | None = 0.5) -> Path:
+def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/balanced_accuracy", chance: float | None = 0.5) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

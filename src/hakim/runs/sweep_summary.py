@@ -23,8 +23,8 @@ from hakim.eval.report import wide_console
 from hakim.runs.run_dir import RunDir
 
 # metric -> whether higher is better
-METRICS = {"val/balanced_acc": True, "val/auroc": True, "val/f1": True, "val/loss": False}
-DEFAULT_METRIC = "val/balanced_acc"
+METRICS = {"val/balanced_accuracy": True, "val/auroc": True, "val/f1": True, "val/loss": False}
+DEFAULT_METRIC = "val/balanced_accuracy"
 MISSING = "—"
 
 

@@ -21,13 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.prompting.style import PromptStyle
-from hakim.provenance import (
-    git_state,
-    package_versions,
-    redact,
-    redact_overrides,
-    write_provenance,
-)
+from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
 from hakim.runs.run_dir import RunDir
 from hakim.train.checkpoints import load_checkpoint, newest_checkpoint
 from hakim.train.config_tree import print_config_tree
@@ -89,6 +83,14 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return callback.best_model_path or callback.last_model_path or None
 
 
+def check_current_layout(config: dict, where: str) -> None:
+    """A saved config from before the `style`, `module` and `exact_resume` configs cannot be trained on."""
+    missing = [key for key in ("style", "module") if key not in config]
+    if missing or "exact_resume" not in (config.get("callbacks") or {}):
+        raise ValueError(f"{where} was written by an older Hakim (no {', '.join(missing) or 'callbacks.exact_resume'}): "
+                         "it can still be evaluated and exported, but resume=/rerun= need a run trained with this version")
+
+
 def check_targets(config, where: str, path: str = "") -> None:
     """Refuse a saved config whose `_target_` names code outside TRUSTED_TARGETS."""
     if isinstance(config, dict):
@@ -127,6 +129,7 @@ def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfi
     run = RunDir.open(cfg.resume)
     changes = _resume_overrides(cfg, list(overrides))
     checkpoint, step = newest_checkpoint(run.checkpoints_dir)
+    check_current_layout(run.config, str(run.config_path))
     check_targets(run.config, str(run.config_path))
     saved = OmegaConf.create(run.config)
     for key, value in changes.items():
@@ -146,6 +149,7 @@ def rerun_config(cfg: DictConfig) -> DictConfig:
     exact dataset version that run used (data.json), even if the dataset was prepared again since."""
     original = RunDir.open(cfg.rerun)
     saved = original.config_at(Path(cfg.paths.output_dir))
+    check_current_layout(saved, str(original.config_path))
     check_targets(saved, str(original.config_path))
     saved["rerun"] = None
     data = original.data_record()
@@ -158,9 +162,10 @@ def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> 
     if not wandb_settings or not wandb_settings.get("log_adapter"):
         return
     import wandb
+    from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
-        if hasattr(logger, "log_table"):
+        if isinstance(logger, WandbLogger):
             artifact = wandb.Artifact(f"adapter-{logger.experiment.id}", type="model",
                                       metadata={"base_model": cfg.model.name, "style": OmegaConf.to_container(cfg.style)})
             artifact.add_dir(str(adapter_dir))

@@ -17,12 +17,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryAUROC,
-    BinaryF1Score,
-    MulticlassAccuracy,
-)
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
 
 from hakim.models.loading import (
     LoraSpec,
@@ -72,9 +67,9 @@ def _all_finite(tensors) -> bool:
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
         {
-            "acc": BinaryAccuracy(),
+            "accuracy": BinaryAccuracy(),
             "f1": BinaryF1Score(),
-            "balanced_acc": MulticlassAccuracy(num_classes=2, average="macro"),
+            "balanced_accuracy": MulticlassAccuracy(num_classes=2, average="macro"),
             "auroc": BinaryAUROC(),
         },
         prefix=prefix,
@@ -98,7 +93,7 @@ class JudgeModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         if lm_loss_weight <= 0 and verdict_loss_weight <= 0:
-            raise ValueError("optim.lm_loss_weight and optim.verdict_loss_weight are both 0: nothing would be trained")
+            raise ValueError("module.lm_loss_weight and module.verdict_loss_weight are both 0: nothing would be trained")
         self.verdict_loss_weight = verdict_loss_weight
         self.lm_loss_weight = lm_loss_weight
         self.class_balanced = class_balanced
@@ -200,9 +195,9 @@ class JudgeModule(L.LightningModule):
                 self.val_by_source[source] = _metrics(f"val/{source}/").to(probability.device)
             metrics = self.val_by_source[source]
             p, target = probability[rows], batch["target"][rows]
-            metrics[f"val/{source}/acc"].update(p, target)
+            metrics[f"val/{source}/accuracy"].update(p, target)
             metrics[f"val/{source}/f1"].update(p, target)
-            metrics[f"val/{source}/balanced_acc"].update((p >= 0.5).long(), target)
+            metrics[f"val/{source}/balanced_accuracy"].update((p >= 0.5).long(), target)
             metrics[f"val/{source}/auroc"].update(p, target)
             self.val_rows_by_source[source] = self.val_rows_by_source.get(source, 0) + int(rows.sum())
         return probability
@@ -224,17 +219,17 @@ class JudgeModule(L.LightningModule):
                 values.update(metrics.compute())
             metrics.reset()
         scored = [s for s in self.scored_sources if s in seen] or seen
-        for name in ("acc", "f1", "balanced_acc", "auroc"):
+        for name in ("accuracy", "f1", "balanced_accuracy", "auroc"):
             values[f"val/{name}"] = torch.stack([values[f"val/{s}/{name}"].float() for s in scored]).mean()
         return values
 
     def on_validation_epoch_end(self) -> None:
         values = self._source_mean_metrics()
         self.log_dict(values, prog_bar=True)
-        balanced = float(values["val/balanced_acc"])
+        balanced = float(values["val/balanced_accuracy"])
         if not self.trainer.sanity_checking:
             self.best_balanced_acc = max(self.best_balanced_acc, balanced)
-            self.log("val/balanced_acc_best", self.best_balanced_acc)
+            self.log("val/balanced_accuracy_best", self.best_balanced_acc)
 
     def configure_optimizers(self):
         parameters = [parameter for parameter in self.net.parameters() if parameter.requires_grad]

@@ -18,20 +18,11 @@ import openai
 from pydantic import ValidationError
 
 from hakim.data.records import JudgeRecord
-from hakim.data.teacher.client import (
-    TeacherClient,
-    cost_usd,
-    parse_answer,
-    request_body,
-)
+from hakim.data.teacher.client import TeacherClient, cost_usd, parse_answer, request_body
 from hakim.data.teacher.plan import translation_texts
 from hakim.data.teacher.preflight import endpoint_name
 from hakim.data.teacher.progress import progress_bar
-from hakim.data.teacher.requests import (
-    TeacherRequest,
-    reasoning_request,
-    translation_request,
-)
+from hakim.data.teacher.requests import TeacherRequest, reasoning_request, translation_request
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
 
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
