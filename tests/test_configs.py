@@ -120,3 +120,37 @@ def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_mo
     train(cfg)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
     assert (tmp_path / "run" / "run.json").exists()
+
+
+def test_the_composed_config_is_printed_as_a_tree_with_the_main_groups_first(workspace, tmp_path):
+    from rich.console import Console
+
+    from hakim.train.config_tree import print_config_tree
+
+    console = Console(record=True, width=120)
+    print_config_tree(compose_config("train", workspace, tmp_path, ["style=v3", "tags=[ablation]"]), console)
+    text = console.export_text()
+    assert text.index("model") < text.index("style") < text.index("trainer") < text.index("callbacks")
+    assert "variant: v3" in text and "tags: ['ablation']" in text
+
+
+def test_a_plus_on_a_declared_optional_group_is_read_as_choosing_it():
+    from hakim.cli.overrides import accept_plus_for_declared_groups
+
+    argv = ["train.py", "+experiment=v3", "+debug=fdr", "+trainer.new_key=1", "hparams_search=balanced_accuracy_optuna"]
+    assert accept_plus_for_declared_groups(argv, ("experiment", "hparams_search", "debug")) == [
+        "train.py", "experiment=v3", "debug=fdr", "+trainer.new_key=1", "hparams_search=balanced_accuracy_optuna"]
+
+
+def test_debug_is_applied_after_an_experiment(workspace, tmp_path):
+    cfg = compose_config("train", workspace, tmp_path, ["experiment=v2", "debug=fdr"])
+    assert cfg.task_name == "debug" and cfg.trainer.fast_dev_run is True and cfg.model.name == "malaysian_mistral_7b"
+
+
+def test_checkpoints_and_metrics_land_where_run_dir_reads_them(workspace, tmp_path):
+    from hakim.runs.run_dir import RunDir
+
+    cfg = compose_config("train", workspace, tmp_path)
+    run = RunDir(tmp_path)
+    assert {cfg.callbacks.model_checkpoint.dirpath, cfg.callbacks.last_checkpoint.dirpath} == {str(run.checkpoints_dir)}
+    assert f"{cfg.logger.csv.save_dir}/{cfg.logger.csv.name}/metrics.csv" == str(run.metrics_path)
