@@ -93,9 +93,6 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     config_path = property(lambda self: self.path / CONFIG)
     environment_path = property(lambda self: self.path / ENVIRONMENT)
     git_diff_path = property(lambda self: self.path / GIT_DIFF)
