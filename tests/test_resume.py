@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import hakim.train.judge_module
@@ -207,3 +208,21 @@ def test_the_watchdog_counts_its_patience_across_a_resume(train_config, tmp_path
     resumed = LossWatchdog(threshold=0.001, patience=100)
     resumed.load_state_dict(state)
     assert resumed.spiking == 3
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda config: config["module"].update(_target_="os.system"), "module._target_ is 'os.system'"),
+    (lambda config: config["callbacks"]["progress_log"].update(_target_="builtins.exec"), "callbacks.progress_log._target_"),
+    (lambda config: config.pop("style"), "written by an older Hakim (no style)"),
+])
+def test_rerun_and_resume_refuse_a_saved_config_that_names_foreign_code_or_predates_this_layout(
+        workspace, tiny_run, tmp_path, tamper, message):
+    handed = tmp_path / "handed"
+    shutil.copytree(tiny_run, handed)
+    config = yaml.safe_load((handed / "config.yaml").read_text())
+    tamper(config)
+    (handed / "config.yaml").write_text(yaml.safe_dump(config))
+    for option in ("rerun", "resume"):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            train(compose_config("train", workspace, tmp_path / option, [f"{option}={handed}"]))
+    assert not (tmp_path / "rerun" / "config.yaml").exists()  # refused before anything was written

@@ -83,6 +83,12 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return callback.best_model_path or callback.last_model_path or None
 
 
+def check_saved_config(config: dict, where: str) -> None:
+    """What resume= and rerun= train from: a config of this layout that builds nothing outside TRUSTED_TARGETS."""
+    check_current_layout(config, where)
+    check_targets(config, where)
+
+
 def check_current_layout(config: dict, where: str) -> None:
     """A saved config from before the `style`, `module` and `exact_resume` configs cannot be trained on."""
     missing = [key for key in ("style", "module") if key not in config]
@@ -129,8 +135,7 @@ def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfi
     run = RunDir.open(cfg.resume)
     changes = _resume_overrides(cfg, list(overrides))
     checkpoint, step = newest_checkpoint(run.checkpoints_dir)
-    check_current_layout(run.config, str(run.config_path))
-    check_targets(run.config, str(run.config_path))
+    check_saved_config(run.config, str(run.config_path))
     saved = OmegaConf.create(run.config)
     for key, value in changes.items():
         before = OmegaConf.select(saved, key)
@@ -149,8 +154,7 @@ def rerun_config(cfg: DictConfig) -> DictConfig:
     exact dataset version that run used (data.json), even if the dataset was prepared again since."""
     original = RunDir.open(cfg.rerun)
     saved = original.config_at(Path(cfg.paths.output_dir))
-    check_current_layout(saved, str(original.config_path))
-    check_targets(saved, str(original.config_path))
+    check_saved_config(saved, str(original.config_path))
     saved["rerun"] = None
     data = original.data_record()
     saved["data"]["dataset_dir"] = str(resolve_dataset_dir(data["dataset_dir"]).parent / data["version"])
