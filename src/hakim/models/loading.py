@@ -140,7 +140,10 @@ def load_base_model(spec: ModelSpec, path: str | None = None):
     # the weights left unquantized load in the compute dtype too (add_lora may upcast them for training)
     kwargs["dtype"] = resolve_compute_dtype(spec.compute_dtype)
     warn_if_slow_compute_dtype(kwargs["dtype"])
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantization is not None:
+        never_repack_4bit_weights_for_cpu(model)
+    return model
 
 
 def add_lora(model, spec: ModelSpec, lora: LoraSpec):
@@ -172,19 +175,21 @@ def add_lora(model, spec: ModelSpec, lora: LoraSpec):
     return peft_model
 
 
-def keep_4bit_layers_in_training_mode(model) -> int:
-    """Mark every bitsandbytes 4-bit linear layer as training (their children are none); returns how many.
+def never_repack_4bit_weights_for_cpu(model) -> int:
+    """Turn off bitsandbytes' CPU inference repacking in every 4-bit linear layer; returns how many layers.
 
-    bitsandbytes repacks a 4-bit weight for its CPU inference kernel on the first eval-mode forward
-    without gradients, and the repacked weight has no backward: a model that trains again afterwards
-    silently loses the gradients through its base layers. Call this after `.eval()` on a model that
-    will train again.
+    On CPUs with AVX-512 BF16, bitsandbytes (since its fused CPU kernel, PR #1804, late 2025) repacks a layer's 4-bit weight into another layout
+    the first time the layer runs in eval mode on an input without gradients, and leaves it repacked. The
+    repacked matmul is a bf16-only kernel with no backward: a model validated this way and trained again
+    gets no gradient through its frozen base layers, and every eval-mode score is computed in bf16
+    whatever `compute_dtype` says, so the same judge scores differently on an AVX2 CPU. With repacking off,
+    every CPU takes the dequantize-then-matmul path in the compute dtype, in training and evaluation alike.
     """
     import bitsandbytes as bnb
 
     layers = [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
     for layer in layers:
-        layer.training = True
+        layer.support_avx512bf16_for_cpu = False
     return len(layers)
 
 

@@ -24,7 +24,6 @@ from hakim.models.loading import (
     ModelSpec,
     add_lora,
     backbone_and_head,
-    keep_4bit_layers_in_training_mode,
     load_base_model,
     load_tokenizer,
     resolve_model_path,
@@ -161,14 +160,6 @@ class JudgeModule(L.LightningModule):
         if not _all_finite(p for p in self.net.parameters() if p.requires_grad):
             raise TrainingDiverged(f"the update of step {self.global_step} made adapter weights non-finite; {LOWER_LR}. "
                                    "The last good checkpoint is kept.")
-
-    def on_validation_model_eval(self) -> None:
-        super().on_validation_model_eval()
-        # In eval mode bitsandbytes repacks each 4-bit weight for its CPU inference kernel (on CPUs with
-        # AVX-512 BF16) and does not unpack it when training resumes: every later matmul then goes through
-        # an op without autograd, and gradients stop flowing through the frozen base layers. Keeping the
-        # 4-bit layers in training mode (they have no other train/eval behaviour) prevents the repacking.
-        keep_4bit_layers_in_training_mode(self.net)
 
     def setup(self, stage: str) -> None:
         """One set of validation metrics per source (task): pooled over BoolQ (62% yes) and FIB (15%
