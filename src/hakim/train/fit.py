@@ -28,11 +28,9 @@ from hakim.train.config_tree import print_config_tree
 from hakim.train.datamodule import JudgeDataModule
 from hakim.train.judge_module import JudgeModule, TrainingDiverged
 from hakim.train.loggers import start_loggers, wandb_run_id
+from hakim.train.saved_config import check_saved_config
 
 log = logging.getLogger(__name__)
-# What a saved config may instantiate when a run is resumed or rerun: a run directory can be handed to you,
-# and `_target_` names code to run.
-TRUSTED_TARGETS = ("hakim.", "torch.optim.", "bitsandbytes.optim.", "lightning.")
 
 
 def build_style(cfg: DictConfig) -> PromptStyle:
@@ -81,34 +79,6 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     if callback is None:
         return None
     return callback.best_model_path or callback.last_model_path or None
-
-
-def check_saved_config(config: dict, where: str) -> None:
-    """What resume= and rerun= train from: a config of this layout that builds nothing outside TRUSTED_TARGETS."""
-    check_current_layout(config, where)
-    check_targets(config, where)
-
-
-def check_current_layout(config: dict, where: str) -> None:
-    """A saved config from before the `style`, `module` and `exact_resume` configs cannot be trained on."""
-    missing = [key for key in ("style", "module") if key not in config]
-    if missing or "exact_resume" not in (config.get("callbacks") or {}):
-        raise ValueError(f"{where} was written by an older Hakim (no {', '.join(missing) or 'callbacks.exact_resume'}): "
-                         "it can still be evaluated and exported, but resume=/rerun= need a run trained with this version")
-
-
-def check_targets(config, where: str, path: str = "") -> None:
-    """Refuse a saved config whose `_target_` names code outside TRUSTED_TARGETS."""
-    if isinstance(config, dict):
-        target = config.get("_target_")
-        if target is not None and not str(target).startswith(TRUSTED_TARGETS):
-            raise ValueError(f"{where}: {path or 'the config'}._target_ is {target!r}; a saved run may only build objects "
-                             f"from {', '.join(TRUSTED_TARGETS)}")
-        for key, value in config.items():
-            check_targets(value, where, f"{path}.{key}" if path else str(key))
-    elif isinstance(config, list):
-        for index, value in enumerate(config):
-            check_targets(value, where, f"{path}[{index}]")
 
 
 # What `resume=` may change: when the run stops and what it reports, never what it computes.
