@@ -155,6 +155,41 @@ def test_exhausted_retries_land_in_rejects_never_in_data(server, settings, tmp_p
     assert "Claim 1 about river 0." not in cached_inputs(tmp_path)
 
 
+def test_a_200_that_is_not_an_answer_is_one_failed_attempt_then_a_reject(server, settings, tmp_path):
+    settings.max_retries = 2
+    records = make_records(passages=2, claims_per_passage=2)
+    server.faults_by_input = {
+        "Passage 0 says": ["html"],
+        "Claim 0 about river 0.": ["not_json"],
+        "Claim 1 about river 0.": ["no_choices", "null_content"],
+        "Claim 1 about river 1.": ["html", "no_choices", "not_json"],  # every attempt: this row is rejected
+    }
+
+    result = run_teacher(records, settings, tmp_path)
+
+    assert result.stats.failed_attempts == {"invalid answer": 1 + 1 + 2 + 3}
+    assert [(r["id"], r["stage"]) for r in read_rejects(tmp_path)] == [("en-1-1", "translate")]
+    assert "claim: no usable answer after 3 attempts; last: HTTP 200 whose body (application/json) is not JSON" in (
+        result.rejects[0]["reason"])
+    assert [r.id for r in result.records] == ["en-0-0", "en-0-1", "en-1-0"] and all(r.reasoning for r in result.records)
+    server.reset_counts()
+    run_teacher(records, settings, tmp_path)
+    assert server.total == 0  # every answer the server gave was kept, and the reject is remembered
+
+
+def test_answers_in_flight_when_a_run_stops_are_cached(settings, tmp_path):
+    records = make_records(passages=2, claims_per_passage=2, language="ms")  # four reasoning questions at once
+    with FakeOpenAI(delay_s=0.5) as server:
+        server.faults_by_number = {4: "401"}  # at once, while the other three are still being answered
+        with pytest.raises(TeacherError, match="HTTP 401"):
+            run_teacher(records, replace(settings, base_url=server.url, translate=False), tmp_path)
+        assert len(cached_inputs(tmp_path)) == 3
+
+        server.reset_counts()
+        result = run_teacher(records, replace(settings, base_url=server.url, translate=False), tmp_path)
+    assert server.total == 1 and result.stats.cache_hits == 3  # only the refused question is asked again
+
+
 def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server, settings, tmp_path):
     settings.translate = False
     records = make_records(passages=2, claims_per_passage=2, language="ms")

@@ -4,12 +4,15 @@ One place decides where the key comes from, how the client is built, and when a 
 again: 408/409/429/5xx, timeouts and lost connections are retried with capped exponential backoff
 (a server's Retry-After is honoured in full); 401/403/404 stop everything at once, because every
 request would fail the same way; any other status refuses this one request. The caller's `send`
-makes one attempt and may raise InvalidAnswer to have it asked again.
+makes one attempt and may raise InvalidAnswer to have it asked again; `complete` does so for an HTTP
+200 that is no chat completion (a web page, a body that is not JSON, no choices), which a proxy or a
+struggling server sends now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import Choice
 
 RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
 # These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
@@ -90,6 +95,27 @@ def connect(endpoint: Endpoint) -> openai.AsyncOpenAI:
     """The SDK's retries are off: `with_retries` is the only retry loop, so Retry-After and fatal statuses are ours."""
     return openai.AsyncOpenAI(api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0,
                               timeout=endpoint.timeout_s)
+
+
+async def complete(api: openai.AsyncOpenAI, body: dict) -> ChatCompletion:
+    """One chat completion; raises InvalidAnswer for a 200 that is not one, so it is asked again like a 500."""
+    raw = await api.chat.completions.with_raw_response.create(**body)
+    content_type = raw.headers.get("content-type", "no content type").split(";")[0]
+    try:
+        completion = raw.parse()
+    except json.JSONDecodeError:
+        raise InvalidAnswer(f"HTTP 200 whose body ({content_type}) is not JSON") from None
+    # A body that is not JSON comes back as text, and another API's JSON as a completion without choices.
+    if not isinstance(completion, ChatCompletion) or not isinstance(completion.choices, list):
+        raise InvalidAnswer(f"HTTP 200 whose body ({content_type}) is not a chat completion")
+    return completion
+
+
+def first_choice(completion: ChatCompletion) -> Choice:
+    """Separate from `complete`, so the teacher pays for the tokens of a completion that has no choices."""
+    if not completion.choices or completion.choices[0].message is None:
+        raise InvalidAnswer("HTTP 200 with a chat completion that has no choices")
+    return completion.choices[0]
 
 
 def retry_after_s(error: openai.APIStatusError) -> float | None:

@@ -116,9 +116,9 @@ def _count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings,
 
 async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tuple[list[_RowOutcome], set[str]]:
     api = connect(settings.endpoint)
+    client = TeacherClient(settings, cache, stats, api, retry_rejects)
     try:
         await check_endpoint(api, settings)
-        client = TeacherClient(settings, cache, stats, api, retry_rejects)
         try:
             if settings.batch_api:
                 await prefill_with_batches(records, settings, client, work_dir)
@@ -127,6 +127,7 @@ async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tu
             raise TeacherError(f"{stop} (${stats.cost_usd:.4f} spent in this run)") from None
         return outcomes, client.used_keys
     finally:
+        await client.drain()
         await api.close()
 
 
