@@ -179,7 +179,7 @@ def test_a_200_that_is_not_an_answer_is_one_failed_attempt_then_a_reject(server,
 
 def test_answers_in_flight_when_a_run_stops_are_cached(settings, tmp_path):
     records = make_records(passages=2, claims_per_passage=2, language="ms")  # four reasoning questions at once
-    with FakeOpenAI(delay_s=0.5) as server:
+    with FakeOpenAI(delay_s=0.2) as server:  # within settings.timeout_s
         server.faults_by_number = {4: "401"}  # at once, while the other three are still being answered
         with pytest.raises(TeacherError, match="HTTP 401"):
             run_teacher(records, replace(settings, base_url=server.url, translate=False), tmp_path)
