@@ -20,7 +20,9 @@ import pytest
 from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.records import JudgeRecord, document_id
 from hakim.data.teacher import TeacherError, TeacherSettings, run_teacher
+from hakim.data.teacher.client import cost_usd
 from hakim.data.teacher.limits import RateLimiter
+from hakim.data.teacher.requests import translation_request
 
 KEY_ENV = "HAKIM_TEACHER_TEST_KEY"
 SECRET = "sk-test-DO-NOT-LEAK-4242"
@@ -212,6 +214,23 @@ def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server,
     again = run_teacher(records, settings, tmp_path)
     assert server.total == 0 and again.stats.cache_hits == 6
     assert again.records == result.records and again.v3_excluded == ["ms-0-0"]
+
+
+def test_a_timed_out_attempt_the_server_may_have_answered_is_in_the_cost(server, settings, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings.reasoning = False
+    records = make_records(passages=1, claims_per_passage=1)
+    server.faults_by_input = {"Claim 0 about river 0.": ["timeout"]}
+
+    result = run_teacher(records, settings, tmp_path)
+
+    assert server.by_input["Claim 0 about river 0."] == 2  # it was answered twice: once after we stopped waiting
+    # Priced as if it wrote max_output_tokens: it ran past timeout_s, so it was likely writing a long answer.
+    timed_out = cost_usd(settings, translation_request("Claim 0 about river 0.", settings).estimated_input_tokens(),
+                         settings.max_output_tokens)
+    assert result.stats.cost_usd == pytest.approx(result.stats.answers_cost_usd + timed_out)
+    assert result.stats.timed_out_cost_usd == pytest.approx(timed_out)
+    assert f"(~${timed_out:.4f} of it for 1 timed-out attempts)" in caplog.messages[-1]
 
 
 def test_api_key_is_used_but_never_stored_or_shown(server, settings, tmp_path):

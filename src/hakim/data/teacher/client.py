@@ -136,6 +136,13 @@ class TeacherClient:
         self.in_flight += 1
         try:
             completion = await complete(self.api, request_body(request, self.settings))
+        except openai.APITimeoutError:
+            # We stopped waiting, but the server may still finish and bill it; priced as if it wrote
+            # max_output_tokens, since a request that runs past timeout_s is most likely writing a long answer.
+            lost = cost_usd(self.settings, request.estimated_input_tokens(), self.settings.max_output_tokens)
+            self.stats.timed_out_cost_usd += lost
+            self.stats.cost_usd += lost
+            raise
         finally:
             self.in_flight -= 1
             self.release(upcoming)

@@ -78,10 +78,12 @@ def summary(stats: TeacherStats, rejects: list[dict]) -> str:
     causes = ", ".join(f"{cause} {n}" for cause, n in sorted(stats.failed_attempts.items())) or "none"
     stages = Counter(reject["stage"] for reject in rejects)
     rejected = ", ".join(f"{stage} {n}" for stage, n in sorted(stages.items())) or "none"
+    timed_out = stats.failed_attempts.get("timeout", 0)
+    estimated = f" (~${stats.timed_out_cost_usd:.4f} of it for {timed_out} timed-out attempts)" if timed_out else ""
     return (f"teacher: {stats.rows} rows in, {stats.rows_out} out; {stats.requests} requests sent "
             f"({stats.retries} retries; failed attempts: {causes}), {stats.cache_hits} answers from the cache, "
             f"{stats.failures_reused} earlier failures reused; rejects: {rejected}; "
-            f"${stats.cost_usd:.4f} this run, ${stats.answers_cost_usd:.4f} for all the answers kept")
+            f"${stats.cost_usd:.4f} this run{estimated}, ${stats.answers_cost_usd:.4f} for all the answers kept")
 
 
 async def _preflight(settings: TeacherSettings) -> None:
