@@ -75,6 +75,16 @@ def test_structured_output_parses_when_the_server_gives_no_logprobs():
     assert list(server.bodies[0]["response_format"]["json_schema"]["schema"]["properties"]) == ["penaakulan", "jawapan"]
 
 
+def test_an_answer_that_gives_no_verdict_is_asked_again():
+    answers = {"": Answer('{"jawapan": 1}', {"1": math.log(0.9), "0": math.log(0.1)})}
+    faults = ["bad_json", "null_content", "no_choices", "html", "not_json"]
+    with FakeJudgeServer(answers, faults=list(faults)) as server:
+        verdict = make_judge(server, max_retries=len(faults)).judge(PASSAGE, "tuntutan", "fib")
+
+    assert (verdict.label, verdict.probability, verdict.parse_error) == (1, pytest.approx(0.9), None)
+    assert len(server.bodies) == len(faults) + 1
+
+
 def test_malformed_answers_are_unparsed_never_a_class():
     answers = {
         "tuntutan-prose": Answer("Ya, ringkasan itu konsisten."),
@@ -83,11 +93,13 @@ def test_malformed_answers_are_unparsed_never_a_class():
         "tuntutan-good": Answer('{"jawapan": 0}', {"0": math.log(0.6), "1": math.log(0.4)}),
     }
     with FakeJudgeServer(answers) as server:
-        verdicts = make_judge(server).judge_batch([(PASSAGE, claim, "fib") for claim in answers])
+        verdicts = make_judge(server, max_retries=1).judge_batch([(PASSAGE, claim, "fib") for claim in answers])
 
     assert [v.label for v in verdicts] == [None, None, None, 0]
-    assert all(v.probability is None and v.parse_error for v in verdicts[:3])
+    assert len(server.bodies) == 3 * 2 + 1  # each malformed answer was asked again once
+    assert all(v.probability is None and "no usable answer after 2 attempts" in v.parse_error for v in verdicts[:3])
     assert verdicts[0].raw_output == "Ya, ringkasan itu konsisten."
+    assert verdicts[1].parse_error.endswith("verdict 2 is not 0 or 1")
     metrics = binary_metrics([1, 1, 0, 0], [v.label for v in verdicts])
     assert metrics["n_unparsed"] == 3 and metrics["accuracy"] == 0.25
 
@@ -112,6 +124,17 @@ def test_a_refused_request_is_unparsed_but_an_outage_stops_the_judge():
 
     assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400")
     assert len(server.bodies) == 1 + 3  # the refused request was not asked again; the failing one was, twice
+
+
+def test_requests_are_not_logged_one_line_each(caplog):
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.NOTSET)  # as in a fresh process, whatever ran before
+    caplog.set_level(logging.INFO)
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}) as server:
+        verdicts = make_judge(server).judge_batch([(PASSAGE, f"tuntutan-{i}", "fib") for i in range(3)])
+
+    assert [v.label for v in verdicts] == [1, 1, 1] and len(server.bodies) == 3
+    assert not [message for message in caplog.messages if "HTTP Request" in message]
 
 
 def test_requests_in_flight_stay_within_the_bound():
@@ -141,7 +164,7 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer(answers) as server:
         cfg = compose_config("evaluate", workspace, out_dir, [
-            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}",
+            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.backoff_base_s=0.01",
             f"dataset_dir={_tiny_dataset(tmp_path / 'data')}",
         ])
         summary = evaluate(cfg)

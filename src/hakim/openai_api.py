@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ from openai.types.chat.chat_completion import Choice
 RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
 # These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
 FATAL_STATUS = (401, 403, 404)
+
+# The HTTP clients under openai log one INFO line per request: thousands of lines that bury a run's own.
+QUIET_LOGGERS = ("httpx", "httpx2")
 
 T = TypeVar("T")
 
@@ -78,6 +82,11 @@ class Endpoint:
         shared = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name not in ("config", "error")}
         return cls(**shared, config=config, error=error)
 
+    @property
+    def name(self) -> str:
+        """What messages call the endpoint."""
+        return self.base_url or "the OpenAI API"
+
 
 def api_key(endpoint: Endpoint) -> str:
     """The key from the environment; a local server without one gets a placeholder it will ignore."""
@@ -93,6 +102,8 @@ def api_key(endpoint: Endpoint) -> str:
 
 def connect(endpoint: Endpoint) -> openai.AsyncOpenAI:
     """The SDK's retries are off: `with_retries` is the only retry loop, so Retry-After and fatal statuses are ours."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     return openai.AsyncOpenAI(api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0,
                               timeout=endpoint.timeout_s)
 

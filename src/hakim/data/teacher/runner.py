@@ -26,8 +26,6 @@ from hakim.openai_api import connect
 CACHE_FILE = "teacher_cache.sqlite"
 REJECTS_FILE = "rejects.jsonl"
 STATS_FILE = "teacher_stats.json"
-# The HTTP clients under openai log one INFO line per request: thousands of lines that bury the summary.
-QUIET_LOGGERS = ("httpx", "httpx2")
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,6 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     Questions that failed in an earlier run fail again from the cache unless retry_rejects asks them again."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     stats = TeacherStats(rows=len(records))
     count_deduplication(records, settings, stats)
     if dry_run:
