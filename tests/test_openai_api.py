@@ -156,6 +156,7 @@ def test_another_status_refuses_only_this_request(server):
         ask(make_endpoint(server.url), response_format=None)  # the fake server answers 400 without a strict schema
 
     assert raised.value.status == 400 and server.online == 1  # a 400 is not tried again
+    assert str(raised.value) == "HTTP 400: expected strict json_schema response_format"  # the server's reason
     assert ask(make_endpoint(server.url)) == MARKER + "Sungai itu banjir."
 
 

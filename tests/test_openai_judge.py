@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import subprocess
+import sys
 
 import pytest
 
-from conftest import compose_config
+from conftest import ROOT, compose_config
 from fake_judge_server import Answer, FakeJudgeServer
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord, document_id
-from hakim.eval.evaluation import evaluate
+from hakim.eval.evaluation import NoVerdicts, evaluate
 from hakim.eval.metrics import binary_metrics
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.openai_api import EndpointError
@@ -122,7 +124,7 @@ def test_a_refused_request_is_unparsed_but_an_outage_stops_the_judge():
         with pytest.raises(EndpointError, match="is failing: no usable answer after 3 attempts; last: HTTP 500"):
             make_judge(server, max_retries=2).judge(PASSAGE, "tuntutan", "fib")
 
-    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400")
+    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400: injected 400")
     assert len(server.bodies) == 1 + 3  # the refused request was not asked again; the failing one was, twice
 
 
@@ -179,3 +181,38 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     printed = capsys.readouterr()
     for text in (printed.out, printed.err, caplog.text, str(refused.value), repr(cfg), *(p.read_text() for p in out_dir.glob("*.*") if p.suffix != ".png")):
         assert SECRET not in text
+
+
+def _judge_overrides(server: FakeJudgeServer, dataset_dir: str) -> list[str]:
+    return ["judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.max_retries=1",
+            "judge.backoff_base_s=0.01", f"dataset_dir={dataset_dir}"]
+
+
+@pytest.mark.parametrize("fault, error", [("400", "request refused: HTTP 400: injected 400"),
+                                          ("null_content", "no usable answer after 2 attempts; last: no content in the answer (null)")])
+def test_an_evaluation_the_judge_mostly_did_not_answer_fails_after_writing_its_files(workspace, tmp_path, fault, error):
+    out_dir = tmp_path / "evaluation"
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=[fault] * 64) as server:
+        cfg = compose_config("evaluate", workspace, out_dir, _judge_overrides(server, _tiny_dataset(tmp_path / "data")))
+        with pytest.raises(NoVerdicts) as raised:
+            evaluate(cfg)
+
+    message = str(raised.value)
+    assert "\n" not in message and f"judge gpt-4o-mini at {server.url} gave no verdict for 4/4 rows" in message
+    assert "more than max_unparsed_fraction=0.5" in message and f"commonest error (4 rows): {error}" in message
+    rows = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [r["prediction"] for r in rows] == [None] * 4
+    assert json.loads((out_dir / "metrics.json").read_text())["subsets"]["overall"]["n_unparsed"] == 4
+
+
+def test_evaluate_py_exits_1_in_one_line_when_the_judge_answered_nothing(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("HAKIM_ROOT", str(workspace))
+    out_dir = tmp_path / "evaluation"
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=["400"] * 64) as server:
+        failed = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *_judge_overrides(server, _tiny_dataset(tmp_path / "data")),
+                                 f"hydra.run.dir={out_dir}"], cwd=workspace, capture_output=True, text=True, timeout=300)
+
+    assert failed.returncode == 1
+    assert failed.stderr.strip().count("\n") == 0, failed.stderr
+    assert failed.stderr.startswith("error: NoVerdicts: judge gpt-4o-mini at http") and "HTTP 400" in failed.stderr
+    assert (out_dir / "predictions.jsonl").exists() and (out_dir / "report.md").exists()

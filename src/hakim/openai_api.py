@@ -45,8 +45,8 @@ class NoAnswer(Exception):
 class Refused(NoAnswer):
     """The endpoint refused this request with a status no retry changes (e.g. 400 for a prompt too long)."""
 
-    def __init__(self, status: int):
-        super().__init__(f"HTTP {status}, not retryable")
+    def __init__(self, status: int, reason: str = ""):
+        super().__init__(f"HTTP {status}: {reason}" if reason else f"HTTP {status}")
         self.status = status
 
 
@@ -129,6 +129,13 @@ def first_choice(completion: ChatCompletion) -> Choice:
     return completion.choices[0]
 
 
+def server_reason(error: openai.APIStatusError) -> str:
+    """The server's own message, on one short line: it often names the parameter to change."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(str(message).split())[:200] if message else ""
+
+
 def retry_after_s(error: openai.APIStatusError) -> float | None:
     try:
         return float(error.response.headers.get("retry-after", ""))
@@ -166,7 +173,7 @@ async def with_retries(endpoint: Endpoint, send: Callable[[int], Awaitable[T]],
                     f"({endpoint.model}), {endpoint.config}.base_url and the key in ${endpoint.api_key_env}"
                 ) from None
             if status not in RETRYABLE_STATUS:
-                raise Refused(status) from None
+                raise Refused(status, server_reason(error)) from None
             cause = problem = f"HTTP {status}"
             wait = retry_after_s(error)
         except openai.APITimeoutError:  # before APIConnectionError, its parent class

@@ -154,7 +154,7 @@ class OpenAIJudge:
             return await with_retries(endpoint, attempt, lambda cause, _: causes.append(cause))
         except Refused as refused:
             # This item's request is refused (e.g. too long); the row is reported unparsed with why.
-            return Verdict(None, None, parse_error=f"request refused: HTTP {refused.status}")
+            return Verdict(None, None, parse_error=f"request refused: {refused}")
         except OutOfRetries as error:
             if causes[-1] != "invalid answer":
                 # An outage is not the judge's answer: stop rather than score it as unparsed rows.
