@@ -3,7 +3,7 @@
 Each reply is chosen by a substring of the user message (`answers`), and says what the content is and
 which log probabilities the verdict position shows. Faults are queued and used once each, before any
 answer: an HTTP status ("400", "429", "500", ...), or a 200 that is no usable answer: "bad_json" (the
-answer cut short), "null_content", "no_choices", "html" or "not_json" (as in fake_openai_server). The
+answer cut short), "null_content", "no_choices", "html", "not_json" or "other_api" (as in fake_openai_server). The
 server records every request body, its Authorization header and how many requests were in flight at once.
 """
 

@@ -4,9 +4,9 @@ Translation answers are "[ms] " + the user text; reasoning answers reach the gol
 prompt. Faults are queued per input (a substring of the user message) or per request number, and each
 queued fault is used once: "400", "401", "429", "503", "500", "timeout", "length" (a reply cut short),
 "bad_json", "bad_schema", "disagree", and the HTTP 200s that are not a usable answer: "html" (a web page),
-"not_json" (a JSON content type over a body that is not JSON), "no_choices" (`choices: []`) and
-"null_content". `garbage` makes every route, the models list included, answer one of the first two: a
-base_url that points at something other than an OpenAI-compatible API.
+"not_json" (a JSON content type over a body that is not JSON), "other_api" (another API's JSON),
+"no_choices" (`choices: []`) and "null_content". `garbage` makes every route, the models list included,
+answer one of the first three: a base_url that points at something other than an OpenAI-compatible API.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ MARKER = "[ms] "
 NOT_AN_ANSWER = {
     "html": ("text/html", "<!doctype html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>"),
     "not_json": ("application/json", "<html><body>502 Bad Gateway</body></html>"),
+    "other_api": ("application/json", '{"status": "ok", "version": "1.2.0"}'),
 }
 
 

@@ -101,14 +101,15 @@ def test_server_errors_timeouts_and_invalid_answers_are_asked_again(server):
 
 
 def test_a_200_that_is_no_chat_completion_is_asked_again_saying_what_came(server):
-    server.faults_by_number = {1: "html", 2: "not_json", 3: "no_choices"}
+    server.faults_by_number = {1: "html", 2: "not_json", 3: "other_api", 4: "no_choices"}
     failures = []
 
-    assert ask(make_endpoint(server.url), failures) == MARKER + "Sungai itu banjir." and server.total == 4
-    assert [cause for cause, _ in failures] == ["invalid answer"] * 3
+    assert ask(make_endpoint(server.url, max_retries=4), failures) == MARKER + "Sungai itu banjir." and server.total == 5
+    assert [cause for cause, _ in failures] == ["invalid answer"] * 4
 
     for fault, problem in [("html", r"HTTP 200 whose body \(text/html\) is not a chat completion"),
                            ("not_json", r"HTTP 200 whose body \(application/json\) is not JSON"),
+                           ("other_api", r"HTTP 200 whose body \(application/json\) is not a chat completion"),
                            ("no_choices", "HTTP 200 with a chat completion that has no choices")]:
         server.faults_by_input = {"": [fault]}
         with pytest.raises(OutOfRetries, match=f"after 1 attempts; last: {problem}$"):

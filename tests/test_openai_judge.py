@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ROOT, compose_config
 from fake_judge_server import Answer, FakeJudgeServer
+from fake_openai_server import FakeOpenAI
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord, document_id
 from hakim.eval.evaluation import NoVerdicts, evaluate
@@ -216,3 +217,16 @@ def test_evaluate_py_exits_1_in_one_line_when_the_judge_answered_nothing(workspa
     assert failed.stderr.strip().count("\n") == 0, failed.stderr
     assert failed.stderr.startswith("error: NoVerdicts: judge gpt-4o-mini at http") and "HTTP 400" in failed.stderr
     assert (out_dir / "predictions.jsonl").exists() and (out_dir / "report.md").exists()
+
+
+@pytest.mark.parametrize("garbage", ["html", "not_json", "other_api"])
+def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(workspace, tmp_path, garbage):
+    with FakeOpenAI(garbage=garbage) as server:
+        cfg = compose_config("evaluate", workspace, tmp_path / "evaluation", _judge_overrides(server, _tiny_dataset(tmp_path / "data")))
+        with pytest.raises(EndpointError) as raised:
+            evaluate(cfg)
+
+    message = str(raised.value)
+    assert f"judge endpoint {server.url} is not an OpenAI-compatible API: GET /models answered" in message
+    assert "set judge.base_url to the API's root" in message and "\n" not in message
+    assert server.total == 1  # refused before any row was asked

@@ -259,6 +259,22 @@ def test_missing_key_for_openai_names_the_variable(monkeypatch, tmp_path):
         run_teacher(make_records(1, 1), TeacherSettings(api_key_env=KEY_ENV, progress=False), tmp_path)
 
 
+@pytest.mark.parametrize("garbage, came", [("html", "a web page (text/html)"),
+                                            ("not_json", "a body that is not JSON (application/json)"),
+                                            ("other_api", "JSON that is not a list of models")])
+def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(monkeypatch, tmp_path, garbage, came):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with FakeOpenAI(garbage=garbage) as server:
+        settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False)
+        for dry_run in (True, False):
+            with pytest.raises(TeacherError) as raised:
+                run_teacher(make_records(1, 1), settings, tmp_path, dry_run=dry_run)
+            message = str(raised.value)
+            assert f"teacher endpoint {server.url} is not an OpenAI-compatible API: GET /models answered {came};" in message
+            assert "set teacher.base_url to the API's root" in message and "\n" not in message
+    assert server.total == 2  # one models-list request each; no question was asked
+
+
 def test_dry_run_checks_key_and_endpoint_and_counts_what_the_cache_holds(server, settings, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     records = make_records(passages=3, claims_per_passage=2)

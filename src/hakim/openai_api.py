@@ -1,6 +1,7 @@
 """Talking to an OpenAI-compatible endpoint, for the teacher and the OpenAI judge alike.
 
-One place decides where the key comes from, how the client is built, and when a request is tried
+One place decides where the key comes from, how the client is built, whether the endpoint is an
+OpenAI-compatible API at all (`check_endpoint`, before anything is sent), and when a request is tried
 again: 408/409/429/5xx, timeouts and lost connections are retried with capped exponential backoff
 (a server's Retry-After is honoured in full); 401/403/404 stop everything at once, because every
 request would fail the same way; any other status refuses this one request. The caller's `send`
@@ -32,6 +33,8 @@ FATAL_STATUS = (401, 403, 404)
 QUIET_LOGGERS = ("httpx", "httpx2")
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class EndpointError(RuntimeError):
@@ -106,6 +109,45 @@ def connect(endpoint: Endpoint) -> openai.AsyncOpenAI:
         logging.getLogger(name).setLevel(logging.WARNING)
     return openai.AsyncOpenAI(api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0,
                               timeout=endpoint.timeout_s)
+
+
+async def check_endpoint(api: openai.AsyncOpenAI, endpoint: Endpoint) -> None:
+    """Raise endpoint.error when the endpoint is unreachable, refuses the key or is no OpenAI-compatible API;
+    warn when it does not list the model. One models-list request costs nothing and turns "every row failed
+    after minutes of retries" into one line that names the setting to fix."""
+    config, name = endpoint.config, endpoint.name
+    try:
+        raw = await api.models.with_raw_response.list()
+    except openai.APIConnectionError as error:
+        raise endpoint.error(f"{config} endpoint {name} did not answer ({error.__class__.__name__}: {error}); "
+                             f"check {config}.base_url and that the server is running") from None
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+        raise endpoint.error(f"{config} endpoint {name} refused the key (HTTP {error.status_code}): "
+                             f"check ${endpoint.api_key_env} ({config}.api_key_env names it)") from None
+    except openai.APIStatusError:
+        return  # some servers do not list models; the first real request will say if the model is wrong
+    served, problem = _listed_models(raw.text, raw.headers.get("content-type", "no content type").split(";")[0])
+    if problem:
+        raise endpoint.error(f"{config} endpoint {name} is not an OpenAI-compatible API: GET /models answered "
+                             f"{problem}; set {config}.base_url to the API's root (OpenAI, vLLM and Ollama serve "
+                             "it under /v1)")
+    if served and endpoint.model not in served:
+        log.warning("%s endpoint %s does not list model %s (it lists %s); requests may fail with HTTP 404",
+                    config, name, endpoint.model, ", ".join(served[:5]))
+
+
+def _listed_models(text: str, content_type: str) -> tuple[list[str], str | None]:
+    """The model ids of a models-list body, or what the body was instead (a web page, not JSON, other JSON)."""
+    if not content_type.endswith("json"):
+        return [], f"a web page ({content_type})" if "html" in content_type else f"a body that is not JSON ({content_type})"
+    try:
+        listed = json.loads(text)
+    except json.JSONDecodeError:
+        return [], f"a body that is not JSON ({content_type})"
+    models = listed.get("data") if isinstance(listed, dict) else None
+    if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
+        return [], "JSON that is not a list of models"
+    return [str(model.get("id")) for model in models], None
 
 
 async def complete(api: openai.AsyncOpenAI, body: dict) -> ChatCompletion:

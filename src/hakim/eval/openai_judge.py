@@ -28,6 +28,7 @@ from hakim.openai_api import (
     InvalidAnswer,
     OutOfRetries,
     Refused,
+    check_endpoint,
     complete,
     connect,
     first_choice,
@@ -121,6 +122,7 @@ class OpenAIJudge:
     async def _judge_all(self, items, logprobs: bool) -> list[Verdict]:
         endpoint = self.settings.endpoint
         async with connect(endpoint) as api:
+            await check_endpoint(api, endpoint)
             slots = asyncio.Semaphore(endpoint.max_in_flight)
             return list(await asyncio.gather(*(self._judge_one(api, slots, item, logprobs) for item in items)))
 

@@ -16,12 +16,11 @@ from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
 from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, cost_usd
 from hakim.data.teacher.plan import count_deduplication, estimate
-from hakim.data.teacher.preflight import check_endpoint, endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
-from hakim.openai_api import connect
+from hakim.openai_api import check_endpoint, connect
 
 CACHE_FILE = "teacher_cache.sqlite"
 REJECTS_FILE = "rejects.jsonl"
@@ -85,7 +84,7 @@ def summary(stats: TeacherStats, rejects: list[dict]) -> str:
 async def _preflight(settings: TeacherSettings) -> None:
     api = connect(settings.endpoint)
     try:
-        await check_endpoint(api, settings)
+        await check_endpoint(api, settings.endpoint)
     finally:
         await api.close()
 
@@ -100,7 +99,7 @@ def _dry_run(records, settings: TeacherSettings, stats: TeacherStats, cache_path
     log.info(
         "teacher dry run (%s at %s, key and endpoint checked): %d cached, %d to send, %d failed before "
         "(retry_rejects=true sends them), ~%d input + ~%d output tokens, ~$%.4f (regenerations of wrong reasoning not included)",
-        settings.model, endpoint_name(settings), stats.estimated_cached, stats.estimated_requests,
+        settings.model, settings.endpoint.name, stats.estimated_cached, stats.estimated_requests,
         stats.estimated_failed_before, stats.estimated_input_tokens, stats.estimated_output_tokens, stats.estimated_cost_usd,
     )
 
@@ -116,7 +115,7 @@ async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tu
     api = connect(settings.endpoint)
     client = TeacherClient(settings, cache, stats, api, retry_rejects)
     try:
-        await check_endpoint(api, settings)
+        await check_endpoint(api, settings.endpoint)
         try:
             if settings.batch_api:
                 await prefill_with_batches(records, settings, client, work_dir)
