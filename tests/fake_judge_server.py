@@ -1,9 +1,10 @@
 """A real HTTP server on 127.0.0.1 answering chat completions as a judge would, with logprobs and faults.
 
 Each reply is chosen by a substring of the user message (`answers`), and says what the content is and
-which log probabilities the verdict position shows. Faults ("429", "500", ...) are queued and used
-once each, before any answer. The server records every request body, its Authorization header and
-how many requests were in flight at once.
+which log probabilities the verdict position shows. Faults are queued and used once each, before any
+answer: an HTTP status ("400", "429", "500", ...), or a 200 that is no usable answer: "bad_json" (the
+answer cut short), "null_content", "no_choices", "html", "not_json" or "other_api" (as in fake_openai_server). The
+server records every request body, its Authorization header and how many requests were in flight at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_openai_server import NOT_AN_ANSWER
 
 # Like OpenAI's tokenizers, digits are tokens of their own, apart from the punctuation around them.
 TOKEN = re.compile(r"\d|[^\W\d]+|\s+|[^\w\s]+")
@@ -53,9 +56,9 @@ class FakeJudgeServer:
             def do_POST(self):
                 status, headers, payload = fake.respond(self.path, self.headers.get("Authorization", ""),
                                                         json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(data))}.items():
+                for name, value in {"Content-Type": "application/json", **headers, "Content-Length": str(len(data))}.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
@@ -73,7 +76,7 @@ class FakeJudgeServer:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def respond(self, path: str, authorization: str, body: dict) -> tuple[int, dict, dict]:
+    def respond(self, path: str, authorization: str, body: dict) -> tuple[int, dict, dict | bytes]:
         with self._lock:
             self.bodies.append(body)
             self.authorizations.add(authorization)
@@ -85,12 +88,22 @@ class FakeJudgeServer:
             time.sleep(self.delay_s)
             if path != "/v1/chat/completions":
                 return 404, {}, {"error": {"message": f"no route {path}"}}
-            if fault:
+            if fault in NOT_AN_ANSWER:
+                content_type, text = NOT_AN_ANSWER[fault]
+                return 200, {"Content-Type": content_type}, text.encode()
+            if fault and fault.isdigit():
                 headers = {"Retry-After": self.retry_after} if fault in ("429", "503") else {}
                 return int(fault), headers, {"error": {"message": f"injected {fault}"}}
             user = body["messages"][-1]["content"]
             answer = next(a for needle, a in self.answers.items() if needle in user)
-            return 200, {}, self._completion(body, answer)
+            if fault == "bad_json":
+                answer = Answer(answer.content[:-3], answer.verdict_logprobs)
+            completion = self._completion(body, answer)
+            if fault == "no_choices":
+                completion["choices"] = []
+            elif fault == "null_content":
+                completion["choices"][0].update(message={"role": "assistant", "content": None}, logprobs=None)
+            return 200, {}, completion
         finally:
             with self._lock:
                 self._in_flight -= 1

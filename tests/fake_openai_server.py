@@ -2,8 +2,11 @@
 
 Translation answers are "[ms] " + the user text; reasoning answers reach the gold label written in the
 prompt. Faults are queued per input (a substring of the user message) or per request number, and each
-queued fault is used once: "401", "429", "503", "500", "timeout", "length" (a reply cut short),
-"bad_json", "bad_schema", "disagree".
+queued fault is used once: "400", "401", "429", "503", "500", "timeout", "length" (a reply cut short),
+"bad_json", "bad_schema", "disagree", and the HTTP 200s that are not a usable answer: "html" (a web page),
+"not_json" (a JSON content type over a body that is not JSON), "other_api" (another API's JSON),
+"no_choices" (`choices: []`) and "null_content". `garbage` makes every route, the models list included,
+answer one of the first three: a base_url that points at something other than an OpenAI-compatible API.
 """
 
 from __future__ import annotations
@@ -19,12 +22,19 @@ from collections import Counter
 from aiohttp import web
 
 MARKER = "[ms] "
+# What a misconfigured server or proxy sends with HTTP 200 instead of a chat completion: (content type, body).
+NOT_AN_ANSWER = {
+    "html": ("text/html", "<!doctype html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>"),
+    "not_json": ("application/json", "<html><body>502 Bad Gateway</body></html>"),
+    "other_api": ("application/json", '{"status": "ok", "version": "1.2.0"}'),
+}
 
 
 class FakeOpenAI:
     def __init__(self, delay_s: float = 0.0, retry_after: str = "1", hang_s: float = 2.0, batch_api: bool = True,
-                 expire_batches: bool = False):
-        self.delay_s = delay_s
+                 expire_batches: bool = False, garbage: str | None = None):
+        self.delay_s = delay_s  # answers wait this long; injected error statuses come at once
+        self.garbage = garbage  # a key of NOT_AN_ANSWER: every route answers HTTP 200 with that body
         self.batch_api = batch_api  # False: no /files or /batches routes, as on many local servers (HTTP 404)
         self.expire_batches = expire_batches  # True: every batch ends "expired" with no output, as after 24 h
         self.retry_after = retry_after
@@ -52,9 +62,12 @@ class FakeOpenAI:
 
     def __enter__(self) -> "FakeOpenAI":
         app = web.Application()
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        if self.batch_api:
+        if self.garbage:
+            app.router.add_route("*", "/{path:.*}", self._garbage)
+        else:
+            app.router.add_get("/v1/models", self._models)
+            app.router.add_post("/v1/chat/completions", self._chat)
+        if self.batch_api and not self.garbage:
             app.router.add_post("/v1/files", self._upload)
             app.router.add_get("/v1/files/{file_id}/content", self._download)
             app.router.add_post("/v1/batches", self._create_batch)
@@ -96,6 +109,12 @@ class FakeOpenAI:
                     return queue.pop(0)
         return None
 
+    async def _garbage(self, request: web.Request) -> web.Response:
+        with self.lock:
+            self.total += 1
+        content_type, text = NOT_AN_ANSWER[self.garbage]
+        return web.Response(text=text, content_type=content_type)
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]})
 
@@ -104,10 +123,13 @@ class FakeOpenAI:
         with self.lock:
             self.online += 1
         fault, status, payload = self._complete(body, request.headers.get("Authorization", ""))
-        if self.delay_s:
+        if self.delay_s and status == 200:
             await asyncio.sleep(self.delay_s)
         if fault == "timeout":
             await asyncio.sleep(self.hang_s)
+        if fault in NOT_AN_ANSWER:
+            content_type, text = NOT_AN_ANSWER[fault]
+            return web.Response(text=text, content_type=content_type)
         headers = {"Retry-After": self.retry_after} if status in (429, 503) else {}
         return web.json_response(payload, status=status, headers=headers)
 
@@ -123,7 +145,7 @@ class FakeOpenAI:
             self.by_input[user] += 1
             self.authorizations.add(authorization)
         fault = self._next_fault(user)
-        if fault in ("401", "429", "503", "500"):
+        if fault in ("400", "401", "429", "503", "500"):
             return fault, int(fault), {"error": {"message": f"injected {fault}"}}
         if kind == "translation":
             content = json.dumps({"text": MARKER + user})
@@ -147,6 +169,10 @@ class FakeOpenAI:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4, "total_tokens": prompt_tokens + len(content) // 4},
         }
+        if fault == "no_choices":
+            completion["choices"] = []
+        elif fault == "null_content":
+            completion["choices"][0]["message"]["content"] = None
         return fault, 200, completion
 
     async def _upload(self, request: web.Request) -> web.Response:

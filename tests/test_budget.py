@@ -77,6 +77,16 @@ def test_a_dead_or_failing_endpoint_exits_non_zero_and_leaves_latest_alone(tmp_p
     assert len(provenance["code"]["commit"]) == 40 and provenance["started"] <= provenance["finished"]
 
 
+def test_an_endpoint_that_is_not_an_openai_api_exits_1_in_one_line_naming_the_setting(tmp_path, rows_file):
+    with FakeOpenAI(garbage="html") as server:
+        failed = run_prepare(tmp_path, *local_overrides(rows_file, *teacher_overrides(server.url)))
+
+    assert failed.returncode == 1
+    errors = [line for line in (failed.stdout + failed.stderr).splitlines() if "ERROR" in line or line.startswith("error")]
+    assert len(errors) == 1 and f"teacher endpoint {server.url} is not an OpenAI-compatible API" in errors[0]
+    assert "teacher.base_url" in errors[0] and "Traceback" not in failed.stdout + failed.stderr
+
+
 def test_rows_lost_past_the_budget_are_kept_with_their_text_and_asked_again_on_retry(tmp_path, rows_file):
     lost = ROWS[3]["claim"]
     with FakeOpenAI() as server:

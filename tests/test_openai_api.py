@@ -20,7 +20,9 @@ from hakim.openai_api import (
     Refused,
     api_key,
     backoff_delay,
+    complete,
     connect,
+    first_choice,
     with_retries,
 )
 
@@ -56,9 +58,9 @@ def ask(endpoint: Endpoint, failures: list | None = None, response_format: dict 
                 body = {"model": endpoint.model, "messages": [{"role": "user", "content": "Sungai itu banjir."}]}
                 if response_format:
                     body["response_format"] = response_format
-                completion = await api.chat.completions.create(**body)
+                choice = first_choice(await complete(api, body))
                 try:
-                    return json.loads(completion.choices[0].message.content)["text"]
+                    return json.loads(choice.message.content)["text"]
                 except ValueError as error:
                     raise InvalidAnswer(f"invalid answer ({error})") from None
 
@@ -96,6 +98,22 @@ def test_server_errors_timeouts_and_invalid_answers_are_asked_again(server):
 
     assert answer == MARKER + "Sungai itu banjir." and server.total == 4
     assert [cause for cause, _ in failures] == ["HTTP 500", "timeout", "invalid answer"]
+
+
+def test_a_200_that_is_no_chat_completion_is_asked_again_saying_what_came(server):
+    server.faults_by_number = {1: "html", 2: "not_json", 3: "other_api", 4: "no_choices"}
+    failures = []
+
+    assert ask(make_endpoint(server.url, max_retries=4), failures) == MARKER + "Sungai itu banjir." and server.total == 5
+    assert [cause for cause, _ in failures] == ["invalid answer"] * 4
+
+    for fault, problem in [("html", r"HTTP 200 whose body \(text/html\) is not a chat completion"),
+                           ("not_json", r"HTTP 200 whose body \(application/json\) is not JSON"),
+                           ("other_api", r"HTTP 200 whose body \(application/json\) is not a chat completion"),
+                           ("no_choices", "HTTP 200 with a chat completion that has no choices")]:
+        server.faults_by_input = {"": [fault]}
+        with pytest.raises(OutOfRetries, match=f"after 1 attempts; last: {problem}$"):
+            ask(make_endpoint(server.url, max_retries=0))
 
 
 def test_out_of_retries_names_the_last_problem(server):
@@ -139,6 +157,7 @@ def test_another_status_refuses_only_this_request(server):
         ask(make_endpoint(server.url), response_format=None)  # the fake server answers 400 without a strict schema
 
     assert raised.value.status == 400 and server.online == 1  # a 400 is not tried again
+    assert str(raised.value) == "HTTP 400: expected strict json_schema response_format"  # the server's reason
     assert ask(make_endpoint(server.url)) == MARKER + "Sungai itu banjir."
 
 

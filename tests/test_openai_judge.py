@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import subprocess
+import sys
 
 import pytest
 
-from conftest import compose_config
+from conftest import ROOT, compose_config
 from fake_judge_server import Answer, FakeJudgeServer
+from fake_openai_server import FakeOpenAI
 from hakim.data.dataset_io import write_dataset
 from hakim.data.records import JudgeRecord, document_id
-from hakim.eval.evaluation import evaluate
+from hakim.eval.evaluation import NoVerdicts, evaluate
 from hakim.eval.metrics import binary_metrics
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.openai_api import EndpointError
@@ -75,6 +78,16 @@ def test_structured_output_parses_when_the_server_gives_no_logprobs():
     assert list(server.bodies[0]["response_format"]["json_schema"]["schema"]["properties"]) == ["penaakulan", "jawapan"]
 
 
+def test_an_answer_that_gives_no_verdict_is_asked_again():
+    answers = {"": Answer('{"jawapan": 1}', {"1": math.log(0.9), "0": math.log(0.1)})}
+    faults = ["bad_json", "null_content", "no_choices", "html", "not_json"]
+    with FakeJudgeServer(answers, faults=list(faults)) as server:
+        verdict = make_judge(server, max_retries=len(faults)).judge(PASSAGE, "tuntutan", "fib")
+
+    assert (verdict.label, verdict.probability, verdict.parse_error) == (1, pytest.approx(0.9), None)
+    assert len(server.bodies) == len(faults) + 1
+
+
 def test_malformed_answers_are_unparsed_never_a_class():
     answers = {
         "tuntutan-prose": Answer("Ya, ringkasan itu konsisten."),
@@ -83,11 +96,13 @@ def test_malformed_answers_are_unparsed_never_a_class():
         "tuntutan-good": Answer('{"jawapan": 0}', {"0": math.log(0.6), "1": math.log(0.4)}),
     }
     with FakeJudgeServer(answers) as server:
-        verdicts = make_judge(server).judge_batch([(PASSAGE, claim, "fib") for claim in answers])
+        verdicts = make_judge(server, max_retries=1).judge_batch([(PASSAGE, claim, "fib") for claim in answers])
 
     assert [v.label for v in verdicts] == [None, None, None, 0]
-    assert all(v.probability is None and v.parse_error for v in verdicts[:3])
+    assert len(server.bodies) == 3 * 2 + 1  # each malformed answer was asked again once
+    assert all(v.probability is None and "no usable answer after 2 attempts" in v.parse_error for v in verdicts[:3])
     assert verdicts[0].raw_output == "Ya, ringkasan itu konsisten."
+    assert verdicts[1].parse_error.endswith("verdict 2 is not 0 or 1")
     metrics = binary_metrics([1, 1, 0, 0], [v.label for v in verdicts])
     assert metrics["n_unparsed"] == 3 and metrics["accuracy"] == 0.25
 
@@ -110,8 +125,19 @@ def test_a_refused_request_is_unparsed_but_an_outage_stops_the_judge():
         with pytest.raises(EndpointError, match="is failing: no usable answer after 3 attempts; last: HTTP 500"):
             make_judge(server, max_retries=2).judge(PASSAGE, "tuntutan", "fib")
 
-    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400")
+    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400: injected 400")
     assert len(server.bodies) == 1 + 3  # the refused request was not asked again; the failing one was, twice
+
+
+def test_requests_are_not_logged_one_line_each(caplog):
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.NOTSET)  # as in a fresh process, whatever ran before
+    caplog.set_level(logging.INFO)
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}) as server:
+        verdicts = make_judge(server).judge_batch([(PASSAGE, f"tuntutan-{i}", "fib") for i in range(3)])
+
+    assert [v.label for v in verdicts] == [1, 1, 1] and len(server.bodies) == 3
+    assert not [message for message in caplog.messages if "HTTP Request" in message]
 
 
 def test_requests_in_flight_stay_within_the_bound():
@@ -141,7 +167,7 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer(answers) as server:
         cfg = compose_config("evaluate", workspace, out_dir, [
-            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}",
+            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.backoff_base_s=0.01",
             f"dataset_dir={_tiny_dataset(tmp_path / 'data')}",
         ])
         summary = evaluate(cfg)
@@ -156,3 +182,51 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     printed = capsys.readouterr()
     for text in (printed.out, printed.err, caplog.text, str(refused.value), repr(cfg), *(p.read_text() for p in out_dir.glob("*.*") if p.suffix != ".png")):
         assert SECRET not in text
+
+
+def _judge_overrides(server: FakeJudgeServer, dataset_dir: str) -> list[str]:
+    return ["judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.max_retries=1",
+            "judge.backoff_base_s=0.01", f"dataset_dir={dataset_dir}"]
+
+
+@pytest.mark.parametrize("fault, error", [("400", "request refused: HTTP 400: injected 400"),
+                                          ("null_content", "no usable answer after 2 attempts; last: no content in the answer (null)")])
+def test_an_evaluation_the_judge_mostly_did_not_answer_fails_after_writing_its_files(workspace, tmp_path, fault, error):
+    out_dir = tmp_path / "evaluation"
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=[fault] * 64) as server:
+        cfg = compose_config("evaluate", workspace, out_dir, _judge_overrides(server, _tiny_dataset(tmp_path / "data")))
+        with pytest.raises(NoVerdicts) as raised:
+            evaluate(cfg)
+
+    message = str(raised.value)
+    assert "\n" not in message and f"judge gpt-4o-mini at {server.url} gave no verdict for 4/4 rows" in message
+    assert "more than max_unparsed_fraction=0.5" in message and f"commonest error (4 rows): {error}" in message
+    rows = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [r["prediction"] for r in rows] == [None] * 4
+    assert json.loads((out_dir / "metrics.json").read_text())["subsets"]["overall"]["n_unparsed"] == 4
+
+
+def test_evaluate_py_exits_1_in_one_line_when_the_judge_answered_nothing(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("HAKIM_ROOT", str(workspace))
+    out_dir = tmp_path / "evaluation"
+    with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=["400"] * 64) as server:
+        failed = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *_judge_overrides(server, _tiny_dataset(tmp_path / "data")),
+                                 f"hydra.run.dir={out_dir}"], cwd=workspace, capture_output=True, text=True, timeout=300)
+
+    assert failed.returncode == 1
+    assert failed.stderr.strip().count("\n") == 0, failed.stderr
+    assert failed.stderr.startswith("error: NoVerdicts: judge gpt-4o-mini at http") and "HTTP 400" in failed.stderr
+    assert (out_dir / "predictions.jsonl").exists() and (out_dir / "report.md").exists()
+
+
+@pytest.mark.parametrize("garbage", ["html", "not_json", "other_api"])
+def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(workspace, tmp_path, garbage):
+    with FakeOpenAI(garbage=garbage) as server:
+        cfg = compose_config("evaluate", workspace, tmp_path / "evaluation", _judge_overrides(server, _tiny_dataset(tmp_path / "data")))
+        with pytest.raises(EndpointError) as raised:
+            evaluate(cfg)
+
+    message = str(raised.value)
+    assert f"judge endpoint {server.url} is not an OpenAI-compatible API: GET /models answered" in message
+    assert "set judge.base_url to the API's root" in message and "\n" not in message
+    assert server.total == 1  # refused before any row was asked

@@ -20,7 +20,9 @@ import pytest
 from fake_openai_server import MARKER, FakeOpenAI
 from hakim.data.records import JudgeRecord, document_id
 from hakim.data.teacher import TeacherError, TeacherSettings, run_teacher
+from hakim.data.teacher.client import cost_usd
 from hakim.data.teacher.limits import RateLimiter
+from hakim.data.teacher.requests import translation_request
 
 KEY_ENV = "HAKIM_TEACHER_TEST_KEY"
 SECRET = "sk-test-DO-NOT-LEAK-4242"
@@ -155,6 +157,41 @@ def test_exhausted_retries_land_in_rejects_never_in_data(server, settings, tmp_p
     assert "Claim 1 about river 0." not in cached_inputs(tmp_path)
 
 
+def test_a_200_that_is_not_an_answer_is_one_failed_attempt_then_a_reject(server, settings, tmp_path):
+    settings.max_retries = 2
+    records = make_records(passages=2, claims_per_passage=2)
+    server.faults_by_input = {
+        "Passage 0 says": ["html"],
+        "Claim 0 about river 0.": ["not_json"],
+        "Claim 1 about river 0.": ["no_choices", "null_content"],
+        "Claim 1 about river 1.": ["html", "no_choices", "not_json"],  # every attempt: this row is rejected
+    }
+
+    result = run_teacher(records, settings, tmp_path)
+
+    assert result.stats.failed_attempts == {"invalid answer": 1 + 1 + 2 + 3}
+    assert [(r["id"], r["stage"]) for r in read_rejects(tmp_path)] == [("en-1-1", "translate")]
+    assert "claim: no usable answer after 3 attempts; last: HTTP 200 whose body (application/json) is not JSON" in (
+        result.rejects[0]["reason"])
+    assert [r.id for r in result.records] == ["en-0-0", "en-0-1", "en-1-0"] and all(r.reasoning for r in result.records)
+    server.reset_counts()
+    run_teacher(records, settings, tmp_path)
+    assert server.total == 0  # every answer the server gave was kept, and the reject is remembered
+
+
+def test_answers_in_flight_when_a_run_stops_are_cached(settings, tmp_path):
+    records = make_records(passages=2, claims_per_passage=2, language="ms")  # four reasoning questions at once
+    with FakeOpenAI(delay_s=0.2) as server:  # within settings.timeout_s
+        server.faults_by_number = {4: "401"}  # at once, while the other three are still being answered
+        with pytest.raises(TeacherError, match="HTTP 401"):
+            run_teacher(records, replace(settings, base_url=server.url, translate=False), tmp_path)
+        assert len(cached_inputs(tmp_path)) == 3
+
+        server.reset_counts()
+        result = run_teacher(records, replace(settings, base_url=server.url, translate=False), tmp_path)
+    assert server.total == 1 and result.stats.cache_hits == 3  # only the refused question is asked again
+
+
 def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server, settings, tmp_path):
     settings.translate = False
     records = make_records(passages=2, claims_per_passage=2, language="ms")
@@ -177,6 +214,23 @@ def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server,
     again = run_teacher(records, settings, tmp_path)
     assert server.total == 0 and again.stats.cache_hits == 6
     assert again.records == result.records and again.v3_excluded == ["ms-0-0"]
+
+
+def test_a_timed_out_attempt_the_server_may_have_answered_is_in_the_cost(server, settings, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings.reasoning = False
+    records = make_records(passages=1, claims_per_passage=1)
+    server.faults_by_input = {"Claim 0 about river 0.": ["timeout"]}
+
+    result = run_teacher(records, settings, tmp_path)
+
+    assert server.by_input["Claim 0 about river 0."] == 2  # it was answered twice: once after we stopped waiting
+    # Priced as if it wrote max_output_tokens: it ran past timeout_s, so it was likely writing a long answer.
+    timed_out = cost_usd(settings, translation_request("Claim 0 about river 0.", settings).estimated_input_tokens(),
+                         settings.max_output_tokens)
+    assert result.stats.cost_usd == pytest.approx(result.stats.answers_cost_usd + timed_out)
+    assert result.stats.timed_out_cost_usd == pytest.approx(timed_out)
+    assert f"(~${timed_out:.4f} of it for 1 timed-out attempts)" in caplog.messages[-1]
 
 
 def test_api_key_is_used_but_never_stored_or_shown(server, settings, tmp_path):
@@ -203,6 +257,22 @@ def test_missing_key_for_openai_names_the_variable(monkeypatch, tmp_path):
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(TeacherError, match=KEY_ENV):
         run_teacher(make_records(1, 1), TeacherSettings(api_key_env=KEY_ENV, progress=False), tmp_path)
+
+
+@pytest.mark.parametrize("garbage, came", [("html", "a web page (text/html)"),
+                                            ("not_json", "a body that is not JSON (application/json)"),
+                                            ("other_api", "JSON that is not a list of models")])
+def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(monkeypatch, tmp_path, garbage, came):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    with FakeOpenAI(garbage=garbage) as server:
+        settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False)
+        for dry_run in (True, False):
+            with pytest.raises(TeacherError) as raised:
+                run_teacher(make_records(1, 1), settings, tmp_path, dry_run=dry_run)
+            message = str(raised.value)
+            assert f"teacher endpoint {server.url} is not an OpenAI-compatible API: GET /models answered {came};" in message
+            assert "set teacher.base_url to the API's root" in message and "\n" not in message
+    assert server.total == 2  # one models-list request each; no question was asked
 
 
 def test_dry_run_checks_key_and_endpoint_and_counts_what_the_cache_holds(server, settings, tmp_path, monkeypatch, caplog):

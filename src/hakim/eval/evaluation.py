@@ -31,6 +31,10 @@ STEADY_CUT_ROWS_PER_CLASS = 30
 log = logging.getLogger(__name__)
 
 
+class NoVerdicts(RuntimeError):
+    """The judge gave no verdict for too many rows: its metrics would score silence, not judgement."""
+
+
 def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list[dict]:
     verdicts = judge.judge_batch([(r.passage, r.claim, r.source) for r in records], mode=mode)
     return [
@@ -72,6 +76,20 @@ def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> lis
                             f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
                             "F1 and balanced accuracy as rough, AUROC does not depend on it")
     return warnings
+
+
+def check_verdicts(rows: list[dict], max_fraction: float, judge: str, out_dir: Path) -> None:
+    """Raise NoVerdicts, in one line naming the judge and its commonest error, when more than max_fraction
+    of the rows have no verdict (unparsed, refused or failed); called after the files are written."""
+    errors = Counter(row["parse_error"] or "no verdict" for row in rows if row["prediction"] is None)
+    missing = sum(errors.values())
+    if not rows or missing / len(rows) <= max_fraction:
+        return
+    error, count = errors.most_common(1)[0]
+    raise NoVerdicts(f"judge {judge} gave no verdict for {missing}/{len(rows)} rows (more than "
+                     f"max_unparsed_fraction={max_fraction}); commonest error ({count} rows): {error}; fix the judge "
+                     f"or its endpoint and rerun, or accept it with max_unparsed_fraction=1.0 (predictions and "
+                     f"report are in {out_dir})")
 
 
 def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir, by_source: bool = True) -> dict:
@@ -184,6 +202,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
         settings = OmegaConf.to_container(cfg.wandb, resolve=True)
         log_evaluation(summary, rows, out_dir, settings, redact(OmegaConf.to_container(cfg, resolve=True)))
+    where = f"{judge.name} at {judge.settings.endpoint.name}" if isinstance(judge, OpenAIJudge) else judge.name
+    check_verdicts(rows, cfg.max_unparsed_fraction, where, out_dir)
     return summary
 
 

@@ -10,7 +10,8 @@ pulls P(1) towards 0.5, never away from it, so a missing digit never makes the j
 than it was. A server that sends no log probabilities gives P(1) = None and the parsed verdict.
 
 The label is P(1) >= threshold when P(1) is known (at 0.5 the digit the model wrote, bar an exact tie, as it
-writes the likelier one), else the parsed verdict; an answer that does not parse is unparsed.
+writes the likelier one), else the parsed verdict. An answer that does not parse is asked again like a
+500 (so is an HTTP 200 that is no chat completion at all); one that never parses is unparsed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from dataclasses import dataclass
 
 import openai
 
-from hakim.openai_api import Endpoint, EndpointError, OutOfRetries, Refused, connect, with_retries
+from hakim.openai_api import (
+    Endpoint,
+    EndpointError,
+    InvalidAnswer,
+    OutOfRetries,
+    Refused,
+    check_endpoint,
+    complete,
+    connect,
+    first_choice,
+    with_retries,
+)
 from hakim.prompting.answer import LABEL_TOKENS, json_schema, precedes_verdict
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle
@@ -110,6 +122,7 @@ class OpenAIJudge:
     async def _judge_all(self, items, logprobs: bool) -> list[Verdict]:
         endpoint = self.settings.endpoint
         async with connect(endpoint) as api:
+            await check_endpoint(api, endpoint)
             slots = asyncio.Semaphore(endpoint.max_in_flight)
             return list(await asyncio.gather(*(self._judge_one(api, slots, item, logprobs) for item in items)))
 
@@ -124,24 +137,36 @@ class OpenAIJudge:
         return body
 
     async def _judge_one(self, api: openai.AsyncOpenAI, slots: asyncio.Semaphore, item, logprobs: bool) -> Verdict:
-        body = self._body(*item, logprobs)
+        endpoint, body = self.settings.endpoint, self._body(*item, logprobs)
+        unparsed: Verdict | None = None  # the last attempt's answer, when it gave no verdict
+        causes: list[str] = []
 
-        async def attempt(number: int):
+        async def attempt(number: int) -> Verdict:
+            nonlocal unparsed
+            unparsed = None
             async with slots:
-                return await api.chat.completions.create(**body)
+                completion = await complete(api, body)
+            verdict = self._verdict(first_choice(completion), source=item[2])
+            if verdict.label is None:
+                unparsed = verdict
+                raise InvalidAnswer(verdict.parse_error)
+            return verdict
 
         try:
-            completion = await with_retries(self.settings.endpoint, attempt)
+            return await with_retries(endpoint, attempt, lambda cause, _: causes.append(cause))
         except Refused as refused:
             # This item's request is refused (e.g. too long); the row is reported unparsed with why.
-            return Verdict(None, None, parse_error=f"request refused: HTTP {refused.status}")
+            return Verdict(None, None, parse_error=f"request refused: {refused}")
         except OutOfRetries as error:
-            # An outage is not the judge's answer: stop rather than score it as unparsed rows.
-            raise EndpointError(f"judge endpoint is failing: {error}") from None
-        return self._verdict(completion.choices[0], source=item[2])
+            if causes[-1] != "invalid answer":
+                # An outage is not the judge's answer: stop rather than score it as unparsed rows.
+                raise EndpointError(f"judge endpoint {endpoint.name} is failing: {error}") from None
+            return Verdict(None, None, raw_output=unparsed.raw_output if unparsed else None, parse_error=str(error))
 
     def _verdict(self, choice, source: str) -> Verdict:
-        text = choice.message.content or ""
+        if choice.message.content is None:
+            return Verdict(None, None, parse_error="no content in the answer (null)")
+        text = choice.message.content
         parsed = parse_answer(text)
         if parsed.label is None:
             return Verdict(None, None, raw_output=text, parse_error=parsed.error)

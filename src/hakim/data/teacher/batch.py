@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from hakim.data.records import JudgeRecord
 from hakim.data.teacher.client import TeacherClient, cost_usd, parse_answer, request_body
 from hakim.data.teacher.plan import translation_texts
-from hakim.data.teacher.preflight import endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import TeacherRequest, reasoning_request, translation_request
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
@@ -103,7 +102,7 @@ async def _submit(client: TeacherClient, content: bytes) -> str:
         )
     except (openai.NotFoundError, openai.BadRequestError) as error:
         raise TeacherError(
-            f"teacher endpoint {endpoint_name(client.settings)} has no Batch API (HTTP {error.status_code} on "
+            f"teacher endpoint {client.endpoint.name} has no Batch API (HTTP {error.status_code} on "
             f"{error.request.url.path}): set teacher.batch_api=false to ask online at full price") from None
     return batch.id
 

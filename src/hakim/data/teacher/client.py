@@ -12,7 +12,7 @@ from hakim.data.teacher.limits import RateLimiter
 from hakim.data.teacher.requests import TeacherRequest, response_format
 from hakim.data.teacher.result import TeacherStats
 from hakim.data.teacher.settings import TeacherSettings
-from hakim.openai_api import InvalidAnswer, NoAnswer, with_retries
+from hakim.openai_api import InvalidAnswer, NoAnswer, complete, first_choice, with_retries
 
 
 class Rejected(Exception):
@@ -64,6 +64,7 @@ class TeacherClient:
         self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self.slots = asyncio.Semaphore(self.endpoint.max_in_flight)
         self._answers: dict[str, asyncio.Task] = {}
+        self._sending: set[asyncio.Task] = set()  # requests on the wire, each paid for and cached even if its row stops
         self.used_keys: set[str] = set()  # answers this run's rows rely on, cached or new: what the dataset cost
         self.in_flight = 0  # requests sent and not yet answered, for the progress bar
         self._reserved_usd = 0.0  # estimated cost of requests in flight, so max_cost_usd holds with concurrency
@@ -119,18 +120,37 @@ class TeacherClient:
                 upcoming = cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4)
                 self.reserve(upcoming)
                 self.stats.requests += 1
-                self.in_flight += 1
-                try:
-                    completion = await self.api.chat.completions.create(**request_body(request, settings))
-                finally:
-                    self.in_flight -= 1
-                    self.release(upcoming)
-            return self._accept(request, completion, estimate)
+                sending = asyncio.ensure_future(self._send(request, upcoming, estimate))
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
+                # Shielded: a run that stops (a fatal status elsewhere, Ctrl-C) cancels this attempt, but an answer
+                # the server is already writing is still paid for and cached, so a rerun does not buy it again.
+                return await asyncio.shield(sending)
 
         try:
             return await with_retries(self.endpoint, attempt, self._failed)
         except NoAnswer as error:
             raise Rejected(str(error)) from None
+
+    async def _send(self, request: TeacherRequest, upcoming: float, estimate: int) -> BaseModel:
+        self.in_flight += 1
+        try:
+            completion = await complete(self.api, request_body(request, self.settings))
+        except openai.APITimeoutError:
+            # We stopped waiting, but the server may still finish and bill it; priced as if it wrote
+            # max_output_tokens, since a request that runs past timeout_s is most likely writing a long answer.
+            lost = cost_usd(self.settings, request.estimated_input_tokens(), self.settings.max_output_tokens)
+            self.stats.timed_out_cost_usd += lost
+            self.stats.cost_usd += lost
+            raise
+        finally:
+            self.in_flight -= 1
+            self.release(upcoming)
+        return self._accept(request, completion, estimate)
+
+    async def drain(self) -> None:
+        """Wait for the requests still on the wire; their answers go to the cache, their failures nowhere."""
+        await asyncio.gather(*self._sending, return_exceptions=True)
 
     def _failed(self, cause: str, retry_after_s: float | None) -> None:
         """Count a failed attempt by cause for the run's summary; a server's Retry-After holds back every request."""
@@ -146,7 +166,7 @@ class TeacherClient:
         self.stats.input_tokens += used_in
         self.stats.output_tokens += used_out
         self.stats.cost_usd += cost_usd(self.settings, used_in, used_out)
-        choice = completion.choices[0]
+        choice = first_choice(completion)
         if choice.finish_reason == "length":
             raise InvalidAnswer("answer cut off at max_output_tokens")
         try:

@@ -30,6 +30,7 @@ class TeacherStats:
     input_tokens: int = 0  # paid by this run, refused answers included
     output_tokens: int = 0
     cost_usd: float = 0.0
+    timed_out_cost_usd: float = 0.0  # the estimated part of cost_usd: timed-out attempts the server may have billed
     # The answers the rows rely on, whichever run paid for them (from the cache): what the dataset cost.
     # Equal for a run killed and resumed and for one uninterrupted run; refused answers are not in it.
     answers_used: int = 0

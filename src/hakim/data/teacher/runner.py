@@ -16,18 +16,15 @@ from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
 from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, cost_usd
 from hakim.data.teacher.plan import count_deduplication, estimate
-from hakim.data.teacher.preflight import check_endpoint, endpoint_name
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
-from hakim.openai_api import connect
+from hakim.openai_api import check_endpoint, connect
 
 CACHE_FILE = "teacher_cache.sqlite"
 REJECTS_FILE = "rejects.jsonl"
 STATS_FILE = "teacher_stats.json"
-# The HTTP clients under openai log one INFO line per request: thousands of lines that bury the summary.
-QUIET_LOGGERS = ("httpx", "httpx2")
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +43,6 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     Questions that failed in an earlier run fail again from the cache unless retry_rejects asks them again."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     stats = TeacherStats(rows=len(records))
     count_deduplication(records, settings, stats)
     if dry_run:
@@ -78,16 +73,18 @@ def summary(stats: TeacherStats, rejects: list[dict]) -> str:
     causes = ", ".join(f"{cause} {n}" for cause, n in sorted(stats.failed_attempts.items())) or "none"
     stages = Counter(reject["stage"] for reject in rejects)
     rejected = ", ".join(f"{stage} {n}" for stage, n in sorted(stages.items())) or "none"
+    timed_out = stats.failed_attempts.get("timeout", 0)
+    estimated = f" (~${stats.timed_out_cost_usd:.4f} of it for {timed_out} timed-out attempts)" if timed_out else ""
     return (f"teacher: {stats.rows} rows in, {stats.rows_out} out; {stats.requests} requests sent "
             f"({stats.retries} retries; failed attempts: {causes}), {stats.cache_hits} answers from the cache, "
             f"{stats.failures_reused} earlier failures reused; rejects: {rejected}; "
-            f"${stats.cost_usd:.4f} this run, ${stats.answers_cost_usd:.4f} for all the answers kept")
+            f"${stats.cost_usd:.4f} this run{estimated}, ${stats.answers_cost_usd:.4f} for all the answers kept")
 
 
 async def _preflight(settings: TeacherSettings) -> None:
     api = connect(settings.endpoint)
     try:
-        await check_endpoint(api, settings)
+        await check_endpoint(api, settings.endpoint)
     finally:
         await api.close()
 
@@ -102,7 +99,7 @@ def _dry_run(records, settings: TeacherSettings, stats: TeacherStats, cache_path
     log.info(
         "teacher dry run (%s at %s, key and endpoint checked): %d cached, %d to send, %d failed before "
         "(retry_rejects=true sends them), ~%d input + ~%d output tokens, ~$%.4f (regenerations of wrong reasoning not included)",
-        settings.model, endpoint_name(settings), stats.estimated_cached, stats.estimated_requests,
+        settings.model, settings.endpoint.name, stats.estimated_cached, stats.estimated_requests,
         stats.estimated_failed_before, stats.estimated_input_tokens, stats.estimated_output_tokens, stats.estimated_cost_usd,
     )
 
@@ -116,9 +113,9 @@ def _count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings,
 
 async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tuple[list[_RowOutcome], set[str]]:
     api = connect(settings.endpoint)
+    client = TeacherClient(settings, cache, stats, api, retry_rejects)
     try:
-        await check_endpoint(api, settings)
-        client = TeacherClient(settings, cache, stats, api, retry_rejects)
+        await check_endpoint(api, settings.endpoint)
         try:
             if settings.batch_api:
                 await prefill_with_batches(records, settings, client, work_dir)
@@ -127,6 +124,7 @@ async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tu
             raise TeacherError(f"{stop} (${stats.cost_usd:.4f} spent in this run)") from None
         return outcomes, client.used_keys
     finally:
+        await client.drain()
         await api.close()
 
 

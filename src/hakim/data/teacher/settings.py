@@ -27,6 +27,7 @@ class TeacherSettings:
     tokens_per_minute: int = 200_000  # same, for tokens (prompt + expected output)
     max_retries: int = 6  # per request, after the first try; covers HTTP errors, timeouts and invalid replies
     timeout_s: float = 60.0  # per request; long passages need longer, but a hung request then holds a slot longer
+    # (the server may still answer a timed-out request: the cost counts it at max_output_tokens)
     backoff_base_s: float = 1.0  # first retry waits about this long, doubling each time
     backoff_max_s: float = 60.0  # upper bound on one backoff wait (a server's Retry-After is honoured in full)
     temperature: float = 0.2  # low keeps translations faithful; zero makes a regenerated reasoning repeat itself
