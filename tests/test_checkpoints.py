@@ -1,4 +1,5 @@
-"""resume= takes the newest readable checkpoint; nothing is unpickled beyond tensors and plain values."""
+"""resume= takes the newest readable checkpoint; nothing is unpickled beyond tensors and plain values; a ckpt_path= that
+is not a Hakim checkpoint is refused in one line."""
 
 import logging
 import pickle

@@ -124,6 +124,26 @@ def test_resume_continues_from_the_checkpoint_ckpt_path_names_and_refuses_a_miss
     assert json.loads((run_dir / "run.json").read_text())["global_step"] == 4
 
 
+def logged(run_dir) -> list[tuple[str, int]]:
+    """(kind, step) of each row of csv/metrics.csv, in order: train, val, or lr (the learning-rate monitor)."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return [("train" if row["train/loss"] else "val" if row["val/loss"] else "lr", int(row["step"]))
+                for row in csv.DictReader(handle)]
+
+
+def test_metrics_csv_holds_each_step_once_when_a_resume_does_steps_again(workspace, four_step_run, tmp_path):
+    killed = tmp_path / "killed"
+    shutil.copytree(four_step_run, killed)
+    # as if killed after step 4 and its validation were logged, but before their checkpoints were written
+    for path in (killed / "checkpoints").glob("*.ckpt"):
+        if path.name != "latest-step3.ckpt":
+            path.unlink()
+    (killed / "run.json").unlink()
+    train(compose_config("train", workspace, tmp_path / "out", [f"resume={killed}"]))
+    assert logged(killed) == logged(four_step_run)
+    assert ("val", 3) in logged(killed) and ("train", 3) in logged(killed)
+
+
 def test_a_ckpt_path_that_is_not_a_checkpoint_is_refused_in_one_line_before_anything_is_written(workspace, tiny_model_dir,
                                                                                                 sample_dataset, tmp_path):
     marker, pickled = tmp_path / "ran", tmp_path / "model.ckpt"

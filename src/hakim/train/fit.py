@@ -27,7 +27,7 @@ from hakim.train.checkpoints import given_checkpoint, load_checkpoint, newest_ch
 from hakim.train.config_tree import print_config_tree
 from hakim.train.datamodule import JudgeDataModule
 from hakim.train.judge_module import JudgeModule, TrainingDiverged
-from hakim.train.loggers import start_loggers, wandb_run_id
+from hakim.train.loggers import drop_redone_steps, start_loggers, wandb_run_id
 
 log = logging.getLogger(__name__)
 # What a saved config may instantiate when a run is resumed or rerun: a run directory can be handed to you,
@@ -272,6 +272,8 @@ def fit(session: TrainingSession) -> float | None:
     if rank_zero_only.rank == 0 and not session.resuming:
         run.write_data_record(str(cfg.data.dataset_dir), datamodule.data_fingerprint)
     loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
+    if session.resuming:
+        drop_redone_steps(loggers, session.resumed_at_step)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
                                      default_root_dir=str(run.path))
     session.trainer = trainer
