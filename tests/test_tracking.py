@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from conftest import ROOT, compose_config
 from hakim.eval.evaluation import evaluate
@@ -48,6 +50,17 @@ def test_rerun_from_a_saved_config_gives_the_same_losses(workspace, tiny_model_d
     assert len(first) == 6 and first == again
     assert (tmp_path / "again" / "checkpoints" / "last.ckpt").exists()
     assert not list((tmp_path / "first" / "checkpoints").glob("*")) == []
+
+
+def test_the_first_run_in_a_fresh_model_cache_trains_the_adapter_later_identical_runs_train(workspace, sample_dataset,
+                                                                                            tmp_path):
+    fresh = [*SHORT, "trainer.max_steps=2", f"paths.cache_dir={tmp_path / 'cache'}"]
+    train(compose_config("train", workspace, tmp_path / "first", fresh))  # builds the tiny model into the empty cache
+    train(compose_config("train", workspace, tmp_path / "again", fresh))
+    first, again = (load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("first", "again"))
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert losses(tmp_path / "first") == losses(tmp_path / "again")
 
 
 def test_wandb_offline_run_gets_the_config_without_secrets(workspace, tiny_model_dir, sample_dataset, tmp_path, monkeypatch):
