@@ -49,7 +49,7 @@ class ResumableCSVLogger(CSVLogger):
         """Before a run resumed from a checkpoint of `step` logs again: drop the rows of the steps it does again, so
         each step has one row. Lightning logs a batch's row, and a validation's, at the number of optimizer steps
         before that batch: a checkpoint of step S has seen the rows of steps below S."""
-        path = f"{self.log_dir}/{ExperimentWriter.NAME_METRICS_FILE}"
+        path = self.experiment.metrics_file_path
         if not self._fs.isfile(path):
             return
         with self._fs.open(path, "r", newline="") as file:
