@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -60,3 +61,14 @@ def test_bad_rows_are_named_like_prepare_data_and_can_be_skipped(tmp_path, works
 
     with pytest.raises(SourceError, match=rf"source 'rows': no file at {tmp_path / 'nope.csv'}"):
         evaluate(compose_config("evaluate", workspace, tmp_path / "c", ["judge=always_one", f"rows={tmp_path / 'nope.csv'}"]))
+
+
+def test_repeated_rows_are_scored_with_a_warning_naming_their_lines(tmp_path, workspace, caplog):
+    repeats = [ROWS[1], (ROWS[3][0], ROWS[3][1], 0, "fib")]  # lines 7 and 8 repeat lines 3 and 5, the second relabelled
+    rows = write_csv(tmp_path / "mine.csv", [*ROWS, *repeats])
+    with caplog.at_level(logging.WARNING):
+        summary = evaluate(compose_config("evaluate", workspace, tmp_path / "out", ["judge=always_one", f"rows={rows}", *COLUMNS]))
+    assert summary["subsets"]["overall"]["n"] == len(ROWS) + 2 and summary["extra"]["rows_repeated"] == 2
+    warnings = [record.getMessage() for record in caplog.records if "repeat" in record.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("2 rows repeat an earlier row's passage and claim")
+    assert f"{rows}:7 repeats {rows}:3; {rows}:8 repeats {rows}:5 with another label" in warnings[0]

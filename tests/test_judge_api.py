@@ -107,6 +107,15 @@ def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, mon
         judge_cli([str(tiny_run), str(tmp_path / "missing.jsonl"), str(tmp_path / "out.jsonl")])
 
 
+@pytest.mark.parametrize("passage, problem", [({"teks": "Sungai."}, "must be text, got a JSON object"),
+                                              (float("nan"), "must be text, got NaN")])
+def test_cli_says_what_a_passage_is_when_it_is_not_text(tmp_path, passage, problem):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"passage": passage, "claim": "y"}) + "\n")
+    with pytest.raises(SystemExit, match=rf"^error: .*in.jsonl:1: field 'passage': {problem}"):
+        judge_cli([str(tmp_path / "no_run"), str(source), str(tmp_path / "out.jsonl")])
+
+
 def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, sample_dataset, tmp_path):
     from conftest import compose_config
     from hakim.eval.evaluation import evaluate

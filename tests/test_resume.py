@@ -16,7 +16,8 @@ import yaml
 from safetensors.torch import load_file
 
 import hakim.train.judge_module
-from conftest import ROOT, compose_config, run_entry_point
+from conftest import ROOT, RunsACommand, compose_config, run_entry_point
+from hakim.train.checkpoints import CheckpointError
 from hakim.train.fit import train
 from hakim.train.judge_module import TrainingDiverged
 
@@ -94,6 +95,67 @@ def test_resume_refuses_an_override_that_changes_what_is_computed(workspace, tmp
                              env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
     assert refused.returncode != 0
     assert "lora.r would change what it computes. Only trainer.max_time" in refused.stderr
+
+
+# 4 batches an epoch and 4 steps: a periodic checkpoint at step 3, then epoch 0 ends at step 4 with a validation
+FOUR_STEPS = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=4", "trainer.limit_train_batches=4",
+              "callbacks.last_checkpoint.every_n_train_steps=3", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
+              "optim.optimizer.lr=5e-3", "trainer.enable_progress_bar=false", "print_config=false"]
+
+
+@pytest.fixture(scope="module")
+def four_step_run(workspace, tiny_model_dir, sample_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("four_steps") / "run"
+    train(compose_config("train", workspace, run_dir, FOUR_STEPS))
+    assert sorted(checkpoint_steps(run_dir)) == [3, 4]
+    return run_dir
+
+
+def test_resume_continues_from_the_checkpoint_ckpt_path_names_and_refuses_a_missing_one(workspace, four_step_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(four_step_run, run_dir)
+    with pytest.raises(CheckpointError, match=re.escape(f"ckpt_path={tmp_path / 'missing.ckpt'}: no such file; give a .ckpt")):
+        train(compose_config("train", workspace, tmp_path / "out", [f"resume={run_dir}", f"ckpt_path={tmp_path / 'missing.ckpt'}"]))
+
+    earlier = run_dir / "checkpoints" / "latest-step3.ckpt"
+    train(compose_config("train", workspace, tmp_path / "out", [f"resume={run_dir}", f"ckpt_path={earlier}"]))
+    resumes = json.loads((run_dir / "environment.json").read_text())["resumes"]
+    assert [(resume["checkpoint"], resume["step"]) for resume in resumes] == [(str(earlier), 3)]
+    assert json.loads((run_dir / "run.json").read_text())["global_step"] == 4
+
+
+def logged(run_dir) -> list[tuple[str, int]]:
+    """(kind, step) of each row of csv/metrics.csv, in order: train, val, or lr (the learning-rate monitor)."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return [("train" if row["train/loss"] else "val" if row["val/loss"] else "lr", int(row["step"]))
+                for row in csv.DictReader(handle)]
+
+
+def test_metrics_csv_holds_each_step_once_when_a_resume_does_steps_again(workspace, four_step_run, tmp_path):
+    killed = tmp_path / "killed"
+    shutil.copytree(four_step_run, killed)
+    # as if killed after step 4 and its validation were logged, but before their checkpoints were written
+    for path in (killed / "checkpoints").glob("*.ckpt"):
+        if path.name != "latest-step3.ckpt":
+            path.unlink()
+    (killed / "run.json").unlink()
+    train(compose_config("train", workspace, tmp_path / "out", [f"resume={killed}"]))
+    assert logged(killed) == logged(four_step_run)
+    assert ("val", 3) in logged(killed) and ("train", 3) in logged(killed)
+
+
+def test_a_ckpt_path_that_is_not_a_checkpoint_is_refused_in_one_line_before_anything_is_written(workspace, tiny_model_dir,
+                                                                                                sample_dataset, tmp_path):
+    marker, pickled = tmp_path / "ran", tmp_path / "model.ckpt"
+    torch.save({"global_step": 1, "state_dict": RunsACommand(marker)}, pickled)
+    run_dir = tmp_path / "run"
+    refused = subprocess.run([sys.executable, str(ROOT / "train.py"), f"ckpt_path={pickled}", f"hydra.run.dir={run_dir}"],
+                             cwd=workspace, env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: CheckpointError: ckpt_path={pickled}: refused: not a Hakim checkpoint")
+    assert "weights_only" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+    assert not marker.exists() and not (run_dir / "environment.json").exists()
 
 
 def test_resume_refuses_a_directory_without_checkpoint(workspace, tmp_path):

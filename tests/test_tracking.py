@@ -9,6 +9,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from conftest import ROOT, compose_config
 from hakim.eval.evaluation import evaluate
 from hakim.train.fit import train
@@ -46,6 +50,17 @@ def test_rerun_from_a_saved_config_gives_the_same_losses(workspace, tiny_model_d
     assert len(first) == 6 and first == again
     assert (tmp_path / "again" / "checkpoints" / "last.ckpt").exists()
     assert not list((tmp_path / "first" / "checkpoints").glob("*")) == []
+
+
+def test_the_first_run_in_a_fresh_model_cache_trains_the_adapter_later_identical_runs_train(workspace, sample_dataset,
+                                                                                            tmp_path):
+    fresh = [*SHORT, "trainer.max_steps=2", f"paths.cache_dir={tmp_path / 'cache'}"]
+    train(compose_config("train", workspace, tmp_path / "first", fresh))  # builds the tiny model into the empty cache
+    train(compose_config("train", workspace, tmp_path / "again", fresh))
+    first, again = (load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("first", "again"))
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert losses(tmp_path / "first") == losses(tmp_path / "again")
 
 
 def test_wandb_offline_run_gets_the_config_without_secrets(workspace, tiny_model_dir, sample_dataset, tmp_path, monkeypatch):
@@ -93,6 +108,56 @@ def test_a_secret_is_refused_on_the_command_line_and_never_written_from_the_envi
     assert "api_key: <redacted>" in (run_dir / "config.yaml").read_text()
     ids = {folder.name.rsplit("-", 1)[-1] for folder in (run_dir / "wandb").glob("offline-run-*")}
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1, "resume= continues the same W&B run"
+
+
+PASTED_KEY = "sk-test-PASTED-IN-4242abcd"
+# Where a user pastes a key by mistake: each is refused before Hydra writes .hydra/ or the run writes anything.
+PASTED = [
+    ("prepare_data.py", ["teacher=openai", f"teacher.api_key_env={PASTED_KEY}"], "teacher.api_key_env"),
+    ("prepare_data.py", ["teacher=openai", f"teacher.base_url=http://hakim:{PASTED_KEY}@localhost:8000/v1"],
+     "teacher.base_url"),
+    ("prepare_data.py", ["teacher=openai", f"+teacher.headers.Authorization='Bearer {PASTED_KEY}'"],
+     "teacher.headers.Authorization"),
+    ("evaluate.py", ["judge=openai", f"judge.api_key_env={PASTED_KEY}"], "judge.api_key_env"),
+    ("evaluate.py", ["judge=openai", f"judge.base_url=http://{PASTED_KEY}@localhost:8000/v1"], "judge.base_url"),
+    ("evaluate.py", ["judge=openai", f"+judge.headers={{Authorization: 'Bearer {PASTED_KEY}'}}"],
+     "judge.headers.Authorization"),
+]
+
+
+def holding(root, secret: str) -> list:
+    return [path for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
+
+
+@pytest.mark.parametrize("script, overrides, key", PASTED, ids=[case[-1] for case in PASTED])
+def test_a_key_pasted_into_api_key_env_base_url_or_a_header_is_refused_before_anything_is_written(
+        tmp_path, script, overrides, key):
+    refused = subprocess.run([sys.executable, str(ROOT / script), *overrides, "hydra.run.dir=runs/leak"], cwd=tmp_path,
+                             env={**os.environ, "HAKIM_ROOT": str(tmp_path)}, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert refused.stderr.startswith(f"error: {key}: a secret may not be written") and "environment variable" in refused.stderr
+    assert PASTED_KEY not in refused.stdout + refused.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script, overrides, message", [
+    ("prepare_data.py", ["teacher=openai", "teacher.base_url=${oc.env:HAKIM_TEST_VALUE}"],
+     "teacher.base_url holds a user name or password"),
+    ("evaluate.py", ["judge=openai", "judge.api_key_env=${oc.env:HAKIM_TEST_VALUE}", "rows=rows.jsonl"],
+     "judge.api_key_env holds what looks like the key itself"),
+], ids=["teacher.base_url", "judge.api_key_env"])
+def test_a_key_read_from_the_environment_into_api_key_env_or_base_url_is_refused_and_never_written(
+        tmp_path, script, overrides, message):
+    value = f"http://hakim:{PASTED_KEY}@localhost:9/v1" if "base_url" in message else PASTED_KEY
+    (tmp_path / "rows.jsonl").write_text('{"passage": "Langit biru.", "claim": "Langit biru", "label": 1, "language": "ms"}\n')
+    environment = {**os.environ, "HAKIM_ROOT": str(tmp_path), "HAKIM_TEST_VALUE": value}
+    refused = subprocess.run([sys.executable, str(ROOT / script), *overrides, "hydra.run.dir=runs/leak"], cwd=tmp_path,
+                             env=environment, capture_output=True, text=True)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and message in output.strip().splitlines()[-1] and "Traceback" not in output
+    assert PASTED_KEY not in output
+    assert (tmp_path / "runs" / "leak" / ".hydra" / "config.yaml").exists()  # Hydra wrote `${oc.env:...}`, unresolved
+    assert holding(tmp_path, PASTED_KEY) == []
 
 
 def test_wandb_mode_from_the_environment_wins_over_an_api_key(monkeypatch):

@@ -25,6 +25,8 @@ import openai
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
 
+from hakim.provenance import has_url_credentials, names_a_variable
+
 RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
 # These mean the key, model or URL is wrong: every request would fail the same way, so stop at once.
 FATAL_STATUS = (401, 403, 404)
@@ -79,6 +81,16 @@ class Endpoint:
     max_in_flight: int
     config: str  # the config block these came from ("teacher", "judge"): error messages name its keys
     error: type[EndpointError] = field(default=EndpointError, repr=False)  # the teacher's callers catch TeacherError
+
+    def __post_init__(self):
+        # hakim.cli.hydra_callbacks refuses these when written out; a value read from `${oc.env:...}` is only seen here,
+        # resolved, and refused before any log line or file could hold it (the message never repeats the value)
+        if not names_a_variable(self.api_key_env):
+            raise self.error(f"{self.config}.api_key_env holds what looks like the key itself: set it to the name of the "
+                             f"environment variable that holds the key (e.g. {self.config}.api_key_env=OPENAI_API_KEY)")
+        if has_url_credentials(self.base_url):
+            raise self.error(f"{self.config}.base_url holds a user name or password: give the endpoint's URL without "
+                             f"them, and the key in the environment variable {self.config}.api_key_env names")
 
     @classmethod
     def of(cls, settings, config: str, error: type[EndpointError] = EndpointError) -> Endpoint:

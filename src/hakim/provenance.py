@@ -12,9 +12,16 @@ from pathlib import Path
 
 PACKAGES = ("hakim", "torch", "transformers", "peft", "bitsandbytes", "lightning", "hydra-core", "omegaconf",
             "datasets", "torchmetrics", "openai", "wandb", "tokenizers", "accelerate")
-# a secret-looking key holds one of these words (so `hf_token` does, `max_new_tokens` does not); `*_env`
-# keys name the environment variable that holds the secret instead
-SECRET_KEY = re.compile(r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?)($|[_\-.])")
+# a secret-looking key holds one of these words (so `hf_token` and a header's `Authorization` do,
+# `max_new_tokens` does not); `*_env` keys name the environment variable that holds the secret instead
+SECRET_KEY = re.compile(
+    r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?|authorization|cookie)($|[_\-.])")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# what an API key has and a variable's name does not: 16 or more letters and digits mixed, between underscores
+# (`hf_AbC…123`); `sk-…` keys already fail VARIABLE_NAME
+KEY_LIKE_PART = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{16,}")
+# `scheme://user:password@host/…`: whatever stands before the @ is a credential
+URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]*@")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -74,15 +81,36 @@ def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key)) and not key.endswith("_env")
 
 
+def names_a_variable(value) -> bool:
+    """Whether a `*_env` value is an environment variable's name, not the key itself pasted in."""
+    text = str(value)
+    return bool(VARIABLE_NAME.fullmatch(text)) and not any(KEY_LIKE_PART.fullmatch(part) for part in text.split("_"))
+
+
+def has_url_credentials(value) -> bool:
+    """Whether a value holds a URL with a user name or password in it (`http://user:sk-…@host/v1`)."""
+    return isinstance(value, str) and bool(URL_CREDENTIALS.search(value))
+
+
+def _writes_a_secret(key, value) -> bool:
+    if value in (None, "", "<redacted>") or str(value).startswith("${"):
+        return False  # nothing, or read from the environment when the run starts
+    if str(key).lower().endswith("_env"):
+        return not names_a_variable(value)
+    return is_secret_key(key) or has_url_credentials(value)
+
+
 def literal_secrets(config, prefix: str = "") -> list[str]:
-    """Dotted keys of `config` (unresolved) that hold a secret written out, rather than `${oc.env:...}`."""
+    """Dotted keys of `config` (unresolved) that hold a secret written out, rather than `${oc.env:...}`: a
+    secret-looking key set to a value, a `*_env` key set to the key instead of its variable's name, or a URL
+    with a user name or password."""
     found = []
     items = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else ()
     for key, value in items:
         name = f"{prefix}{key}"
         if isinstance(value, (dict, list)):
             found += literal_secrets(value, name + ".")
-        elif is_secret_key(key) and value not in (None, "", "<redacted>") and not str(value).startswith("${"):
+        elif _writes_a_secret(key, value):
             found.append(name)
     return found
 

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hakim.data.records import BadRowError
+from hakim.data.records import BadRowError, text_problem
 from hakim.data.sources import iter_jsonl
 from hakim.eval.judge import Judge
 
@@ -21,9 +21,10 @@ CLAIM_COLUMNS = ("claim", "question", "summary")
 def read_items(path: Path) -> list[dict]:
     rows = []
     for location, row in iter_jsonl(path):
-        if not str(row.get("passage", "")).strip():
-            raise BadRowError(location, "passage", "missing or empty")
-        claim = next((row[c] for c in CLAIM_COLUMNS if str(row.get(c, "")).strip()), None)
+        problem = text_problem(row.get("passage"))
+        if problem:
+            raise BadRowError(location, "passage", problem)
+        claim = next((row[c] for c in CLAIM_COLUMNS if text_problem(row.get(c)) is None), None)
         if claim is None:
             raise BadRowError(location, "claim", f"one of {CLAIM_COLUMNS} is needed")
         rows.append({**row, "_claim": claim})

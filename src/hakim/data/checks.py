@@ -88,6 +88,17 @@ def duplicates(splits: dict[str, list[JudgeRecord]]) -> tuple[dict, dict]:
             _found(across, rule="same passage and claim in more than one split"))
 
 
+def repeated_rows(records: list[JudgeRecord]) -> list[tuple[JudgeRecord, JudgeRecord]]:
+    """(row, the earlier row it repeats) for every row with the same passage and claim as an earlier one."""
+    first: dict[tuple[str, str], JudgeRecord] = {}
+    pairs = []
+    for record in records:
+        earlier = first.setdefault((record.passage, record.claim), record)
+        if earlier is not record:
+            pairs.append((record, earlier))
+    return pairs
+
+
 def quality_checks(splits: dict[str, list[JudgeRecord]]) -> dict:
     """Every check over train/validation/test (the eval subset repeats test rows, so it is left out)."""
     kept = {name: records for name, records in splits.items() if name != "eval"}

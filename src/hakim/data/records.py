@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 LANGUAGES = ("ms", "en")
@@ -53,6 +54,20 @@ class JudgeRecord:
         return record
 
 
+def text_problem(value) -> str | None:
+    """Why a value cannot be a passage, claim or name (None when it can), saying what it is instead of text: a
+    nested object or a NaN says more than "empty" about where the file went wrong."""
+    if isinstance(value, str):
+        return None if value.strip() else "empty"
+    if value is None:
+        return "missing or empty"
+    if isinstance(value, float) and math.isnan(value):
+        return "must be text, got NaN (how pandas writes an empty cell)"
+    kind = {dict: "a JSON object", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+    return f"must be text, got {kind}: {value!r:.60}"
+
+
 def document_id(source: str, passage: str) -> str:
     """Stable id for a document, so repeated passages share one id (and one split)."""
     digest = hashlib.sha1(passage.strip().encode("utf-8")).hexdigest()[:16]
@@ -83,9 +98,9 @@ def parse_language(value, location: str) -> str:
 
 def validate_record(record: JudgeRecord, location: str) -> None:
     for name in ("id", "source", "passage", "claim", "doc_id"):
-        value = getattr(record, name)
-        if not isinstance(value, str) or not value.strip():
-            raise BadRowError(location, name, "missing or empty")
+        problem = text_problem(getattr(record, name))
+        if problem:
+            raise BadRowError(location, name, problem)
     if record.language not in LANGUAGES:
         raise BadRowError(location, "language", f"must be one of {LANGUAGES}, got {record.language!r}")
     if record.label not in (0, 1) or isinstance(record.label, bool):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hakim.data.files import Row, SourceError, read_jsonl, read_rows
-from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language
+from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language, text_problem
 
 CLAIM_COLUMN_BY_SOURCE = {"boolq": "question", "fib": "summary"}
 LAYOUTS = ("rows", "choice_pairs")
@@ -106,10 +106,10 @@ def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
 def _text(row: dict, column: str, location: str) -> str:
     if column not in row:
         raise BadRowError(location, column, f"column missing (row has: {', '.join(sorted(row))})")
-    value = row[column]
-    if not isinstance(value, str) or not value.strip():
-        raise BadRowError(location, column, "empty")
-    return value.strip()
+    problem = text_problem(row[column])
+    if problem:
+        raise BadRowError(location, column, problem)
+    return row[column].strip()
 
 
 def _language(spec: SourceSpec, row: dict, location: str) -> str:

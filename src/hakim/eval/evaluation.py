@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hakim.data.checks import repeated_rows
 from hakim.data.dataset_io import read_split, resolve_dataset_dir
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
@@ -158,6 +159,19 @@ def read_rows_file(cfg: DictConfig) -> tuple[list[JudgeRecord], list[dict]]:
     return result.records, result.rejects
 
 
+def warn_repeated_rows(records: list[JudgeRecord]) -> int:
+    """A user's file may hold a row twice (a merge, an export run twice); each copy is scored and counted, so say
+    which lines repeat which. Returns how many rows repeat an earlier one."""
+    pairs = repeated_rows(records)
+    if pairs:
+        examples = [f"{row.extra['origin']} repeats {earlier.extra['origin']}"
+                    + (" with another label" if row.label != earlier.label else "") for row, earlier in pairs[:3]]
+        log.warning("%d rows repeat an earlier row's passage and claim (%s%s): each is scored and counted in the metrics "
+                    "again; remove them to count every row once", len(pairs), "; ".join(examples),
+                    "; …" if len(pairs) > 3 else "")
+    return len(pairs)
+
+
 def records_to_judge(cfg: DictConfig, run: RunDir | None) -> tuple[list[JudgeRecord], str, dict]:
     """The rows to judge, a short name for them, and what metrics.json records about where they came from."""
     if cfg.rows:
@@ -165,7 +179,7 @@ def records_to_judge(cfg: DictConfig, run: RunDir | None) -> tuple[list[JudgeRec
         for reject in rejects:
             log.warning("rejected %s: field '%s': %s", reject["location"], reject["field"], reject["problem"])
         origin = {"rows": str(cfg.rows), "columns": OmegaConf.to_container(cfg.columns, resolve=True),
-                  "rows_rejected": len(rejects)}
+                  "rows_rejected": len(rejects), "rows_repeated": warn_repeated_rows(records)}
         return records, Path(cfg.rows).name, origin
     dataset_dir = dataset_dir_for(cfg, run)
     return read_split(dataset_dir, cfg.split), f"{dataset_dir.name}/{cfg.split}", {"dataset_dir": str(dataset_dir), "split": cfg.split}

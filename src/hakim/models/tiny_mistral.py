@@ -55,7 +55,6 @@ def build_tiny_mistral(target: Path, seed: int = 0, vocab_size: int = 1024, hidd
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target
     tokenizer = build_tokenizer(vocab_size)
-    torch.manual_seed(seed)
     config = MistralConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -69,7 +68,11 @@ def build_tiny_mistral(target: Path, seed: int = 0, vocab_size: int = 1024, hidd
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    model = MistralForCausalLM(config)
+    # the same weights from every build, drawn from a forked RNG: a run that builds the model on first use has
+    # seeded the global one already, and its LoRA init and dropout must draw what they draw when the model is cached
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MistralForCausalLM(config)
     partial = target.with_name(target.name + ".partial")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)

@@ -29,13 +29,42 @@ def load_checkpoint(path: str | Path) -> dict:
     at a large checkpoint's step costs little.
     """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused, it holds objects other than tensors and plain values "
-                              f"(tampered, or not written by Hakim): {_unpickler_complaint(error)}") from None
+        raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (it holds objects other than tensors and plain "
+                              f"values: tampered, or written by another program): {_unpickler_complaint(error)}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
+        if not _written_by_torch_save(path):
+            raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (not a file torch.save writes: a plain "
+                                  "pickle, or another format)") from None
         raise CheckpointError(f"{path}: unreadable (truncated or corrupt): {str(error).splitlines()[0][:200]}") from None
+
+
+def _written_by_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive; one cut short while being written still starts like one."""
+    with path.open("rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a training checkpoint was saved at; any other file is refused."""
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or not {"global_step", "state_dict"} <= checkpoint.keys():
+        raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (no global_step and state_dict, which every "
+                              "training checkpoint holds)")
+    return int(checkpoint["global_step"])
+
+
+def given_checkpoint(ckpt_path: str | Path) -> tuple[Path, int]:
+    """The checkpoint `ckpt_path=` names and its step, checked here so that a file that is not one is refused in a
+    line that says what to give instead (Lightning would show torch's advice to load it with weights_only=False)."""
+    try:
+        return Path(ckpt_path), checkpoint_step(ckpt_path)
+    except CheckpointError as error:
+        raise CheckpointError(f"ckpt_path={error}; give a .ckpt file from a Hakim run's checkpoints/ folder") from None
 
 
 def newest_checkpoint(directory: Path) -> tuple[Path, int]:
@@ -45,9 +74,9 @@ def newest_checkpoint(directory: Path) -> tuple[Path, int]:
     readable = []
     for path in sorted(Path(directory).glob("*.ckpt")):
         try:
-            step = int(load_checkpoint(path)["global_step"])
-        except (CheckpointError, KeyError) as error:
-            log.warning("skipping checkpoint %s", error if isinstance(error, CheckpointError) else f"{path}: no global_step")
+            step = checkpoint_step(path)
+        except CheckpointError as error:
+            log.warning("skipping checkpoint %s", error)
             continue
         readable.append((step, path.stat().st_mtime_ns, path))
     if not readable:

@@ -23,11 +23,11 @@ from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.prompting.style import PromptStyle
 from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
 from hakim.runs.run_dir import RunDir
-from hakim.train.checkpoints import load_checkpoint, newest_checkpoint
+from hakim.train.checkpoints import given_checkpoint, load_checkpoint, newest_checkpoint
 from hakim.train.config_tree import print_config_tree
 from hakim.train.datamodule import JudgeDataModule
 from hakim.train.judge_module import JudgeModule, TrainingDiverged
-from hakim.train.loggers import start_loggers, wandb_run_id
+from hakim.train.loggers import drop_redone_steps, start_loggers, wandb_run_id
 from hakim.train.saved_config import check_saved_config
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,11 @@ def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
 
 def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfig, int]:
     """The saved config of the run named by `resume=RUN_DIR`, where that directory is now, pointed at its
-    newest readable checkpoint, with the safe overrides of this command line applied; and that checkpoint's step."""
+    newest readable checkpoint (or the one `ckpt_path=` names), with the safe overrides of this command line
+    applied; and that checkpoint's step."""
     run = RunDir.open(cfg.resume)
     changes = _resume_overrides(cfg, list(overrides))
-    checkpoint, step = newest_checkpoint(run.checkpoints_dir)
+    checkpoint, step = given_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else newest_checkpoint(run.checkpoints_dir)
     check_saved_config(run.config, str(run.config_path))
     saved = OmegaConf.create(run.config)
     for key, value in changes.items():
@@ -207,6 +208,8 @@ def train(cfg: DictConfig) -> float | None:
         cfg, step = resume_config(cfg, overrides)
     elif cfg.get("rerun"):
         cfg = rerun_config(cfg)
+    if step is None and cfg.get("ckpt_path"):
+        given_checkpoint(cfg.ckpt_path)  # before anything is written; resume_config checked its own
     if cfg.get("print_config") and rank_zero_only.rank == 0:
         print_config_tree(cfg)
     return fit(TrainingSession(cfg, overrides, step))
@@ -239,6 +242,8 @@ def fit(session: TrainingSession) -> float | None:
     if rank_zero_only.rank == 0 and not session.resuming:
         run.write_data_record(str(cfg.data.dataset_dir), datamodule.data_fingerprint)
     loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
+    if session.resuming:
+        drop_redone_steps(loggers, session.resumed_at_step)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
                                      default_root_dir=str(run.path))
     session.trainer = trainer

@@ -9,6 +9,7 @@ from pathlib import Path
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
 
 from hakim.wandb_mode import wandb_mode
 
@@ -25,6 +26,13 @@ class _AppendingWriter(ExperimentWriter):
                 self.metrics_keys = next(csv.reader(file), [])
 
 
+def _step(row: dict) -> int | None:
+    try:
+        return int(row["step"])
+    except (TypeError, ValueError):  # the last line, cut off by a kill
+        return None
+
+
 class ResumableCSVLogger(CSVLogger):
     """Lightning's CSVLogger whose csv/metrics.csv continues across `resume=` instead of starting over."""
 
@@ -35,6 +43,35 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+    @rank_zero_only
+    def drop_steps_from(self, step: int) -> None:
+        """Before a run resumed from a checkpoint of `step` logs again: drop the rows of the steps it does again, so
+        each step has one row. Lightning logs a batch's row, and a validation's, at the number of optimizer steps
+        before that batch: a checkpoint of step S has seen the rows of steps below S."""
+        path = self.experiment.metrics_file_path
+        if not self._fs.isfile(path):
+            return
+        with self._fs.open(path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            columns, rows = reader.fieldnames or [], list(reader)
+        kept = [row for row in rows if (logged := _step(row)) is not None and logged < step]
+        if len(kept) == len(rows):
+            return
+        with self._fs.open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(kept)
+        log.info("resume: %d rows of steps %d and later dropped from %s (they are done again)", len(rows) - len(kept),
+                 step, path)
+
+
+def drop_redone_steps(loggers: list, step: int) -> None:
+    """metrics.csv forgets the steps a run resumed from a checkpoint of `step` does again."""
+    for logger in loggers:
+        if isinstance(logger, ResumableCSVLogger):
+            logger.drop_steps_from(step)
+
 
 def wandb_run_id(run_dir: Path) -> str | None:
     """The id of the W&B run a run directory logged to (W&B names its folders `…-run-<time>-<id>`)."""
