@@ -137,3 +137,19 @@ def test_claim_stands_where_the_style_puts_it_and_survives_truncation(tiny_token
     assert encoded.input_ids[encoded.verdict_index] == label_token_ids(tiny_tokenizer)[0]
     with pytest.raises(ValueError, match="claim_position"):
         PromptStyle("v2", claim_position="middle")
+
+
+@pytest.mark.parametrize("language", ["ms", "en"])
+@pytest.mark.parametrize("style", [PromptStyle(), PromptStyle(variant="v3"), PromptStyle(variant="v3", reasoning_first=False)])
+def test_the_instruction_shows_the_answer_keys_the_schema_defines(monkeypatch, style, language):
+    import hakim.prompting.answer as answer
+    from hakim.prompting.prompt import user_message
+
+    style = PromptStyle(**{**style.to_dict(), "instruction_language": language})
+    monkeypatch.setattr(answer, "VERDICT_KEY", "keputusan")
+    monkeypatch.setattr(answer, "REASONING_KEY", "sebab")
+    last_line = user_message("Dokumen.", "Soalan?", "boolq", style).splitlines()[-1]
+    keys = ['"sebab"', '"keputusan"'] if style.must_generate else ['"keputusan"', '"sebab"']
+    shown = [key for key in ('"sebab"', '"keputusan"', '"jawapan"', '"penaakulan"') if key in last_line]
+    assert sorted(shown, key=last_line.index) == (keys if style.writes_reasoning else ['"keputusan"'])
+    assert last_line.endswith(".") and ("{" in last_line and "}" in last_line)

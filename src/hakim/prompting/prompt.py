@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hakim.prompting.answer import scoring_prefix, target_parts
+from hakim.prompting.answer import LABEL_TOKENS, answer_shape, scoring_prefix, target_parts
 from hakim.prompting.passage_focus import focus_passage
 from hakim.prompting.style import PromptStyle
 
@@ -29,9 +29,11 @@ INSTRUCTIONS = {
         ),
         "passage": "Dokumen",
         "claim": {"boolq": "Soalan", "fib": "Ringkasan", "default": "Pernyataan"},
-        "format_v2": 'Balas dengan JSON sahaja: {"jawapan": 1} atau {"jawapan": 0}.',
-        "format_v3": 'Fikir langkah demi langkah, kemudian balas dengan JSON sahaja: {"penaakulan": "...", "jawapan": 1 atau 0}.',
-        "format_v3_verdict_first": 'Balas dengan JSON sahaja: {"jawapan": 1 atau 0, "penaakulan": "..."}.',
+        # {one}, {zero}, {either}: the answer's JSON as hakim.prompting.answer defines it (_answer_format)
+        "format_v2": "Balas dengan JSON sahaja: {one} atau {zero}.",
+        "format_v3": "Fikir langkah demi langkah, kemudian balas dengan JSON sahaja: {either}.",
+        "format_v3_verdict_first": "Balas dengan JSON sahaja: {either}.",
+        "or": "atau",
     },
     "en": {
         "boolq": "Read the passage below and answer the yes/no question from the passage alone. Answer 1 for yes, 0 for no.",
@@ -39,21 +41,30 @@ INSTRUCTIONS = {
         "default": "Read the document below and decide whether the statement is supported by it. Answer 1 if supported, 0 if not.",
         "passage": "Document",
         "claim": {"boolq": "Question", "fib": "Summary", "default": "Statement"},
-        "format_v2": 'Reply with JSON only: {"jawapan": 1} or {"jawapan": 0}.',
-        "format_v3": 'Think step by step, then reply with JSON only: {"penaakulan": "...", "jawapan": 1 or 0}.',
-        "format_v3_verdict_first": 'Reply with JSON only: {"jawapan": 1 or 0, "penaakulan": "..."}.',
+        "format_v2": "Reply with JSON only: {one} or {zero}.",
+        "format_v3": "Think step by step, then reply with JSON only: {either}.",
+        "format_v3_verdict_first": "Reply with JSON only: {either}.",
+        "or": "or",
     },
 }
+
+
+def _answer_format(text: dict, style: PromptStyle) -> str:
+    """The instruction's last line, which shows the answer's JSON keys as hakim.prompting.answer defines them."""
+    if not style.writes_reasoning:
+        template = text["format_v2"]
+    else:
+        template = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
+    one, zero = LABEL_TOKENS[1], LABEL_TOKENS[0]
+    return template.format(one=answer_shape(style, one), zero=answer_shape(style, zero),
+                           either=answer_shape(style, f"{one} {text['or']} {zero}"))
 
 
 def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> str:
     text = INSTRUCTIONS[style.instruction_language]
     task = text.get(source, text["default"])
     claim_name = text["claim"].get(source, text["claim"]["default"])
-    if not style.writes_reasoning:
-        answer_format = text["format_v2"]
-    else:
-        answer_format = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
+    answer_format = _answer_format(text, style)
     if style.passage_sentences is not None:
         passage = focus_passage(passage, claim, style.passage_sentences)
     claim_line = f"{claim_name}: {claim}\n\n"
