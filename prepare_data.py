@@ -1,4 +1,4 @@
-"""Prepare a judge dataset: `python prepare_data.py dataset=...` (see conf/prepare_data.yaml)."""
+"""Prepare a judge dataset: `python prepare_data.py corpus=...` (see conf/prepare_data.yaml)."""
 
 import logging
 

@@ -54,3 +54,15 @@ def test_wandb_gets_a_table_of_every_validated_row(train_config, sample_dataset,
     validated = json.loads((tmp_path / "run" / "run.json").read_text())["data_report"]["validation"]["used"]
     assert len(table["data"]) == validated and len({row[0] for row in table["data"]}) == validated
     assert all(labels[id_] == label and 0 <= p <= 1 for id_, label, p in table["data"])
+
+
+def test_train_loss_is_what_is_optimized_and_its_parts_are_logged_apart(train_config, tmp_path):
+    train(train_config(*SHORT, "module.lm_loss_weight=0.5", "module.verdict_loss_weight=2.0"))
+    rows = [row for row in logged(tmp_path / "run") if row.get("train/loss")]
+    assert len(rows) == 2
+    for row in rows:
+        parts = 0.5 * float(row["train/lm_loss"]) + 2.0 * float(row["train/verdict_loss"])
+        assert math.isclose(float(row["train/loss"]), parts, rel_tol=1e-5)
+    validation = next(row for row in logged(tmp_path / "run") if row.get("val/loss"))
+    assert math.isclose(float(validation["val/loss"]),
+                        0.5 * float(validation["val/lm_loss"]) + 2.0 * float(validation["val/verdict_loss"]), rel_tol=1e-5)

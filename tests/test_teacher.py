@@ -77,7 +77,7 @@ def test_rate_limiter_paces_requests_tokens_and_retry_after():
 
 
 def read_rejects(work_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (work_dir / "rejects.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (work_dir / "unanswered.jsonl").read_text().splitlines()]
 
 
 def cached_inputs(work_dir: Path) -> set[str]:

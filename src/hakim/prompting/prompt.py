@@ -7,7 +7,7 @@ same place in every one of them. The answer's shape is hakim.prompting.answer's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hakim.prompting.answer import LABEL_TOKENS, answer_shape, scoring_prefix, target_parts
 from hakim.prompting.passage_focus import focus_passage
@@ -60,22 +60,33 @@ def _answer_format(text: dict, style: PromptStyle) -> str:
                            either=answer_shape(style, f"{one} {text['or']} {zero}"))
 
 
+def judged_passage(passage: str, claim: str, style: PromptStyle) -> str:
+    """The passage as the judge reads it: the style's `passage_sentences` closest to the claim, or all of it.
+    The one place a passage is focused; every prompt below is built from what this returns."""
+    return focus_passage(passage, claim, style.passage_sentences) if style.passage_sentences is not None else passage
+
+
 def user_message(passage: str, claim: str, source: str, style: PromptStyle) -> str:
+    """The judge's question about one row, as an API judge sends it."""
+    return _message(judged_passage(passage, claim, style), claim, source, style)
+
+
+def _message(read_passage: str, claim: str, source: str, style: PromptStyle) -> str:
     text = INSTRUCTIONS[style.instruction_language]
     task = text.get(source, text["default"])
     claim_name = text["claim"].get(source, text["claim"]["default"])
-    answer_format = _answer_format(text, style)
-    if style.passage_sentences is not None:
-        passage = focus_passage(passage, claim, style.passage_sentences)
     claim_line = f"{claim_name}: {claim}\n\n"
     before = claim_line if style.claim_position in ("before", "both") else ""
     after = claim_line if style.claim_position in ("after", "both") else ""
-    return f"{task}\n\n{before}{text['passage']}:\n{passage}\n\n{after}{answer_format}"
+    return f"{task}\n\n{before}{text['passage']}:\n{read_passage}\n\n{after}{_answer_format(text, style)}"
 
 
 def render_prompt(tokenizer, passage: str, claim: str, source: str, style: PromptStyle) -> str:
     """The full prompt text up to where the judge's answer starts."""
-    message = user_message(passage, claim, source, style)
+    return _chat(tokenizer, user_message(passage, claim, source, style))
+
+
+def _chat(tokenizer, message: str) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
@@ -104,26 +115,22 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode_prompt(tokenizer, passage: str, claim: str, source: str, style: PromptStyle) -> list[int]:
-    ids = _ids(tokenizer, render_prompt(tokenizer, passage, claim, source, style))
+def _prompt_ids(tokenizer, read_passage: str, claim: str, source: str, style: PromptStyle) -> list[int]:
+    ids = _ids(tokenizer, _chat(tokenizer, _message(read_passage, claim, source, style)))
     if not getattr(tokenizer, "chat_template", None) and tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id] + ids
     return ids
 
 
 def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, reserved: int, max_length: int):
-    """Prompt ids whose passage is cut (with a mark) until `reserved` more tokens fit in max_length.
-
-    A focused passage (style.passage_sentences) is focused once, here, and cut after, so the cut falls
-    on the sentences the judge will read; the prompts below are rendered without focusing again.
-    """
-    if style.passage_sentences is not None:
-        passage = focus_passage(passage, claim, style.passage_sentences)
-        style = replace(style, passage_sentences=None)
+    """Prompt ids whose passage (as the judge reads it) is cut, with a mark, until `reserved` more tokens fit
+    in max_length; (ids, truncated), or None if not even the prompt without its passage fits. The cut falls
+    on the sentences the judge reads, after focusing."""
+    passage = judged_passage(passage, claim, style)
     original_ids = None
     truncated = False
     for _ in range(6):
-        prompt = encode_prompt(tokenizer, passage, claim, source, style)
+        prompt = _prompt_ids(tokenizer, passage, claim, source, style)
         overflow = len(prompt) + reserved - max_length
         if overflow <= 0:
             return prompt, truncated

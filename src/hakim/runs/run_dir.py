@@ -1,21 +1,10 @@
 """A training run directory: the contract between training and everything after it.
 
-Every file name of a run is defined here, "is this a run" is checked here, and the config is read
-here once into the objects its readers need (model spec, prompt style, max length, thresholds).
+Every file name of a run is defined here (RUN_FILES; conf/callbacks and conf/logger write checkpoints/ and
+csv/ under the same names, which tests/test_run_dir.py checks), "is this a run" is checked here, and the config
+is read here once into the objects its readers need (model spec, prompt style, max length, thresholds).
 Paths inside the run are stored as `<run_dir>/...`, so a run directory can be moved or copied and
 is read, evaluated and resumed where it now is.
-
-| file / folder       | written by                | holds                                                      |
-|---------------------|---------------------------|------------------------------------------------------------|
-| config.yaml         | training, at launch       | the resolved config (secrets redacted)                     |
-| environment.json    | training, at launch       | versions, git commit, command; `resumes`: one entry each   |
-| git.diff            | training, at launch       | uncommitted changes (untracked files listed)               |
-| data.json           | training, at launch       | dataset directory and version trained on                   |
-| checkpoints/        | training                  | Lightning checkpoints (adapter + optimizer state)          |
-| csv/metrics.csv     | training (CSV logger)     | every logged metric, continued across resumes              |
-| adapter/            | training, at the end      | the LoRA adapter and tokenizer                             |
-| run.json            | training, at the end      | status, metrics, data report, steps, tokens/s, memory      |
-| threshold.json      | evaluate threshold=validation | the cut(s) on P(1) chosen on validation                 |
 """
 
 from __future__ import annotations
@@ -42,6 +31,18 @@ METRICS = "csv/metrics.csv"
 ADAPTER = "adapter"
 SUMMARY = "run.json"
 THRESHOLDS = "threshold.json"
+# what a run directory holds: name → (written by, what it holds)
+RUN_FILES = {
+    CONFIG: ("training, at launch", "the resolved config (secrets redacted)"),
+    ENVIRONMENT: ("training, at launch", "versions, git commit, command; `resumes`: one entry each"),
+    GIT_DIFF: ("training, at launch", "uncommitted changes (untracked files listed)"),
+    DATA: ("training, at launch", "dataset directory and version trained on"),
+    CHECKPOINTS: ("training", "Lightning checkpoints (adapter + optimizer state)"),
+    METRICS: ("training (CSV logger)", "every logged metric, continued across resumes"),
+    ADAPTER: ("training, at the end", "the LoRA adapter and tokenizer"),
+    SUMMARY: ("training, at the end", "status, metrics, data report, steps, tokens/s, memory"),
+    THRESHOLDS: ("evaluate threshold=validation", "the cut(s) on P(1) chosen on validation"),
+}
 LATEST = "LATEST"  # in the runs directory: the path of the last run that finished training
 PLACEHOLDER = "<run_dir>"
 

@@ -225,12 +225,12 @@ class JudgeDataModule(L.LightningDataModule):
         self._tokenizer_id = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
     @functools.cached_property
-    def data_fingerprint(self) -> str:
+    def data_version(self) -> str:
         return read_manifest(self.dataset_dir)["version"]
 
     def _cache_path(self, split: str) -> Path:
         key = json.dumps(
-            [self.data_fingerprint, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length,
+            [self.data_version, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length,
              ITEM_FIELDS, ENCODING_VERSION],
             sort_keys=True,
         )

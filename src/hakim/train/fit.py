@@ -23,12 +23,12 @@ from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.prompting.style import PromptStyle
 from hakim.provenance import git_state, package_versions, redact, redact_overrides, write_provenance
 from hakim.runs.run_dir import RunDir
-from hakim.train.checkpoints import given_checkpoint, load_checkpoint, newest_checkpoint
+from hakim.train.checkpoints import given_checkpoint, load_checkpoint
 from hakim.train.config_tree import print_config_tree
 from hakim.train.datamodule import JudgeDataModule
 from hakim.train.judge_module import JudgeModule, TrainingDiverged
 from hakim.train.loggers import drop_redone_steps, start_loggers, wandb_run_id
-from hakim.train.saved_config import check_saved_config
+from hakim.train.saved_config import rerun_config, resume_config
 
 log = logging.getLogger(__name__)
 
@@ -79,57 +79,6 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     if callback is None:
         return None
     return callback.best_model_path or callback.last_model_path or None
-
-
-# What `resume=` may change: when the run stops and what it reports, never what it computes.
-RESUME_SAFE_OVERRIDES = ("trainer.max_time", "trainer.log_every_n_steps", "trainer.enable_progress_bar",
-                         "callbacks.last_checkpoint.every_n_train_steps", "data.num_workers", "print_config")
-
-
-def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
-    """The command line's overrides other than `resume=` itself, refused unless safe to change mid-run."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)]
-    keys = [key for key in keys if key not in ("resume", "ckpt_path")]
-    unsafe = [key for key in keys if key not in RESUME_SAFE_OVERRIDES]
-    if unsafe:
-        raise ValueError(f"resume= continues a run with its saved config; {', '.join(unsafe)} would change what it "
-                         f"computes. Only {', '.join(RESUME_SAFE_OVERRIDES)} may be changed; start a new run otherwise")
-    return {key: OmegaConf.select(cfg, key) for key in keys}
-
-
-def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfig, int]:
-    """The saved config of the run named by `resume=RUN_DIR`, where that directory is now, pointed at its
-    newest readable checkpoint (or the one `ckpt_path=` names), with the safe overrides of this command line
-    applied; and that checkpoint's step."""
-    run = RunDir.open(cfg.resume)
-    changes = _resume_overrides(cfg, list(overrides))
-    checkpoint, step = given_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else newest_checkpoint(run.checkpoints_dir)
-    check_saved_config(run.config, str(run.config_path))
-    saved = OmegaConf.create(run.config)
-    for key, value in changes.items():
-        before = OmegaConf.select(saved, key)
-        # Lightning's timer keeps its elapsed time in the checkpoint only when the run had a time limit
-        timing = ("; the limit counts the time already trained" if before is not None else "; the limit counts from now")
-        log.info("resume: %s=%s (was %s)%s", key, value, before, timing if key == "trainer.max_time" else "")
-        OmegaConf.update(saved, key, value, force_add=True)
-    log.info("resume: continuing %s from %s (step %d)", run.path, checkpoint.name, step)
-    saved.resume = None
-    saved.ckpt_path = str(checkpoint)
-    return saved, step
-
-
-def rerun_config(cfg: DictConfig) -> DictConfig:
-    """The saved config of `rerun=RUN_DIR`, trained again from scratch into this run's directory, on the
-    exact dataset version that run used (data.json), even if the dataset was prepared again since."""
-    original = RunDir.open(cfg.rerun)
-    saved = original.config_at(Path(cfg.paths.output_dir))
-    check_saved_config(saved, str(original.config_path))
-    saved["rerun"] = None
-    data = original.data_record()
-    saved["data"]["dataset_dir"] = str(resolve_dataset_dir(data["dataset_dir"]).parent / data["version"])
-    return OmegaConf.create(saved)
 
 
 def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> None:
@@ -240,7 +189,7 @@ def fit(session: TrainingSession) -> float | None:
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
     if rank_zero_only.rank == 0 and not session.resuming:
-        run.write_data_record(str(cfg.data.dataset_dir), datamodule.data_fingerprint)
+        run.write_data_record(str(cfg.data.dataset_dir), datamodule.data_version)
     loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
     if session.resuming:
         drop_redone_steps(loggers, session.resumed_at_step)

@@ -133,16 +133,21 @@ class JudgeModule(L.LightningModule):
             counts = torch.tensor(self.trainer.datamodule.label_counts("train"), dtype=torch.float32).clamp(min=1)
             self.class_weights = counts.sum() / (2 * counts)
 
+    def weighted_loss(self, lm_loss: torch.Tensor, verdict_loss: torch.Tensor) -> torch.Tensor:
+        """What training optimizes (logged as train/loss; its parts as train/lm_loss and train/verdict_loss)."""
+        return self.lm_loss_weight * lm_loss + self.verdict_loss_weight * verdict_loss
+
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         loss, verdict_loss, _, n_tokens = self.model_step(batch)
-        total = self.lm_loss_weight * loss + self.verdict_loss_weight * verdict_loss
+        total = self.weighted_loss(loss, verdict_loss)
         if not torch.isfinite(total):
             raise TrainingDiverged(f"non-finite training loss at step {self.global_step} (batch {batch_index}); {LOWER_LR}. "
                                    "No update was applied and the last good checkpoint is kept.")
         size = batch["input_ids"].size(0)
         self.tokens_trained += int(batch["attention_mask"].sum())
         self.examples_trained += size
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/loss", total, prog_bar=True, batch_size=size)
+        self.log("train/lm_loss", loss, batch_size=size)
         self.log("train/verdict_loss", verdict_loss, batch_size=size)
         self.log("train/completion_tokens", float(n_tokens), reduce_fx="sum", batch_size=size)
         self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", batch_size=size)
@@ -178,7 +183,8 @@ class JudgeModule(L.LightningModule):
         loss, verdict_loss, probability, _ = self.model_step(batch)
         size = batch["input_ids"].size(0)
         # sync_dist: under DDP each rank holds a different share of the rows; the logged value is their mean
-        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/loss", self.weighted_loss(loss, verdict_loss), prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/lm_loss", loss, batch_size=size, sync_dist=True)
         self.log("val/verdict_loss", verdict_loss, batch_size=size, sync_dist=True)
         for source in set(batch["sources"]):
             rows = torch.tensor([s == source for s in batch["sources"]], device=probability.device)

@@ -1,4 +1,6 @@
-"""Whether a run directory's saved config may be trained on again (`resume=`, `rerun=`).
+"""Training again from a run directory's saved config: `resume=` continues it, `rerun=` repeats it.
+
+What such a config may build, and what a resume may change.
 
 A run directory can be handed to you, and its config.yaml names code: every `_target_` is a callable
 Hydra will import and call with the arguments written beside it. A prefix such as `lightning.` admits
@@ -9,6 +11,17 @@ own code to be run.
 """
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hakim.data.dataset_io import resolve_dataset_dir
+from hakim.runs.run_dir import RunDir
+from hakim.train.checkpoints import given_checkpoint, newest_checkpoint
+
+log = logging.getLogger(__name__)
 
 TRUSTED_TARGETS = frozenset({
     "hakim.models.loading.LoraSpec",
@@ -73,3 +86,54 @@ def check_targets(config, where: str, path: str = "") -> None:
     elif isinstance(config, list):
         for index, value in enumerate(config):
             check_targets(value, where, f"{path}[{index}]")
+
+
+# What `resume=` may change: when the run stops and what it reports, never what it computes.
+RESUME_SAFE_OVERRIDES = ("trainer.max_time", "trainer.log_every_n_steps", "trainer.enable_progress_bar",
+                         "callbacks.last_checkpoint.every_n_train_steps", "data.num_workers", "print_config")
+
+
+def _resume_overrides(cfg: DictConfig, overrides: list[str]) -> dict:
+    """The command line's overrides other than `resume=` itself, refused unless safe to change mid-run."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = [override.key_or_group for override in OverridesParser.create().parse_overrides(overrides)]
+    keys = [key for key in keys if key not in ("resume", "ckpt_path")]
+    unsafe = [key for key in keys if key not in RESUME_SAFE_OVERRIDES]
+    if unsafe:
+        raise ValueError(f"resume= continues a run with its saved config; {', '.join(unsafe)} would change what it "
+                         f"computes. Only {', '.join(RESUME_SAFE_OVERRIDES)} may be changed; start a new run otherwise")
+    return {key: OmegaConf.select(cfg, key) for key in keys}
+
+
+def resume_config(cfg: DictConfig, overrides: list[str] = ()) -> tuple[DictConfig, int]:
+    """The saved config of the run named by `resume=RUN_DIR`, where that directory is now, pointed at its
+    newest readable checkpoint (or the one `ckpt_path=` names), with the safe overrides of this command line
+    applied; and that checkpoint's step."""
+    run = RunDir.open(cfg.resume)
+    changes = _resume_overrides(cfg, list(overrides))
+    checkpoint, step = given_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else newest_checkpoint(run.checkpoints_dir)
+    check_saved_config(run.config, str(run.config_path))
+    saved = OmegaConf.create(run.config)
+    for key, value in changes.items():
+        before = OmegaConf.select(saved, key)
+        # Lightning's timer keeps its elapsed time in the checkpoint only when the run had a time limit
+        timing = ("; the limit counts the time already trained" if before is not None else "; the limit counts from now")
+        log.info("resume: %s=%s (was %s)%s", key, value, before, timing if key == "trainer.max_time" else "")
+        OmegaConf.update(saved, key, value, force_add=True)
+    log.info("resume: continuing %s from %s (step %d)", run.path, checkpoint.name, step)
+    saved.resume = None
+    saved.ckpt_path = str(checkpoint)
+    return saved, step
+
+
+def rerun_config(cfg: DictConfig) -> DictConfig:
+    """The saved config of `rerun=RUN_DIR`, trained again from scratch into this run's directory, on the
+    exact dataset version that run used (data.json), even if the dataset was prepared again since."""
+    original = RunDir.open(cfg.rerun)
+    saved = original.config_at(Path(cfg.paths.output_dir))
+    check_saved_config(saved, str(original.config_path))
+    saved["rerun"] = None
+    data = original.data_record()
+    saved["data"]["dataset_dir"] = str(resolve_dataset_dir(data["dataset_dir"]).parent / data["version"])
+    return OmegaConf.create(saved)

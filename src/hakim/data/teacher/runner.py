@@ -23,7 +23,7 @@ from hakim.data.teacher.settings import TeacherError, TeacherSettings
 from hakim.openai_api import check_endpoint, connect
 
 CACHE_FILE = "teacher_cache.sqlite"
-REJECTS_FILE = "rejects.jsonl"
+UNANSWERED_FILE = "unanswered.jsonl"  # in the work dir: the questions that got no usable answer, and why
 STATS_FILE = "teacher_stats.json"
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     stats.rows_out = len(result.records)
     stats.elapsed_s = time.monotonic() - started
     stats.rows_per_s = len(records) / stats.elapsed_s if stats.elapsed_s else 0.0
-    _write_atomically(work_dir / REJECTS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
+    _write_atomically(work_dir / UNANSWERED_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
     _write_atomically(work_dir / STATS_FILE, json.dumps(stats.to_dict(), indent=2) + "\n")
     log.info(summary(stats, result.rejects))
     return result
