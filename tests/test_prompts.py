@@ -8,8 +8,15 @@ import pytest
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.prompting.answer import target_parts, target_text
-from hakim.prompting.prompt import (IGNORE_INDEX, encode_example, encode_for_scoring, passage_as_read, read_user_message,
-                                    render_prompt, user_message)
+from hakim.prompting.prompt import (
+    IGNORE_INDEX,
+    encode_example,
+    encode_for_scoring,
+    passage_as_read,
+    read_user_message,
+    render_prompt,
+    user_message,
+)
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import label_token_ids, parse_answer
 
