@@ -197,7 +197,7 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         log.error("%s %s failed with %s", request.method, request.url.path, type(error).__name__)
         return _error(500, "the server failed to answer this request; its log says why")
 
-    async def judge_rows(judge: LocalJudge, batcher: Batcher, items: list[tuple[str, str, str]], mode: str):
+    async def judge_rows(batcher: Batcher, items: list[tuple[str, str, str]], mode: str):
         try:
             return await batcher.judge(items, mode)
         except QueueFull as full:
@@ -259,7 +259,7 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
             raise ApiError(422, f"items: at most {settings.max_items} per request (serve max_items), got {len(request.items)}",
                            param="items")
         mode = mode_of(judge, request.mode)
-        results = await judge_rows(judge, batcher, [(i.passage, i.claim, i.task) for i in request.items], mode)
+        results = await judge_rows(batcher, [(i.passage, i.claim, i.task) for i in request.items], mode)
         read = await passages_read(judge, request.items, mode) if request.return_passage else [None] * len(results)
         verdicts = [ItemVerdict(**verdict_out(judge, item.task, result, item.language), passage_read=passage)
                     for item, result, passage in zip(request.items, results, read)]
@@ -284,7 +284,7 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         # One request's worth at a time: a large file takes its turns with everyone else's requests.
         for start in range(0, len(rows), settings.max_items):
             chunk = rows[start:start + settings.max_items]
-            results = await judge_rows(judge, batcher, [(r.passage, r.claim, r.task) for r in chunk], mode)
+            results = await judge_rows(batcher, [(r.passage, r.claim, r.task) for r in chunk], mode)
             out += [FileVerdict(**verdict_out(judge, row.task, result, row.language), row=row.location,
                                 passage=row.passage, claim=row.claim, task=row.task)
                     for row, result in zip(chunk, results)]
@@ -302,7 +302,7 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
             item = item_of(request, judge.style)
         except NotAJudgeRequest as error:
             raise ApiError(400, str(error), param="messages") from None
-        [result] = await judge_rows(judge, batcher, [item], judge.default_mode)
+        [result] = await judge_rows(batcher, [item], judge.default_mode)
         if isinstance(result, Unjudged):
             raise ApiError(400, result.reason, param="messages", code="context_length_exceeded")
         return completion(request, result, judge.style, name_of(judge))
