@@ -235,6 +235,27 @@ def test_bodies_that_are_not_json_or_too_large_are_refused_clearly(served):
     assert missing.status_code == 404 and missing.json()["error"]["message"] == "Not Found"
 
 
+def test_an_uploaded_file_is_judged_row_by_row_and_its_bad_rows_are_named(served, local_judge):
+    def upload(name: str, data: str, **form) -> httpx.Response:
+        return httpx.post(f"{served.url}/v1/judge/file", files={"file": (name, data.encode())}, data=form,
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+
+    good = upload("rows.csv", "teks,soalan,tugas\nKL ibu negara.,adakah kl ibu negara,boolq\nSungai panjang.,Sungai pendek.,fib\n",
+                  passage_column="teks", claim_column="soalan", task_column="tugas")
+    assert good.status_code == 200
+    rows = good.json()["rows"]
+    assert [(r["row"], r["task"]) for r in rows] == [("rows.csv:2", "boolq"), ("rows.csv:3", "fib")]
+    expected = one_thread_reference(local_judge, [("KL ibu negara.", "adakah kl ibu negara", "boolq"),
+                                                  ("Sungai panjang.", "Sungai pendek.", "fib")])
+    assert max(abs(r["probability"] - e.probability) for r, e in zip(rows, expected)) < P_TOLERANCE
+    bad = upload("rows.csv", f"passage,claim\nTeks satu.,adakah satu\nTeks dua.,\n,{MARKER}\n")
+    assert bad.status_code == 422
+    assert bad.json()["error"]["message"] == ("2 bad rows: rows.csv:3: field 'claim': empty; "
+                                              "rows.csv:4: field 'passage': empty")
+    wrong_type = upload("rows.txt", "passage,claim\n")
+    assert wrong_type.status_code == 422 and "upload a file ending in one of .jsonl" in wrong_type.json()["error"]["message"]
+
+
 def test_the_key_is_asked_for_and_checked(served):
     item = {"items": [{"passage": "Teks.", "claim": "a"}]}
     for key in (None, "wrong-key", KEY[:-1]):
@@ -336,7 +357,21 @@ def test_the_page_judges_a_row_and_a_file_in_a_real_browser(served, sample_items
         assert page.text_content("#reasoning") == hostile
         assert page.locator("#reasoning script, #reasoning img").count() == 0
         assert page.evaluate("window.__pwned") is None
+
+        page.goto(f"{served.url}/docs")  # the API docs render from the server alone: this browser reaches nothing else
+        page.wait_for_selector("[data-path='/v1/chat/completions']")
         browser.close()
+
+
+def test_a_judge_that_fails_to_load_stops_the_server_with_its_error(workspace, tmp_path):
+    from hakim.runs.run_dir import NotARunError
+    from hakim.serve.server import serve
+
+    cfg = compose_config("serve", workspace, tmp_path, [f"judge.run_dir={tmp_path / 'no-such-run'}", f"port={free_port()}"])
+    started = time.monotonic()
+    with pytest.raises(NotARunError, match="no-such-run"):
+        serve(cfg)
+    assert time.monotonic() - started < 30  # it stops, rather than staying up unready
 
 
 class ThreadServer:
@@ -412,10 +447,15 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(served, sample_item
         finished[number] = time.monotonic()
         return response
 
+    def admitted_and_waiting(before: int) -> bool:
+        stats = httpx.get(f"{served.url}/readyz").json()
+        return stats["rows_admitted"] - before == 16 * len(bodies) and stats["queued_rows"] > 0
+
+    before = httpx.get(f"{served.url}/readyz").json()["rows_admitted"]
     with ThreadPoolExecutor(len(bodies)) as pool:
         calls = [pool.submit(call, n) for n in range(len(bodies))]
         deadline = time.monotonic() + 30
-        while httpx.get(f"{served.url}/readyz").json()["queued_rows"] < 32 and time.monotonic() < deadline:
+        while not admitted_and_waiting(before) and time.monotonic() < deadline:
             time.sleep(0.01)
         served.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()

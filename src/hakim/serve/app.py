@@ -1,4 +1,4 @@
-"""The HTTP face of a local judge: `create_app(load, settings)` → a FastAPI app (OpenAPI docs at /docs).
+"""The HTTP face of a local judge: `create_app(load, settings)` → a FastAPI app (OpenAPI docs at /docs, offline).
 
 The model loads in the background, so /healthz answers at once and /readyz says when the judge is there.
 Every error is JSON in the OpenAI shape, `{"error": {"message", "type", "param", "code"}}`, so OpenAI clients
@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from hakim.eval.judges import LocalJudge
@@ -164,10 +165,11 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
     def name_of(judge: LocalJudge) -> str:
         return settings.served_name or judge.name
 
-    app = FastAPI(title="Hakim judge", lifespan=lifespan, responses=ERROR_RESPONSES,
-                  description="A Hakim judge: is the claim (a yes/no question, a summary, a statement) supported "
-                              "by the passage? `POST /v1/judge` for verdicts, `POST /v1/chat/completions` for "
-                              "OpenAI-compatible clients, `/` for the page.")
+    # FastAPIOffline: /docs and /redoc from files installed with it, where FastAPI's own load them from a CDN
+    app = FastAPIOffline(title="Hakim judge", lifespan=lifespan, responses=ERROR_RESPONSES,
+                         description="A Hakim judge: is the claim (a yes/no question, a summary, a statement) "
+                                     "supported by the passage? `POST /v1/judge` for verdicts, `POST /v1/chat/completions` "
+                                     "for OpenAI-compatible clients, `/` for the page.")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     bearer = HTTPBearer(auto_error=False, description="the value of $api_key_env, when the server was started with one")
 
@@ -243,7 +245,7 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         stats = served.batcher.stats
         return Health(status="ready", model=name_of(served.judge), default_mode=served.judge.default_mode,
                       modes=list(served.judge.modes), auth_required=key is not None, max_items=settings.max_items,
-                      queued_rows=served.batcher.queued_rows, model_calls=stats.model_calls,
+                      queued_rows=served.batcher.queued_rows, rows_admitted=stats.rows_admitted, model_calls=stats.model_calls,
                       rows_judged=stats.rows_judged, largest_batch=stats.largest_batch)
 
     @app.get("/v1/models", response_model=ModelList, dependencies=[Depends(require_key)], tags=["openai"])

@@ -54,6 +54,7 @@ class _Row:
 
 @dataclass
 class BatchStats:
+    rows_admitted: int = 0
     model_calls: int = 0
     rows_judged: int = 0
     largest_batch: int = 0
@@ -91,6 +92,7 @@ class Batcher:
         if len(self._queue) + len(items) > self.max_queue:
             raise QueueFull(f"{len(self._queue)} rows are waiting (max_queue={self.max_queue})")
         job = _Job(asyncio.get_running_loop().create_future(), [None] * len(items), len(items))
+        self.stats.rows_admitted += len(items)
         self._queue.extend(_Row(job, index, item, mode) for index, item in enumerate(items))
         self._arrived.set()
         return await job.future

@@ -90,6 +90,7 @@ class Health(BaseModel):
     auth_required: bool | None = None
     max_items: int | None = None
     queued_rows: int | None = None
+    rows_admitted: int | None = None
     model_calls: int | None = None
     rows_judged: int | None = None
     largest_batch: int | None = None
