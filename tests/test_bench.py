@@ -63,3 +63,18 @@ def test_gpu_qlora_at_7b_scale_explains_itself_without_a_gpu():
         pytest.skip("a GPU is present: the 7B run is a real measurement, not a smoke test")
     output = run_bench("gpu_qlora.py")
     assert "no CUDA GPU" in output
+
+
+@pytest.mark.slow
+def test_serve_throughput_measures_both_sides_and_the_servers_memory(tmp_path):
+    output = run_bench("serve_throughput.py", "--model", "tiny_mistral", "--requests", "4", "--memory-requests", "8",
+                       "--repeats", "1", "--max-length", "256", "--synthetic", "--json", str(tmp_path / "serve.json"),
+                       timeout=300)
+    assert "| **batched/one-at-a-time** | 32" in output and "MiB after 8 more requests" in output
+    summary = json.loads((tmp_path / "serve.json").read_text())
+    assert set(summary["ratios_rows_per_s"]) == {"1", "8", "32"} and all(r > 0 for r in summary["ratios_rows_per_s"].values())
+    for side in ("batched", "one-at-a-time"):
+        for level in summary["runs"][side][0]["levels"].values():
+            assert level["rows_per_s"] > 0 and level["p99_ms"] >= level["p50_ms"] > 0
+    assert summary["runs"]["one-at-a-time"][0]["largest_batch"] == 1  # the baseline never batches
+    assert summary["runs"]["batched"][0]["rss_after_mb"] > 0

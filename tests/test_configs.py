@@ -111,6 +111,31 @@ def test_evaluate_config_composes(workspace, tmp_path):
     assert compose_config("evaluate", workspace, tmp_path).judge.run_dir == "latest"
 
 
+def test_every_judge_config_is_a_kind_of_the_one_table(workspace, tmp_path):
+    from hakim.eval.judges import JUDGES
+
+    kinds = [compose_config("evaluate", workspace, tmp_path, [f"judge={name}"]).judge.kind for name in options("judge")]
+    assert sorted(kinds) == sorted(JUDGES)
+
+
+def test_serve_config_builds_its_settings_and_serves_only_local_judges(workspace, tmp_path, monkeypatch):
+    from hakim.eval.judges import JUDGES
+    from hakim.serve.server import judge_loader, settings_from
+
+    settings = settings_from(compose_config("serve", workspace, tmp_path))
+    assert (settings.host, settings.port, settings.api_key_env) == ("127.0.0.1", 8000, None)
+    for name in options("judge"):
+        cfg = compose_config("serve", workspace, tmp_path, [f"judge={name}"])
+        if JUDGES[cfg.judge.kind].local:
+            assert callable(judge_loader(cfg))
+        else:
+            with pytest.raises(ValueError, match="serves a judge whose model runs here"):
+                judge_loader(cfg)
+    with pytest.raises(ValueError, match=r"max_batch must be at least 1.*HAKIM_UNSET_KEY, which is not set"):
+        monkeypatch.delenv("HAKIM_UNSET_KEY", raising=False)
+        settings_from(compose_config("serve", workspace, tmp_path, ["api_key_env=HAKIM_UNSET_KEY", "max_batch=0"]))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_model_dir, sample_dataset, tmp_path, experiment):
     cfg = compose_config("train", workspace, tmp_path / "run", [

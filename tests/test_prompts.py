@@ -8,7 +8,15 @@ import pytest
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.prompting.answer import target_parts, target_text
-from hakim.prompting.prompt import IGNORE_INDEX, encode_example, encode_for_scoring, render_prompt
+from hakim.prompting.prompt import (
+    IGNORE_INDEX,
+    encode_example,
+    encode_for_scoring,
+    passage_as_read,
+    read_user_message,
+    render_prompt,
+    user_message,
+)
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import label_token_ids, parse_answer
 
@@ -153,3 +161,38 @@ def test_the_instruction_shows_the_answer_keys_the_schema_defines(monkeypatch, s
     shown = [key for key in ('"sebab"', '"keputusan"', '"jawapan"', '"penaakulan"') if key in last_line]
     assert sorted(shown, key=last_line.index) == (keys if style.writes_reasoning else ['"keputusan"'])
     assert last_line.endswith(".") and ("{" in last_line and "}" in last_line)
+
+
+@pytest.mark.parametrize("style", [PromptStyle("v2"), PromptStyle("v3", "en", claim_position="before"),
+                                   PromptStyle("v3", reasoning_first=False, claim_position="both"),
+                                   PromptStyle("v2", passage_sentences=2)])
+def test_a_judge_prompt_reads_back_into_its_passage_claim_and_task(style):
+    tricky = make_record("Perenggan satu.\n\nRingkasan: bukan ringkasan sebenar.\n\nDokumen:\nJuga bukan.")
+    for record in [*sample_records()[::16], tricky]:
+        message = user_message(record.passage, record.claim, record.source, style)
+        passage, claim, task = read_user_message(message, style)
+        assert (claim, task) == (record.claim, record.source)
+        # focused once, the passage is what the judge reads, and reading it again gives the same prompt
+        assert user_message(passage, claim, task, style) == message
+    assert read_user_message(user_message("Teks.", "Kenyataan.", "mytask", style), style)[2] == "default"
+
+
+def test_a_prompt_in_another_style_or_free_text_is_refused():
+    message = user_message("Teks.", "adakah ya", "boolq", PromptStyle("v2"))
+    for style in (PromptStyle("v2", "en"), PromptStyle("v3"), PromptStyle("v2", claim_position="before")):
+        with pytest.raises(ValueError, match="not a judge prompt in this judge's style"):
+            read_user_message(message, style)
+    with pytest.raises(ValueError, match="not a judge prompt"):
+        read_user_message("Is this claim true? " + message, PromptStyle("v2"))
+
+
+def test_the_passage_as_read_is_the_cut_one_the_judge_scores(tiny_tokenizer):
+    record = make_record("Ayat panjang tentang ekonomi negara. " * 200, label=0)
+    style = PromptStyle("v2")
+    read = passage_as_read(tiny_tokenizer, record.passage, record.claim, record.source, style, 300)
+    assert read.endswith(" …") and record.passage.startswith(read[:-2].rstrip()) and len(read) < len(record.passage)
+    scoring_ids, truncated = encode_for_scoring(tiny_tokenizer, record.passage, record.claim, record.source, style, 300)
+    assert truncated and tiny_tokenizer.decode(scoring_ids, skip_special_tokens=True).count(read) == 1
+    assert passage_as_read(tiny_tokenizer, "Pendek.", record.claim, record.source, style, 300) == "Pendek."
+    with pytest.raises(ValueError, match="claim too long"):
+        passage_as_read(tiny_tokenizer, "p", "panjang " * 400, "fib", style, 64)

@@ -13,6 +13,7 @@ class ConstantJudge:
     """Gives every item the same P(1); the label is P(1) against the threshold, as for a scoring judge."""
 
     default_mode = MODE
+    modes = (MODE,)
 
     def __init__(self, probability: float, name: str, thresholds: Thresholds = Thresholds()):
         self.probability = probability

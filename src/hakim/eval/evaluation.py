@@ -11,20 +11,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.checks import repeated_rows
-from hakim.data.dataset_io import read_split, resolve_dataset_dir
+from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
-from hakim.data.sources import SourceSpec, read_source
-from hakim.eval.baselines import ConstantJudge, always_one_judge, majority_judge
-from hakim.eval.judge import JUDGE_FILE, Judge
-from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
+from hakim.eval.judge import Judge
+from hakim.eval.judges import AnyJudge, describe_judge, load_judge
+from hakim.eval.openai_judge import OpenAIJudge
 from hakim.eval.report import compare_judges, print_summary, wide_console, write_comparison, write_report
-from hakim.prompting.style import PromptStyle
+from hakim.eval.rows import dataset_dir_for, read_rows_file
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import Thresholds, choose_thresholds
 
-JUDGE_KINDS = ("run", "model", "openai", "majority", "always_one")
 PREDICTIONS_FILE = "predictions.jsonl"
-AnyJudge = Judge | OpenAIJudge | ConstantJudge
 # A cut chosen on fewer rows of a class than this moves with a handful of rows (recall in steps of 1/n):
 # evaluate.py says so next to the cut.
 STEADY_CUT_ROWS_PER_CLASS = 30
@@ -103,62 +100,6 @@ def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir
     return run.write_thresholds(thresholds, chosen_on=split, rows=len(records), rows_per_class=rows_per_class(sources, labels))
 
 
-def dataset_dir_for(cfg: DictConfig, run: RunDir | None) -> Path:
-    dataset_dir = cfg.dataset_dir or (run.dataset_dir if run else None)
-    if not dataset_dir:
-        raise ValueError("set dataset_dir=PATH: the judge has no training run to take it from")
-    return resolve_dataset_dir(dataset_dir)
-
-
-def load_judge(cfg: DictConfig) -> tuple[AnyJudge, RunDir | None]:
-    """The judge the `judge` group names, and its training run (None without one)."""
-    settings = cfg.judge
-    if settings.kind not in JUDGE_KINDS:
-        raise ValueError(f"judge.kind must be one of {JUDGE_KINDS}, got {settings.kind!r}")
-    options = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
-    if settings.kind == "run":
-        run = RunDir.resolve(settings.run_dir, cfg.paths.runs_dir, trained=True)
-        return Judge.load(run, **options), run
-    style = PromptStyle.from_dict(OmegaConf.to_container(cfg.style, resolve=True))
-    if settings.kind == "model":
-        if (Path(settings.path) / JUDGE_FILE).exists():
-            # an exported Hakim judge carries the prompt style, thresholds and max length it was trained with
-            return Judge.from_pretrained(settings.path, quantization=settings.quantization, **options), None
-        return Judge.from_pretrained(settings.path, style, quantization=settings.quantization,
-                                     max_length=settings.max_length, **options), None
-    if settings.kind == "openai":
-        endpoint = {key: value for key, value in OmegaConf.to_container(settings, resolve=True).items() if key != "kind"}
-        return OpenAIJudge(OpenAISettings(**endpoint, max_output_tokens=cfg.max_new_tokens), style), None
-    if settings.kind == "majority":
-        if cfg.rows and not cfg.dataset_dir:
-            # No prepared dataset to take a reference split from: the evaluated rows' own majority class.
-            return majority_judge([r.label for r in read_rows_file(cfg)[0]], "rows"), None
-        reference = read_split(dataset_dir_for(cfg, None), settings.baseline_split)
-        return majority_judge([r.label for r in reference], settings.baseline_split), None
-    return always_one_judge(), None
-
-
-def _judge_extra(cfg: DictConfig, run: RunDir | None) -> dict:
-    """What identifies the judge in metrics.json and report.md; never the API key, only its variable."""
-    settings = cfg.judge
-    if settings.kind == "run":
-        return {"run_dir": str(run.path)}
-    if settings.kind == "model":
-        return {"model_path": settings.path}
-    if settings.kind == "openai":
-        return {"openai_model": settings.model, "base_url": settings.base_url, "api_key_env": settings.api_key_env}
-    if settings.kind == "majority":
-        return {"baseline_split": "rows" if cfg.rows and not cfg.dataset_dir else settings.baseline_split}
-    return {}
-
-
-def read_rows_file(cfg: DictConfig) -> tuple[list[JudgeRecord], list[dict]]:
-    """The records and rejects of `rows=PATH`, read like a local source of prepare_data.py (same messages)."""
-    columns = OmegaConf.to_container(cfg.columns, resolve=True)
-    result = read_source(SourceSpec(name="rows", path=str(cfg.rows), **columns), on_bad_row=cfg.on_bad_row)
-    return result.records, result.rejects
-
-
 def warn_repeated_rows(records: list[JudgeRecord]) -> int:
     """A user's file may hold a row twice (a merge, an export run twice); each copy is scored and counted, so say
     which lines repeat which. Returns how many rows repeat an earlier one."""
@@ -205,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict:
         records = records[: cfg.limit]
     rows = verdict_rows(records, judge, mode)
     out_dir = Path(cfg.paths.output_dir)
-    extra = {"judge": cfg.judge.kind, **_judge_extra(cfg, run), "mode": mode, "threshold": judge.thresholds.overall,
+    extra = {"judge": cfg.judge.kind, **describe_judge(cfg, run), "mode": mode, "threshold": judge.thresholds.overall,
              "source_thresholds": judge.thresholds.by_source, **threshold_notes, **origin}
     summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
     print_summary(summary["subsets"], title=f"{judge.name} on {rows_name} ({mode})")

@@ -19,7 +19,7 @@ import torch
 from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.models.loading import ModelSpec, backbone_and_head, load_adapter, load_base_model, load_tokenizer
 from hakim.prompting.answer import precedes_verdict
-from hakim.prompting.prompt import encode_for_generation, encode_for_scoring
+from hakim.prompting.prompt import encode_for_generation, encode_for_scoring, passage_as_read
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import ParsedAnswer, Thresholds, Verdict, label_token_ids, parse_answer, probability_at
@@ -29,6 +29,8 @@ JUDGE_FILE = "hakim_judge.json"
 
 
 class Judge:
+    modes = ("score", "generate")
+
     def __init__(self, model, tokenizer, style: PromptStyle, thresholds: Thresholds = Thresholds(), max_length: int = 1024,
                  batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge"):
         self.model = model.eval()
@@ -100,7 +102,13 @@ class Judge:
             return self._score(items)
         if mode == "generate":
             return self._generate(items)
-        raise ValueError(f"mode must be 'score' or 'generate', got {mode!r}")
+        raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
+
+    def passage_as_read(self, passage: str, claim: str, source: str = "default", mode: str | None = None) -> str:
+        """The passage as this judge reads it in `mode`: focused and cut as judge_batch would."""
+        generating = (mode or self.default_mode) == "generate"
+        return passage_as_read(self.tokenizer, passage, claim, source, self.style, self.max_length,
+                               self.max_new_tokens if generating else None)
 
     def _padded(self, sequences: list[list[int]], left: bool):
         input_ids, attention = pad_with_mask(sequences, self.tokenizer.pad_token_id, left)

@@ -100,6 +100,8 @@ def verdict_probability(tokens) -> float | None:
 class OpenAIJudge:
     """Same interface as `hakim.eval.judge.Judge`: `judge_batch(items, mode)` → one Verdict per item, in order."""
 
+    modes = MODES
+
     def __init__(self, settings: OpenAISettings, style: PromptStyle, thresholds: Thresholds = Thresholds(), name: str | None = None):
         self.settings = settings
         self.style = style

@@ -7,7 +7,8 @@ same place in every one of them. The answer's shape is hakim.prompting.answer's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from hakim.prompting.answer import LABEL_TOKENS, answer_shape, scoring_prefix, target_parts
 from hakim.prompting.passage_focus import focus_passage
@@ -81,6 +82,31 @@ def _message(read_passage: str, claim: str, source: str, style: PromptStyle) -> 
     return f"{task}\n\n{before}{text['passage']}:\n{read_passage}\n\n{after}{_answer_format(text, style)}"
 
 
+def read_user_message(message: str, style: PromptStyle) -> tuple[str, str, str]:
+    """(passage, claim, task) out of a `user_message` in `style`, so a server that receives Hakim's prompt
+    over the OpenAI API judges its rows as Hakim would. A task without instructions of its own comes back
+    as "default" (it was asked as one). A focused passage comes back focused, and focusing it again keeps
+    it as it is. Raises ValueError for a message written in another style or not by user_message."""
+    text = INSTRUCTIONS[style.instruction_language]
+    plain = replace(style, passage_sentences=None)
+    passage_head = re.escape(f"{text['passage']}:\n")
+    for source in ("boolq", "fib", "default"):
+        claim_line = re.escape(f"{text['claim'][source]}: ")
+        # The passage may hold anything, the claim is a line or two: in doubt the claim is the shorter part.
+        shapes = {
+            "after": f"{passage_head}(?P<passage>.*)\n\n{claim_line}(?P<claim>.*)",
+            "before": f"{claim_line}(?P<claim>.*?)\n\n{passage_head}(?P<passage>.*)",
+            "both": f"{claim_line}(?P<claim>.*?)\n\n{passage_head}(?P<passage>.*)\n\n{claim_line}(?P=claim)",
+        }
+        pattern = f"{re.escape(text[source])}\n\n{shapes[style.claim_position]}\n\n{re.escape(_answer_format(text, style))}"
+        found = re.fullmatch(pattern, message, flags=re.DOTALL)
+        if found and user_message(found["passage"], found["claim"], source, plain) == message:
+            return found["passage"], found["claim"], source
+    raise ValueError(f"the message is not a judge prompt in this judge's style ({style.variant}, instructions in "
+                     f"{style.instruction_language}, claim {style.claim_position} the passage): send the user message "
+                     "hakim.prompting.prompt.user_message writes in that style (evaluate.py judge=openai with the same style=)")
+
+
 def render_prompt(tokenizer, passage: str, claim: str, source: str, style: PromptStyle) -> str:
     """The full prompt text up to where the judge's answer starts."""
     return _chat(tokenizer, user_message(passage, claim, source, style))
@@ -123,9 +149,9 @@ def _prompt_ids(tokenizer, read_passage: str, claim: str, source: str, style: Pr
 
 
 def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, reserved: int, max_length: int):
-    """Prompt ids whose passage (as the judge reads it) is cut, with a mark, until `reserved` more tokens fit
-    in max_length; (ids, truncated), or None if not even the prompt without its passage fits. The cut falls
-    on the sentences the judge reads, after focusing."""
+    """(prompt ids, truncated, the passage as written into the prompt): the passage as the judge reads it, cut
+    with a mark until `reserved` more tokens fit in max_length; None if not even an empty passage leaves room.
+    The cut falls on the sentences the judge reads, after focusing."""
     passage = judged_passage(passage, claim, style)
     original_ids = None
     truncated = False
@@ -133,7 +159,7 @@ def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: Prompt
         prompt = _prompt_ids(tokenizer, passage, claim, source, style)
         overflow = len(prompt) + reserved - max_length
         if overflow <= 0:
-            return prompt, truncated
+            return prompt, truncated, passage
         if original_ids is None:
             original_ids = _ids(tokenizer, passage)
         keep = len(_ids(tokenizer, passage)) - overflow - len(_ids(tokenizer, TRUNCATION_MARK)) - 1
@@ -174,7 +200,7 @@ def encode_example(
     fitted = _fit_passage(tokenizer, record.passage, record.claim, record.source, style, len(completion), max_length)
     if fitted is None:
         return None
-    prompt, truncated = fitted
+    prompt, truncated, _ = fitted
     return EncodedExample(
         input_ids=prompt + completion,
         labels=[IGNORE_INDEX] * len(prompt) + completion,
@@ -184,18 +210,33 @@ def encode_example(
     )
 
 
+def _reserved(tokenizer, style: PromptStyle, max_new_tokens: int | None) -> int:
+    """Tokens kept free after the prompt: the answer prefix and the verdict (scoring), or the answer (generation)."""
+    return len(_ids(tokenizer, scoring_prefix(style))) + 1 if max_new_tokens is None else max_new_tokens
+
+
+def _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens):
+    fitted = _fit_passage(tokenizer, passage, claim, source, style, _reserved(tokenizer, style, max_new_tokens), max_length)
+    if fitted is not None:
+        return fitted
+    if max_new_tokens is None:
+        raise ValueError(f"claim too long to judge within max_length={max_length}, even without its passage")
+    raise ValueError(f"claim too long to judge within max_length={max_length} and {max_new_tokens} new tokens")
+
+
 def encode_for_scoring(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int):
     """Ids of prompt + answer prefix, whose last position predicts the verdict token; (ids, truncated)."""
-    prefix = _ids(tokenizer, scoring_prefix(style))
-    fitted = _fit_passage(tokenizer, passage, claim, source, style, len(prefix) + 1, max_length)
-    if fitted is None:
-        raise ValueError(f"claim too long to judge within max_length={max_length}, even without its passage")
-    prompt, truncated = fitted
-    return prompt + prefix, truncated
+    prompt, truncated, _ = _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, None)
+    return prompt + _ids(tokenizer, scoring_prefix(style)), truncated
 
 
 def encode_for_generation(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int, max_new_tokens: int):
-    fitted = _fit_passage(tokenizer, passage, claim, source, style, max_new_tokens, max_length)
-    if fitted is None:
-        raise ValueError(f"claim too long to judge within max_length={max_length} and {max_new_tokens} new tokens")
-    return fitted
+    prompt, truncated, _ = _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens)
+    return prompt, truncated
+
+
+def passage_as_read(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int,
+                    max_new_tokens: int | None = None) -> str:
+    """The passage as it stands in the prompt a judge reads: focused (style.passage_sentences) and cut to fit,
+    for scoring (max_new_tokens None) or for generating that many tokens. What a person should see beside a verdict."""
+    return _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens)[2]
