@@ -25,6 +25,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
 
+from hakim.errors import HakimError
 from hakim.provenance import has_url_credentials, names_a_variable
 
 RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504)
@@ -39,7 +40,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class EndpointError(RuntimeError):
+class EndpointError(HakimError, RuntimeError):
     """A problem no retry can fix (missing key, wrong model or endpoint); the message says what to do."""
 
 

@@ -1,4 +1,8 @@
-"""One-line errors for a single run of an entry point; the traceback goes to the run's log file."""
+"""The one place an entry point's errors are printed: one line for a single run, exit status 1.
+
+A HakimError (hakim.errors) is the user's to fix and its message says how: the run's log file gets the
+message. Any other exception is a bug: the log file gets its traceback, the terminal still one line.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import os
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from hakim.errors import HakimError
+
 log = logging.getLogger("hakim.job")
 
 
@@ -17,7 +23,10 @@ def _single_run() -> bool:
 
 
 def _log_to_files_only(error: Exception) -> None:
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), (type(error), error, error.__traceback__))
+    if isinstance(error, HakimError):
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    else:
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), (type(error), error, error.__traceback__))
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

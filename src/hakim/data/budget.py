@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hakim.errors import HakimError
 
-class BudgetExceeded(RuntimeError):
+
+class BudgetExceeded(HakimError, RuntimeError):
     """The prepared rows failed the budget; the message holds one line per source."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 from hakim.data.records import BadRowError
+from hakim.errors import HakimError
 
 BOM = "\ufeff"
 READABLE = (".jsonl", ".json", ".csv", ".parquet")
 
 
-class SourceError(ValueError):
+class SourceError(HakimError, ValueError):
     """A source that yields no rows at all; the message names the source and the file."""
 
 

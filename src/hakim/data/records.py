@@ -6,12 +6,14 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from hakim.errors import HakimError
+
 LANGUAGES = ("ms", "en")
 LANGUAGE_ALIASES = {"ms": "ms", "malay": "ms", "melayu": "ms", "bm": "ms", "en": "en", "english": "en"}
 SPLITS = ("train", "validation", "test")
 
 
-class BadRowError(ValueError):
+class BadRowError(HakimError, ValueError):
     """A row that cannot become a record; the message names file, line and field."""
 
     def __init__(self, location: str, field_name: str, problem: str):

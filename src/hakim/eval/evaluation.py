@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from hakim.data.checks import repeated_rows
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
+from hakim.errors import HakimError
 from hakim.eval.judge import Judge
 from hakim.eval.judges import AnyJudge, describe_judge, load_judge
 from hakim.eval.openai_judge import OpenAIJudge
@@ -29,7 +30,7 @@ STEADY_CUT_ROWS_PER_CLASS = 30
 log = logging.getLogger(__name__)
 
 
-class NoVerdicts(RuntimeError):
+class NoVerdicts(HakimError, RuntimeError):
     """The judge gave no verdict for too many rows: its metrics would score silence, not judgement."""
 
 

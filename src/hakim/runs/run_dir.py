@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from hakim.errors import HakimError
 from hakim.models.loading import ModelSpec
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import Thresholds
@@ -47,7 +48,7 @@ LATEST = "LATEST"  # in the runs directory: the path of the last run that finish
 PLACEHOLDER = "<run_dir>"
 
 
-class NotARunError(FileNotFoundError):
+class NotARunError(HakimError, FileNotFoundError):
     """The directory is not a Hakim training run (or not one that finished training)."""
 
 

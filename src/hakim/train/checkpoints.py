@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
+from hakim.errors import HakimError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HakimError, ValueError):
     """A checkpoint that cannot be used: unreadable, or holding more than tensors and plain values."""
 
 

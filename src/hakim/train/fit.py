@@ -97,7 +97,6 @@ def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> 
 
 
 def _finish_experiment_trackers(loggers: list) -> None:
-    """Close W&B runs here, not at process exit, so the jobs of an in-process sweep get a run each."""
     for logger in loggers:
         experiment = getattr(logger, "experiment", None)
         if hasattr(experiment, "finish") and rank_zero_only.rank == 0:
@@ -196,30 +195,37 @@ def fit(session: TrainingSession) -> float | None:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
                                      default_root_dir=str(run.path))
     session.trainer = trainer
-    fit_started = time.time()
-    try:
+    try:  # W&B runs are closed here, whatever happens, not at process exit: a sweep's jobs get a run each
+        fit_started = time.time()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    except BaseException:
+        fit_seconds = time.time() - fit_started
+        if not trainer.is_global_zero:
+            return None
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        best, kept_metrics = _keep_best_adapter(trainer, module, metrics)
+        module.net.save_pretrained(run.adapter_dir)
+        module.tokenizer.save_pretrained(run.adapter_dir)
+        _log_adapter_artifact(cfg, loggers, run.adapter_dir)
+    finally:
         _finish_experiment_trackers(loggers)
-        raise
-    fit_seconds = time.time() - fit_started
-
+    _write_finished_run(session, module, datamodule, metrics, best, kept_metrics, fit_seconds)
     metric_name = cfg.get("optimized_metric")
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    if not trainer.is_global_zero:
-        _finish_experiment_trackers(loggers)
-        return None
-    best = _best_checkpoint(trainer)
-    kept_metrics = metrics
-    if best and not trainer.fast_dev_run:
-        kept = load_checkpoint(best)
-        module.load_trainable_weights(kept["state_dict"])
-        kept_metrics = kept.get("hakim", {}).get("validation") or metrics
-    module.net.save_pretrained(run.adapter_dir)
-    module.tokenizer.save_pretrained(run.adapter_dir)
-    _log_adapter_artifact(cfg, loggers, run.adapter_dir)
-    _finish_experiment_trackers(loggers)
+    return kept_metrics.get(metric_name) if metric_name else None
 
+
+def _keep_best_adapter(trainer: L.Trainer, module: JudgeModule, metrics: dict) -> tuple[str | None, dict]:
+    """Load the best checkpoint's adapter into the module; (its path, the validation it was measured with)."""
+    best = _best_checkpoint(trainer)
+    if not best or trainer.fast_dev_run:
+        return best, metrics
+    kept = load_checkpoint(best)
+    module.load_trainable_weights(kept["state_dict"])
+    return best, kept.get("hakim", {}).get("validation") or metrics
+
+
+def _write_finished_run(session: TrainingSession, module: JudgeModule, datamodule: JudgeDataModule, metrics: dict,
+                        best: str | None, kept_metrics: dict, fit_seconds: float) -> None:
+    cfg, run, trainer = session.cfg, session.run, session.trainer
     tokens_this_session = module.tokens_trained - module.tokens_at_resume
     run.write_summary({
         "status": "ok",
@@ -239,4 +245,3 @@ def fit(session: TrainingSession) -> float | None:
     })
     run.mark_latest(cfg.paths.runs_dir)
     log.info("run directory: %s", run.path)
-    return kept_metrics.get(metric_name) if metric_name else None

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score, MulticlassAccuracy
 
+from hakim.errors import HakimError
 from hakim.models.loading import (
     LoraSpec,
     ModelSpec,
@@ -51,7 +52,7 @@ def completion_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, head: t
     return total / wanted.numel(), wanted.numel()
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(HakimError, FloatingPointError):
     """Training broke down (non-finite numbers, or a loss the watchdog gave up on); run.json says `diverged`."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from hakim.data.dataset_io import resolve_dataset_dir
+from hakim.errors import HakimError
 from hakim.runs.run_dir import RunDir
 from hakim.train.checkpoints import given_checkpoint, newest_checkpoint
 
@@ -51,7 +52,7 @@ TRUSTED_TARGETS = frozenset({
 })
 
 
-class UntrustedConfig(ValueError):
+class UntrustedConfig(HakimError, ValueError):
     """A saved config that resume=/rerun= refuse to build."""
 
 
