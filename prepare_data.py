@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from hakim.cli.errors import one_line_errors
 from hakim.data.budget import BudgetExceeded
 from hakim.data.files import SourceError
+from hakim.data.perturb.settings import AugmentError
 from hakim.data.prepare import prepare
 from hakim.data.records import BadRowError
 from hakim.data.teacher.settings import TeacherError
@@ -21,7 +22,7 @@ def main(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> None:
     try:
         prepare(cfg)
-    except (BudgetExceeded, SourceError, BadRowError, TeacherError) as failure:
+    except (BudgetExceeded, SourceError, BadRowError, TeacherError, AugmentError) as failure:
         # Each message names the source, file:line or setting to fix; a traceback would only bury it.
         for line in str(failure).splitlines():
             logging.getLogger("prepare_data").error(line)
