@@ -174,7 +174,10 @@ def test_role_swap_exchanges_two_related_names_of_one_kind_and_never_list_items(
     assert edit.change == {"swapped": ["Perak", "Selangor"], "kind": "place"}
     for sentence in ("Pelancong datang dari Jepun, New Zealand, Korea Selatan dan Kanada setiap tahun.",  # a list
                      "Selat ini memisahkan Semenanjung Malaysia dengan pulau Sumatera di Indonesia.",  # symmetric
-                     "Datuk Bandar Ipoh, Datuk Rumaizi Baharin, berkata bas itu percuma."):  # one person twice
+                     "Datuk Bandar Ipoh, Datuk Rumaizi Baharin, berkata bas itu percuma.",  # one person twice
+                     # a post's words are no names: "Besar", "Kesihatan" cannot trade places with the person
+                     "Pengurus Besar syarikat, Encik Kamarul Ariffin, berkata 25 lori tangki disediakan.",
+                     "Pengarah Kesihatan negeri, Dr. Norazlina Rahman, berkata operasi itu dipergiat."):
         assert apply("role_swap", sentence) is None, sentence
 
 

@@ -28,6 +28,11 @@ PERSON_ROLES = frozenset(
     "player striker captain coach founder architect student teacher director officer chairman president manager "
     "driver singer actor writer reporter suspect victim astronaut midfielder defender goalkeeper forward".split()
 )
+# Capitalized words of a post ("Pengurus Besar", "Ketua Pegawai Eksekutif", "Naib Canselor"): never a name themselves.
+ROLE_WORDS = PERSON_ROLES | frozenset(
+    "besar urusan eksekutif canselor naib ketua timbalan setiausaha agung perdana menteri dipertua kanan "
+    "chief executive deputy vice prime minister secretary general senior".split()
+)
 PLACE_PREPOSITIONS = frozenset("di ke dari berhampiran dekat in at from near".split())
 DEMONYM_ENDINGS = ("ish", "ese", "ian")  # "Scottish", "Japanese", "Malaysian": adjectives, not places
 PLACE_HEADS = frozenset(
@@ -100,8 +105,10 @@ def _runs(sentence: str, lowercase_words: set[str]) -> list[tuple[int, int, list
             else:
                 break
         opening = run[0].group().lower()
-        if run[0].start() == 0 and (opening in STARTERS or opening in PERSON_ROLES or opening in lowercase_words):
-            run.pop(0)  # "Pada ...", "Penyerang Faris Ramli": a capital for the sentence, not for a name
+        if run[0].start() == 0 and (opening in STARTERS or opening in lowercase_words):
+            run.pop(0)  # "Pada ...": a capital for the sentence, not for a name
+        while run and run[0].group().lower() in ROLE_WORDS:  # "Pengurus Besar syarikat": a post, not a name
+            run.pop(0)
         while run and (run[0].group().lower() in TITLES or [w.group() for w in run[:2]] == ["Tan", "Sri"]):
             run[:2 if run[0].group() == "Tan" else 1] = []  # the title says who; it is no part of the swapped name
         if run:
@@ -119,7 +126,11 @@ def _kind(sentence: str, start: int, text: str) -> str:
     before = WORD.findall(sentence[:start])
     previous = before[-1].lower() if before else ""
     words = [word.lower() for word in text.split()]
-    if previous in TITLES or previous in PERSON_ROLES or {"bin", "binti"} & set(words):
+    if place_level(text.removesuffix("'s").removesuffix("’s")):
+        return "place"  # "Menteri Besar Kedah": a state after a post is still the state
+    # After a capitalized post a single word is the office's field ("Pengarah Kesihatan"), not a person's name.
+    post = previous in ROLE_WORDS and not (before[-1][:1].isupper() and len(words) < 2)
+    if previous in TITLES or post or {"bin", "binti"} & set(words):
         return "person"
     if len(words) == 1 and text.isupper() and len(text) > 1:
         return "acronym"
@@ -129,8 +140,8 @@ def _kind(sentence: str, start: int, text: str) -> str:
     demonym = len(words) == 1 and words[0].endswith(DEMONYM_ENDINGS)
     if previous in PLACE_PREPOSITIONS and not text.endswith(("'s", "’s")) and not demonym:
         return "place"
-    if words[0] in PLACE_HEADS or previous in PLACE_HEADS or place_level(text.removesuffix("'s").removesuffix("’s")):
-        return "place"  # "Sungai Rajang", "negeri Kelantan", "Malaysia"
+    if words[0] in PLACE_HEADS or previous in PLACE_HEADS:
+        return "place"  # "Sungai Rajang", "negeri Kelantan"
     return "other"
 
 
