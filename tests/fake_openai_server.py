@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 that speaks the OpenAI subset the teacher uses, with injectable faults.
 
 Translation answers are "[ms] " + the user text; reasoning answers reach the gold label written in the
-prompt. Faults are queued per input (a substring of the user message) or per request number, and each
+prompt; written claims (augment=perturb) and support checks are answered by `written_claims` and `supported`. Faults are queued per input (a substring of the user message) or per request number, and each
 queued fault is used once: "400", "401", "429", "503", "500", "timeout", "length" (a reply cut short),
 "bad_json", "bad_schema", "disagree", and the HTTP 200s that are not a usable answer: "html" (a web page),
 "not_json" (a JSON content type over a body that is not JSON), "other_api" (another API's JSON),
@@ -28,6 +28,29 @@ NOT_AN_ANSWER = {
     "not_json": ("application/json", "<html><body>502 Bad Gateway</body></html>"),
     "other_api": ("application/json", '{"status": "ok", "version": "1.2.0"}'),
 }
+
+
+def written_claims(user: str) -> list[dict]:
+    """What the fake teacher writes about a document of numbered sentences: two claims Hakim keeps (one consistent
+    claim resting on sentence 1, one negated), one "inconsistent" claim the document states word for word and one
+    citing a sentence the document does not have (both to be refused), and a consistent claim on sentences 2 and 3."""
+    sentences = re.findall(r"^\[(\d+)\] (.+)$", user, flags=re.MULTILINE)
+    first, second = sentences[0][1], sentences[1][1]
+    claims = [
+        {"claim": first, "label": 1, "sentences": [1], "edit": ""},
+        {"claim": "Tidak benar bahawa " + first[0].lower() + first[1:], "label": 0, "sentences": [1], "edit": "negation"},
+        {"claim": second, "label": 0, "sentences": [2], "edit": "nothing"},
+        {"claim": sentences[-1][1], "label": 1, "sentences": [len(sentences) + 5], "edit": ""},
+    ]
+    if len(sentences) > 2:
+        claims.append({"claim": f"{second} {sentences[2][1]}", "label": 1, "sentences": [2, 3], "edit": ""})
+    return claims
+
+
+def supported(user: str) -> bool:
+    """A claim is supported when the document (the part before "Claim:") still states it word for word."""
+    document, claim = user.split("\n\nClaim:\n")
+    return claim.strip() in document
 
 
 class FakeOpenAI:
@@ -149,6 +172,10 @@ class FakeOpenAI:
             return fault, int(fault), {"error": {"message": f"injected {fault}"}}
         if kind == "translation":
             content = json.dumps({"text": MARKER + user})
+        elif kind == "writtenclaims":
+            content = json.dumps({"claims": written_claims(user)})
+        elif kind == "supportcheck":
+            content = json.dumps({"supported": supported(user)})
         else:
             label = int(re.search(r"Gold label: ([01])", user).group(1))
             concluded = 1 - label if fault == "disagree" else label

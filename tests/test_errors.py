@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 from hakim.data.budget import BudgetExceeded
 from hakim.data.files import SourceError
+from hakim.data.perturb.settings import AugmentError
 from hakim.data.records import BadRowError
 from hakim.data.teacher.settings import TeacherError
 from hakim.errors import HakimError
@@ -23,7 +24,7 @@ from hakim.train.saved_config import UntrustedConfig
 
 
 @pytest.mark.parametrize("error", [SourceError, BadRowError, BudgetExceeded, TeacherError, EndpointError, NoVerdicts,
-                                   NotARunError, CheckpointError, TrainingDiverged, UntrustedConfig])
+                                   NotARunError, CheckpointError, TrainingDiverged, UntrustedConfig, AugmentError])
 def test_every_error_a_user_must_fix_is_a_hakim_error(error):
     assert issubclass(error, HakimError)
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hakim.data.records import JudgeRecord
+from hakim.data.teacher.ask import CACHE_FILE, count_answers
 from hakim.data.teacher.batch import prefill_with_batches
 from hakim.data.teacher.cache import TeacherCache
-from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient, cost_usd
+from hakim.data.teacher.client import OverBudget, Rejected, TeacherClient
 from hakim.data.teacher.plan import count_deduplication, estimate
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import reasoning_request, translation_request
@@ -22,7 +23,6 @@ from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
 from hakim.openai_api import check_endpoint, connect
 
-CACHE_FILE = "teacher_cache.sqlite"
 UNANSWERED_FILE = "unanswered.jsonl"  # in the work dir: the questions that got no usable answer, and why
 STATS_FILE = "teacher_stats.json"
 
@@ -53,7 +53,7 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     cache = TeacherCache(work_dir / CACHE_FILE)
     try:
         outcomes, used_keys = asyncio.run(_teach(records, settings, cache, stats, work_dir, retry_rejects))
-        _count_answers(cache.usage(used_keys), settings, stats)
+        count_answers(cache.usage(used_keys), settings, stats)
     finally:
         cache.close()
     result = TeacherResult(records=[o.record for o in outcomes if o.record is not None], stats=stats)
@@ -102,13 +102,6 @@ def _dry_run(records, settings: TeacherSettings, stats: TeacherStats, cache_path
         settings.model, settings.endpoint.name, stats.estimated_cached, stats.estimated_requests,
         stats.estimated_failed_before, stats.estimated_input_tokens, stats.estimated_output_tokens, stats.estimated_cost_usd,
     )
-
-
-def _count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings, stats: TeacherStats) -> None:
-    stats.answers_used = len(usage)
-    stats.answers_input_tokens = sum(used_in for used_in, _, _ in usage)
-    stats.answers_output_tokens = sum(used_out for _, used_out, _ in usage)
-    stats.answers_cost_usd = sum(cost_usd(settings, used_in, used_out, batch=via == "batch") for used_in, used_out, via in usage)
 
 
 async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tuple[list[_RowOutcome], set[str]]:
