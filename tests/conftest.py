@@ -97,20 +97,20 @@ def tiny_run(workspace, tiny_model_dir, sample_dataset, tmp_path_factory) -> Pat
     return run_dir
 
 
+MISTRAL_TOKENIZER = ROOT / ".cache" / "hakim" / "mistral_7b_v0.1_tokenizer" / "tokenizer.model"
+
+
 @pytest.fixture(scope="session")
 def mistral_tokenizer_dir(tmp_path_factory) -> Path:
-    """Mistral 7B v0.1's own SentencePiece tokenizer (32,000 pieces), as the PyPI package mistral-common ships it,
-    in the shape of the hub's tokenizer files (the Malaysian Mistral judges use this tokenizer)."""
-    import importlib.util
+    """Mistral 7B v0.1's own SentencePiece tokenizer (32,000 pieces; the Malaysian Mistral judges use it), taken
+    by `make install` from the PyPI wheel of mistral-common, in the shape of the hub's tokenizer files."""
     import json
     import shutil
 
-    spec = importlib.util.find_spec("mistral_common")  # found, not imported: only its data file is needed
-    model = Path(next(iter(spec.submodule_search_locations))) / "data" / "tokenizer.model.v1" if spec else None
-    if model is None or not model.is_file():
-        pytest.skip("mistral-common is not installed (make install adds it)")
+    if not MISTRAL_TOKENIZER.is_file():
+        pytest.skip(f"no {MISTRAL_TOKENIZER.relative_to(ROOT)}: `make install` takes it from mistral-common's wheel")
     target = tmp_path_factory.mktemp("mistral_tokenizer")
-    shutil.copy(model, target / "tokenizer.model")
+    shutil.copy(MISTRAL_TOKENIZER, target / "tokenizer.model")
     (target / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
         "add_bos_token": True, "add_eos_token": False, "legacy": False}))
