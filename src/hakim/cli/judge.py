@@ -8,12 +8,12 @@ reasoning / parse_error where the judge generated text.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hakim.data.records import BadRowError, text_problem
 from hakim.data.sources import iter_jsonl
 from hakim.eval.judge import Judge
+from hakim.file_writes import jsonl, write_atomically
 
 CLAIM_COLUMNS = ("claim", "question", "summary")
 
@@ -47,12 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     judge = Judge.open(arguments.judge, batch_size=arguments.batch_size)
     verdicts = judge.judge_batch([(r["passage"], r["_claim"], r.get("source", "default")) for r in rows], mode=arguments.mode)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with arguments.output.open("w", encoding="utf-8") as handle:
-        for row, verdict in zip(rows, verdicts):
-            row.pop("_claim")
-            row.update(label=verdict.label, probability=verdict.probability, reasoning=verdict.reasoning,
-                       parse_error=verdict.parse_error)
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for row, verdict in zip(rows, verdicts):
+        row.pop("_claim")
+        row.update(label=verdict.label, probability=verdict.probability, reasoning=verdict.reasoning,
+                   parse_error=verdict.parse_error)
+    write_atomically(arguments.output, jsonl(rows))
     unparsed = sum(1 for v in verdicts if v.label is None)
     print(f"{len(rows)} rows judged ({unparsed} unparsed) → {arguments.output}")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hakim.data.records import JudgeRecord
+from hakim.file_writes import write_atomically
 
 SPLIT_FILES = ("train", "validation", "test", "eval")
 LATEST_POINTER = "LATEST"
@@ -83,9 +83,7 @@ def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_ext
     if not point_latest:
         return target
     pointer = Path(root) / LATEST_POINTER
-    temporary = pointer.with_suffix(".tmp")
-    temporary.write_text(version + "\n")
-    os.replace(temporary, pointer)
+    write_atomically(pointer, version + "\n")
     return target
 
 

@@ -7,7 +7,6 @@ so its rejects can be read, but LATEST does not move to it and prepare raises Bu
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections import Counter
@@ -25,6 +24,7 @@ from hakim.data.perturb import is_synthetic
 from hakim.data.records import JudgeRecord
 from hakim.data.sources import SourceSpec, read_source
 from hakim.data.splits import evaluation_subset, split_by_document
+from hakim.file_writes import jsonl
 from hakim.provenance import git_state
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,6 @@ def apply_augment(records: list[JudgeRecord], settings, cfg: DictConfig, budget:
     return result
 
 
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def run_provenance(started: str) -> dict:
@@ -230,9 +228,9 @@ def prepare(cfg: DictConfig) -> Path:
         "budget": budget.to_dict(),
         "provenance": run_provenance(started),
     }
-    files = {REJECTS_FILE: _jsonl(rejects), TEACHER_REJECTS_FILE: _jsonl(teacher_rejects)}
+    files = {REJECTS_FILE: jsonl(rejects), TEACHER_REJECTS_FILE: jsonl(teacher_rejects)}
     if augmenting is not None:
-        files[AUGMENT_REJECTS_FILE] = _jsonl(augment_rejects)
+        files[AUGMENT_REJECTS_FILE] = jsonl(augment_rejects)
     target = write_dataset(splits, output_root, manifest_extra, files, point_latest=budget.passed)
     if not budget.passed:
         summary = "\n".join(budget.lines())

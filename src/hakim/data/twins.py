@@ -15,7 +15,6 @@ python -m hakim.cli.twins --original PATH/boolq-malay-validation.jsonl \
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from hakim.data.files import read_rows
 from hakim.data.records import BadRowError
+from hakim.file_writes import jsonl_line
 
 TWIN_COLUMN = "twin_passage"
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -95,9 +95,9 @@ def link_files(original: Path, translation: Path, out: Path, min_score: float, m
         for location, row in translated:
             match = matches[row["passage"]]
             if match.original is None:
-                unmatched.write(json.dumps({"location": location, "reason": match.reason, "row": row}, ensure_ascii=False) + "\n")
+                unmatched.write(jsonl_line({"location": location, "reason": match.reason, "row": row}))
                 continue
-            linked.write(json.dumps({**row, TWIN_COLUMN: match.original}, ensure_ascii=False) + "\n")
+            linked.write(jsonl_line({**row, TWIN_COLUMN: match.original}))
             kept += 1
     summary = {"translation_rows": len(translated), "linked": kept, "unmatched": len(translated) - kept,
                "distinct_originals_linked": len({m.original for m in matches.values() if m.original}),

@@ -17,12 +17,18 @@ from hakim.errors import HakimError
 from hakim.eval.judge import Judge
 from hakim.eval.judges import AnyJudge, describe_judge, load_judge
 from hakim.eval.openai_judge import OpenAIJudge
-from hakim.eval.report import compare_judges, print_summary, wide_console, write_comparison, write_report
+from hakim.eval.report import (
+    PREDICTIONS_FILE,
+    compare_judges,
+    print_summary,
+    wide_console,
+    write_comparison,
+    write_report,
+)
 from hakim.eval.rows import dataset_dir_for, read_rows_file
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import Thresholds, choose_thresholds
 
-PREDICTIONS_FILE = "predictions.jsonl"
 # A cut chosen on fewer rows of a class than this moves with a handful of rows (recall in steps of 1/n):
 # evaluate.py says so next to the cut.
 STEADY_CUT_ROWS_PER_CLASS = 30

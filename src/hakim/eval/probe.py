@@ -18,6 +18,7 @@ whose rows no longer match, e.g. after changing --max-train-rows, is computed ag
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
 from hakim.eval.metrics import metrics_by_subset
+from hakim.file_writes import write_atomically
 from hakim.models.loading import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
 from hakim.prompting.prompt import encode_for_scoring
 from hakim.prompting.style import PromptStyle
@@ -84,9 +86,9 @@ def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptS
             log(f"  {path} holds other rows than the split now has: computing it again")
         features = verdict_position_states(model, tokenizer, [probe_text(r, input_kind) for r in chunk], style,
                                            max_length, batch_size)
-        partial = path.with_suffix(".partial")
-        torch.save({"ids": ids, "features": features}, partial)
-        partial.replace(path)  # a shard exists whole or not at all
+        shard = io.BytesIO()
+        torch.save({"ids": ids, "features": features}, shard)
+        write_atomically(path, shard.getvalue())  # a shard exists whole or not at all
         shards.append(features)
         log(f"  {cache_dir.name}: {min(start + SHARD_ROWS, len(records))}/{len(records)} rows")
     return torch.cat(shards)

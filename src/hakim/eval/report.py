@@ -17,6 +17,9 @@ from rich.table import Table
 from torchmetrics.functional.classification import binary_roc
 
 from hakim.eval.metrics import SUBSET_KEY, mcnemar, metrics_by_subset, reliability_bins, subset_name, validate_rows
+from hakim.file_writes import jsonl, write_atomically
+
+PREDICTIONS_FILE = "predictions.jsonl"  # one row per judged row: gold, label, P(1), reasoning, errors
 
 # (column title, metric name); metrics with a bootstrap interval are shown with it.
 REPORT_COLUMNS = (
@@ -265,9 +268,7 @@ def write_report(
     by_subset = metrics_by_subset(rows, key, n_resamples=n_resamples, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_atomically(out / PREDICTIONS_FILE, jsonl(rows))
     summary = {"title": title, "judge": judge_name, "extra": dict(extra or {}), "key": list(key), "subsets": by_subset}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
 

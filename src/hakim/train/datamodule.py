@@ -7,7 +7,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hakim.batching import length_sorted_batches, pad, pad_with_mask
 from hakim.data.dataset_io import read_manifest, read_split, resolve_dataset_dir
+from hakim.file_writes import write_atomically
 from hakim.prompting.prompt import ENCODING_VERSION, IGNORE_INDEX, encode_example
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import label_token_ids
@@ -269,9 +269,7 @@ class JudgeDataModule(L.LightningDataModule):
         else:
             items, report = self._encode_split(split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may write the same cache at once
-            temporary.write_text(json.dumps({"items": items, "report": report}))
-            temporary.replace(path)
+            write_atomically(path, json.dumps({"items": items, "report": report}))
         if not items:
             raise ValueError(
                 f"split '{split}' of {resolve_dataset_dir(self.dataset_dir)} has no usable rows for {self.style.variant} "

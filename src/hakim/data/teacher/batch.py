@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import openai
@@ -23,6 +22,7 @@ from hakim.data.teacher.plan import translation_texts
 from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import TeacherRequest, reasoning_request, translation_request
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
+from hakim.file_writes import write_atomically
 
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 
@@ -79,9 +79,7 @@ async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, 
     else:
         batch_id = await _submit(client, content)
         client.stats.requests += len(pending)
-        temporary = state.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"batch_id": batch_id}))
-        os.replace(temporary, state)
+        write_atomically(state, json.dumps({"batch_id": batch_id}))
     batch = await _wait(client.api, batch_id, len(pending), settings)
     if batch.status == "completed" and batch.output_file_id:
         output = await client.api.files.content(batch.output_file_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from hakim.data.teacher.progress import progress_bar
 from hakim.data.teacher.requests import reasoning_request, translation_request
 from hakim.data.teacher.result import TeacherResult, TeacherStats
 from hakim.data.teacher.settings import TeacherError, TeacherSettings
+from hakim.file_writes import jsonl, write_atomically
 from hakim.openai_api import check_endpoint, connect
 
 UNANSWERED_FILE = "unanswered.jsonl"  # in the work dir: the questions that got no usable answer, and why
@@ -62,8 +62,8 @@ def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir:
     stats.rows_out = len(result.records)
     stats.elapsed_s = time.monotonic() - started
     stats.rows_per_s = len(records) / stats.elapsed_s if stats.elapsed_s else 0.0
-    _write_atomically(work_dir / UNANSWERED_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects))
-    _write_atomically(work_dir / STATS_FILE, json.dumps(stats.to_dict(), indent=2) + "\n")
+    write_atomically(work_dir / UNANSWERED_FILE, jsonl(result.rejects))
+    write_atomically(work_dir / STATS_FILE, json.dumps(stats.to_dict(), indent=2) + "\n")
     log.info(summary(stats, result.rejects))
     return result
 
@@ -201,7 +201,3 @@ def _reject(record: JudgeRecord, stage: str, reason: str) -> dict:
             "language": record.language, "passage": record.passage, "claim": record.claim, "label": record.label}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
