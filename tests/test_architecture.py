@@ -8,8 +8,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "hakim"
 # stages that must not need Lightning or the training code: a judge is evaluated, exported, probed and
-# compared on a machine that never trains
-APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models"]
+# compared on a machine that never trains; a search drives training only through Hydra jobs
+APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models", "search"]
 
 
 def imported_modules(path):

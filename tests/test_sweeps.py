@@ -1,15 +1,19 @@
-"""Sweeps as a user runs them: a real Hydra multirun (one job failing), its summary, run diffs, Optuna, SLURM."""
+"""Sweeps as a user runs them: a real Hydra multirun (one job failing), its summary, run diffs, an Optuna search
+(with a failing trial), SLURM."""
 
 import csv
 import io
 import json
 import shutil
 
+import optuna
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 from rich.console import Console
 
 from conftest import CONF_DIR, run_entry_point
@@ -17,6 +21,10 @@ from hakim.cli.config_diff import main as config_diff_main
 from hakim.cli.sweep_summary import main as sweep_summary_main
 from hakim.runs.config_diff import diff_runs
 from hakim.runs.sweep_summary import last_exception, summarize
+from hakim.search.space import search_space, trial_overrides
+from hakim.search.study import open_study
+from hakim.search.sweep import only_search_in
+from hakim.train.pruning import SWEEPER
 
 # validate once after two optimizer steps, on one batch: the fastest run that still yields val/* metrics
 SHORT_RUN = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
@@ -100,30 +108,106 @@ def test_config_diff_names_what_differs_between_two_jobs(sweep_dir, capsys):
     assert capsys.readouterr().out.count("identical") == 3
 
 
-def test_optuna_search_space_names_real_keys_in_valid_syntax(workspace):
+def test_the_search_space_reads_hydra_sweeps_as_optuna_distributions():
+    params = {"optim.optimizer.lr": "tag(log, interval(1e-5, 1e-3))", "lora.r": "choice(8, 16)",
+              "lora.dropout": "interval(0.0, 0.2)", "data.batch_size": "range(2, 9, 2)", "seed": 7}
+    space = search_space(params, ["lora.r=4", "optim.scheduler.kind=constant,cosine", "+lora.extra.bias=choice(none,all)"])
+    assert space.distributions == {
+        "optim.optimizer.lr": FloatDistribution(1e-5, 1e-3, log=True), "lora.dropout": FloatDistribution(0.0, 0.2),
+        "data.batch_size": IntDistribution(2, 8, step=2), "optim.scheduler.kind": CategoricalDistribution(["constant", "cosine"]),
+        "+lora.extra.bias": CategoricalDistribution(["none", "all"])}
+    assert space.fixed == ["seed=7", "lora.r=4"]  # a plain value on the command line replaces the config's sweep
+
+    # a trial's values come back from its job's overrides as they were drawn, strings that look like numbers too
+    values = {"a": 1e-05, "b": "constant", "c": "1e-4", "d": True, "e": None, "f": "it's, odd", "g": 16}
+    parsed = OverridesParser.create().parse_overrides(trial_overrides(values, []))
+    assert {override.key_or_group: override.value() for override in parsed} == values
+
+    with pytest.raises(ValueError, match="lora.dropout: unknown tag lg"):
+        search_space({"lora.dropout": "tag(lg, interval(0.0, 0.2))"}, [])
+    with pytest.raises(ValueError, match="lora.r: range\\(\\) of floats"):
+        search_space({"lora.r": "range(1.0, 4.0)"}, [])
+
+
+def test_the_optuna_search_composes_with_its_sweeper_pruner_and_study_file(workspace):
     cfg = compose_with_hydra(workspace, ["hparams_search=balanced_accuracy_optuna"])
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-    assert cfg.optimized_metric == "val/balanced_accuracy" and sweeper.sampler.seed == cfg.seed
-    for key, space in sweeper.params.items():
+    assert sweeper._target_ == SWEEPER and sweeper.direction == "maximize" and sweeper.sampler.seed == cfg.seed
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.optimized_metric == cfg.callbacks.optuna_pruning.monitor == "val/balanced_accuracy"
+    # the study file sits in a sweep directory without a time in its name: the same command finds it again
+    assert cfg.hydra.sweep.dir == f"{workspace}/runs/train/search/train_balanced_accuracy"
+    assert sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
+    space = search_space(sweeper.params, [])
+    assert set(space.distributions) == set(sweeper.params) and not space.fixed
+    for key in sweeper.params:
         assert OmegaConf.select(cfg, key) is not None, f"searched key {key} is not in the train config"
-        assert OverridesParser.create().parse_overrides([f"{key}={space}"])[0].is_sweep_override()
+
+
+def enqueue(*trials: dict) -> str:
+    return "hydra.sweeper.enqueue=[" + ", ".join("{" + ", ".join(f"{key}: {value}" for key, value in trial.items()) + "}"
+                                                 for trial in trials) + "]"
+
+
+def search_overrides(directory, study_name: str, *overrides: str) -> list[str]:
+    """A search of SHORT_RUN trials, but for trainer.limit_train_batches: each test gives its own."""
+    run = [override for override in SHORT_RUN if not override.startswith("trainer.limit_train_batches=")]
+    return ["-m", "hparams_search=balanced_accuracy_optuna", *run, "print_config=false",
+            f"hydra.sweep.dir={directory}", f"hydra.sweeper.study_name={study_name}", *overrides]
+
+
+def study_trials(directory, study_name: str) -> list:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{directory}/optuna.db", skip_table_creation=True)
+    return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+
+
+def run_summary(directory, number: int) -> dict:
+    return json.loads((directory / str(number) / "run.json").read_text())
+
+
+def test_a_study_is_continued_only_by_the_command_that_started_it(tmp_path):
+    settings = OmegaConf.create({"study_name": "s", "storage": f"sqlite:///{tmp_path}/optuna.db", "direction": "maximize",
+                                 "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 1}, "pruner": None,
+                                 "enqueue": [{"lora.r": 4}]})
+    first = open_study(settings, ["experiment=v2", "data.max_length=512"])
+    assert [trial.state for trial in first.get_trials()] == [TrialState.WAITING]  # the enqueued trial, to run first
+    first.tell(first.ask({"lora.r": CategoricalDistribution([4, 8])}), 0.5)
+
+    again = open_study(settings, ["experiment=v2", "data.max_length=512"])
+    assert len(again.get_trials()) == 1  # continued, not enqueued again
+    with pytest.raises(ValueError, match=r"started with the overrides \['experiment=v2', 'data.max_length=512'\], this "
+                                         r"command gives \['experiment=v2', 'data.max_length=128'\]"):
+        open_study(settings, ["experiment=v2", "data.max_length=128"])
+    with pytest.raises(ValueError, match="was started to maximize, hydra.sweeper.direction is minimize"):
+        open_study(OmegaConf.merge(settings, {"direction": "minimize"}), ["experiment=v2", "data.max_length=512"])
+
+
+def test_one_search_at_a_time_in_a_sweep_directory(tmp_path):
+    """The same command started twice would take the first one's running trial for an interrupted one."""
+    with only_search_in(tmp_path):
+        with pytest.raises(SystemExit, match=f"another search is running in {tmp_path}"):
+            with only_search_in(tmp_path):
+                pass
+    with only_search_in(tmp_path):  # free again once the first has ended
+        pass
 
 
 @pytest.mark.slow
-def test_two_optuna_trials_train_and_report_the_best(workspace, tiny_model_dir, sample_dataset, tmp_path):
-    directory = tmp_path / "optuna"
-    run_entry_point("train.py", workspace, "-m", "hparams_search=balanced_accuracy_optuna", "model=tiny_mistral", *SHORT_RUN,
-                    "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={directory}")
+def test_a_failing_trial_is_recorded_as_failed_and_the_search_goes_on(workspace, tiny_model_dir, sample_dataset, tmp_path):
+    directory = tmp_path / "search"
+    with pytest.raises(AssertionError, match=r"1 of 2 trials failed \(trial 0\)"):
+        run_entry_point("train.py", workspace, *search_overrides(
+            directory, "failing", "trainer.limit_train_batches=2", "lora.r=choice(0,4)", enqueue({"lora.r": 0}, {"lora.r": 4}), "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.max_failure_rate=0.5"))
+    assert [trial.state for trial in study_trials(directory, "failing")] == [TrialState.FAIL, TrialState.COMPLETE]
+    failed = run_summary(directory, 0)
+    assert failed["status"] == "failed" and "`r` should be a positive integer" in failed["error"]
+    assert "job failed" in (directory / "0" / "train.log").read_text()
+    assert run_summary(directory, 1)["status"] == "ok"
     results = yaml.safe_load((directory / "optimization_results.yaml").read_text())
-    searched = yaml.safe_load((CONF_DIR / "hparams_search" / "balanced_accuracy_optuna.yaml").read_text())["hydra"]["sweeper"]["params"]
-    assert set(results["best_params"]) == set(searched) and 0 <= results["best_value"] <= 1
-
-    jobs = summarize(directory, console=Console(file=io.StringIO(), width=200))
-    assert [job.status for job in jobs] == ["ok", "ok"]
-    assert jobs[0].metrics["val/balanced_accuracy"] == pytest.approx(results["best_value"])
-    best = json.loads((jobs[0].directory / "run.json").read_text())
-    assert best["metrics"]["val/balanced_accuracy"] == pytest.approx(results["best_value"])
+    assert results["trials"] == {"complete": 1, "pruned": 0, "failed": 1} and results["best_trial"] == 1
+    with pytest.raises(SystemExit, match=r"1 of 2 jobs did not end ok: 0 \(failed\)"):
+        sweep_summary_main([str(directory)])
 
 
 def test_slurm_launcher_composes_with_account_from_the_environment(workspace, monkeypatch):
