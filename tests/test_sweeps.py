@@ -1,12 +1,14 @@
 """Sweeps as a user runs them: a real Hydra multirun (one job failing), its summary, run diffs, an Optuna search
-(with a failing trial), SLURM."""
+(pruned, with a failing trial), SLURM."""
 
 import csv
 import io
 import json
 import shutil
+import wsgiref.util
 
 import optuna
+import optuna_dashboard
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
@@ -144,6 +146,13 @@ def test_the_optuna_search_composes_with_its_sweeper_pruner_and_study_file(works
         assert OmegaConf.select(cfg, key) is not None, f"searched key {key} is not in the train config"
 
 
+# Each trial validates after each of its two steps (the search config validates 4 times an epoch); trial 0 learns,
+# trial 1 is the same with learning rate 0: at step 1, its first validation, its val/loss loses to trial 0's.
+LEARNS = {"optim.optimizer.lr": 0.003, "lora.r": 8, "lora.alpha": 16, "lora.dropout": 0.0,
+          "optim.scheduler.kind": "constant", "module.verdict_loss_weight": 0.0}
+FROZEN = {**LEARNS, "optim.optimizer.lr": 0.0}
+
+
 def enqueue(*trials: dict) -> str:
     return "hydra.sweeper.enqueue=[" + ", ".join("{" + ", ".join(f"{key}: {value}" for key, value in trial.items()) + "}"
                                                  for trial in trials) + "]"
@@ -156,6 +165,11 @@ def search_overrides(directory, study_name: str, *overrides: str) -> list[str]:
             f"hydra.sweep.dir={directory}", f"hydra.sweeper.study_name={study_name}", *overrides]
 
 
+PRUNING = ["trainer.limit_train_batches=2", "optimized_metric=val/loss", "hydra.sweeper.direction=minimize",
+           "optim.optimizer.lr=choice(0.0,0.003)", "hydra.sweeper.pruner.n_startup_trials=1", enqueue(LEARNS, FROZEN),
+           "hydra.sweeper.n_trials=4"]
+
+
 def study_trials(directory, study_name: str) -> list:
     storage = optuna.storages.RDBStorage(f"sqlite:///{directory}/optuna.db", skip_table_creation=True)
     return optuna.load_study(study_name=study_name, storage=storage).get_trials()
@@ -163,6 +177,51 @@ def study_trials(directory, study_name: str) -> list:
 
 def run_summary(directory, number: int) -> dict:
     return json.loads((directory / str(number) / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_search_prunes_a_losing_trial_and_reports_the_best(workspace, tiny_model_dir, sample_dataset, tmp_path, capsys):
+    directory = tmp_path / "search"
+    run_entry_point("train.py", workspace, *search_overrides(directory, "pruning", *PRUNING))
+
+    trials = study_trials(directory, "pruning")
+    assert len(trials) == 4 and trials[0].state == TrialState.COMPLETE and trials[1].state == TrialState.PRUNED
+    assert all(trial.state in (TrialState.COMPLETE, TrialState.PRUNED) for trial in trials)
+    assert sorted(trials[0].intermediate_values) == [1, 2] and list(trials[1].intermediate_values) == [1]
+    assert trials[1].intermediate_values[1] > trials[0].intermediate_values[1]
+    pruned = run_summary(directory, 1)
+    assert pruned["status"] == "pruned" and pruned["global_step"] == 1 and "pruned at step 1: val/loss=" in pruned["error"]
+    log = (directory / "1" / "train.log").read_text()
+    assert "pruned at step 1" in log and "job failed" not in log and "Traceback" not in log
+
+    best = min((trial for trial in trials if trial.state == TrialState.COMPLETE), key=lambda trial: trial.value)
+    results = yaml.safe_load((directory / "optimization_results.yaml").read_text())
+    assert results["best_trial"] == best.number and results["best_params"] == best.params
+    assert set(best.params) == set(LEARNS) and results["best_value"] == pytest.approx(best.value)
+    assert results["trials"]["pruned"] >= 1 and results["trials"]["failed"] == 0
+    # the objective is val/loss as validated on the adapter the best trial kept
+    assert best.value == pytest.approx(run_summary(directory, best.number)["adapter_metrics"]["val/loss"])
+
+    sweep_summary_main([str(directory), "--metric", "val/loss"])  # no SystemExit: a pruned trial is no failure
+    printed = capsys.readouterr().out.replace("\n", "")
+    assert "4 jobs" in printed and "pruned by the search (not failures): job 1 at step 1" in printed
+    assert "job 1 pruned:" not in printed  # not listed with the failures
+
+    # optuna-dashboard reads the study file as it is
+    app = optuna_dashboard.wsgi(f"sqlite:///{directory}/optuna.db")
+    studies = dashboard_get(app, "/api/studies")["study_summaries"]
+    assert [study["study_name"] for study in studies] == ["pruning"]
+    detail = dashboard_get(app, f"/api/studies/{studies[0]['study_id']}")
+    assert [trial["state"] for trial in detail["trials"]] == [trial.state.name.capitalize() for trial in trials]
+
+
+def dashboard_get(app, path: str) -> dict:
+    environ = {"PATH_INFO": path}
+    wsgiref.util.setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda code, headers, *args: status.append(code)))
+    assert status == ["200 OK"], (path, status, body[:300])
+    return json.loads(body)
 
 
 def test_a_study_is_continued_only_by_the_command_that_started_it(tmp_path):
