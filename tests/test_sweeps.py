@@ -1,10 +1,11 @@
 """Sweeps as a user runs them: a real Hydra multirun (one job failing), its summary, run diffs, an Optuna search
-(pruned, with a failing trial), SLURM."""
+(pruned, killed and continued, with a failing trial), SLURM."""
 
 import csv
 import io
 import json
 import shutil
+import time
 import wsgiref.util
 
 import optuna
@@ -18,13 +19,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 from rich.console import Console
 
-from conftest import CONF_DIR, run_entry_point
+from conftest import CONF_DIR, run_entry_point, start_entry_point
 from hakim.cli.config_diff import main as config_diff_main
 from hakim.cli.sweep_summary import main as sweep_summary_main
 from hakim.runs.config_diff import diff_runs
 from hakim.runs.sweep_summary import last_exception, summarize
 from hakim.search.space import search_space, trial_overrides
-from hakim.search.study import open_study
+from hakim.search.study import RUN_DIR, open_study
 from hakim.search.sweep import only_search_in
 from hakim.train.pruning import SWEEPER
 
@@ -222,6 +223,51 @@ def dashboard_get(app, path: str) -> dict:
     body = b"".join(app(environ, lambda code, headers, *args: status.append(code)))
     assert status == ["200 OK"], (path, status, body[:300])
     return json.loads(body)
+
+
+def wait_for_trial_to_train(directory, study_name: str, number: int, process, timeout: float = 300) -> None:
+    """Until trial `number` has started training (its job has told the study where its run directory is)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the search ended before trial {number} started training"
+        if (directory / str(number)).exists():
+            trials = study_trials(directory, study_name)
+            if len(trials) > number and RUN_DIR in trials[number].user_attrs:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"trial {number} did not start within {timeout} s")
+
+
+@pytest.mark.slow
+def test_a_killed_search_run_again_continues_its_study(workspace, tiny_model_dir, sample_dataset, tmp_path):
+    directory = tmp_path / "search"
+    # trial 2 trains 6 steps, so it is still training when killed; the others 2 (the first two as enqueued, the last
+    # as drawn). No pruner: which trials finish must not depend on how they compare.
+    steps = "trainer.limit_train_batches"
+    command = search_overrides(directory, "killed", f"{steps}=choice(2,6)", enqueue({steps: 2}, {steps: 2}, {steps: 6}),
+                               "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=4")
+    with open(tmp_path / "killed.log", "w") as log:
+        process = start_entry_point("train.py", workspace, *command, log=log)
+        try:
+            wait_for_trial_to_train(directory, "killed", 2, process)
+        finally:
+            process.kill()
+            process.wait()
+    killed = study_trials(directory, "killed")
+    assert [trial.state for trial in killed] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+    finished_runs = {number: (directory / str(number) / "run.json").read_text() for number in (0, 1)}
+
+    run_entry_point("train.py", workspace, *command)
+    trials = study_trials(directory, "killed")
+    assert [(trial.number, trial.state) for trial in trials] == [(number, TrialState.COMPLETE) for number in range(4)]
+    assert trials[2].params == killed[2].params  # the interrupted trial, run again with its values
+    # no trial drawn twice: the continued search's sampler does not start the seed's draws over
+    assert len({tuple(sorted(trial.params.items())) for trial in trials}) == 4
+    assert {number: (directory / str(number) / "run.json").read_text() for number in (0, 1)} == finished_runs
+    assert sorted(path.name for path in directory.iterdir() if path.is_dir()) == ["0", "1", "2", "3", "interrupted"]
+    assert (directory / "interrupted" / "2" / "config.yaml").exists()  # the killed attempt, kept to read
+    assert run_summary(directory, 2)["status"] == run_summary(directory, 3)["status"] == "ok"
+    assert yaml.safe_load((directory / "optimization_results.yaml").read_text())["trials"]["failed"] == 0
 
 
 def test_a_study_is_continued_only_by_the_command_that_started_it(tmp_path):
