@@ -26,16 +26,22 @@ def compose_config(name: str, workspace: Path, output_dir: Path, overrides: list
         )
 
 
+def _entry_point(script: str, workspace: Path, overrides) -> dict:
+    return {"args": [sys.executable, str(ROOT / script), *overrides], "cwd": workspace,
+            "env": {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}}
+
+
 def run_entry_point(script: str, workspace: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run train.py / evaluate.py / prepare_data.py as a user would, inside the test workspace."""
-    environment = {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / script), *overrides], cwd=workspace, env=environment,
-        capture_output=True, text=True, timeout=timeout,
-    )
+    result = subprocess.run(**_entry_point(script, workspace, overrides), capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"{script} {' '.join(overrides)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def start_entry_point(script: str, workspace: Path, *overrides: str, log) -> subprocess.Popen:
+    """The same, left running (to be killed, say), its output written to the open file `log`."""
+    return subprocess.Popen(**_entry_point(script, workspace, overrides), stdout=log, stderr=subprocess.STDOUT)
 
 
 class RunsACommand:

@@ -8,8 +8,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "src" / "hakim"
 # stages that must not need Lightning or the training code: a judge is evaluated, exported, probed,
-# compared and served on a machine that never trains
-APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models", "serve"]
+# compared and served on a machine that never trains; a search drives training only through Hydra jobs
+APART_FROM_TRAINING = ["eval", "runs", "prompting", "verdict.py", "batching.py", "models", "serve", "search"]
 
 
 def imported_modules(path):

@@ -4,6 +4,7 @@ its own log, so a sweep's failures stay readable."""
 from __future__ import annotations
 
 import logging
+import sys
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
@@ -52,13 +53,23 @@ class RefuseLiteralSecrets(Callback):
         self._check(config)
 
 
+def _pruned(error: BaseException) -> bool:
+    # only a search imports optuna, and only a search's trials are pruned: other entry points never import it here
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
+
+
 class LogJobFailure(Callback):
     """Hydra keeps a job's exception in memory and, in a multirun, re-raises only the first one after the
-    batch; the job's `train.log` would never say why it failed. This logs the traceback there."""
+    batch; the job's `train.log` would never say why it failed. This logs the traceback there (a trial a
+    search's pruner stopped gets one line: it did not fail)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status != JobStatus.FAILED:
             return
         error = job_return._return_value
+        if _pruned(error):
+            log.info("job %s: %s", config.hydra.runtime.output_dir, error)
+            return
         log.error("job failed: %s", config.hydra.runtime.output_dir,
                   exc_info=(type(error), error, error.__traceback__))

@@ -15,8 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
     args = parser.parse_args(argv)
     jobs = summarize(args.sweep_dir, args.metric, None if args.mode is None else args.mode == "max")
-    # non-zero when a job did not end `ok`, so a script or CI step running the sweep sees it
-    not_ok = [job for job in jobs if job.status != "ok"]
+    # non-zero when a job did not end `ok`, so a script or CI step running the sweep sees it; a job a search's
+    # pruner stopped is no failure
+    not_ok = [job for job in jobs if not job.passed]
     if not_ok:
         raise SystemExit(f"{len(not_ok)} of {len(jobs)} jobs did not end ok: "
                          + ", ".join(f"{job.name} ({job.status})" for job in not_ok))

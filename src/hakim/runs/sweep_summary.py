@@ -3,9 +3,10 @@
 Prints a table and writes `sweep_summary.md` and `sweep_summary.csv` into SWEEP_DIR. Columns: the overrides
 that vary across jobs (the constant ones are listed once above the table), the best validation metrics of
 each job, training tokens/s, wall time, and status: `ok` (run.json written, unless it records another
-status), `failed` (with the exception that ended the job, from its log), or `unfinished` (neither: still
-running, or killed without a traceback, e.g. out of memory or past its time limit). Exits with status 1
-when any job did not end `ok`.
+status), `pruned` (a search's pruner stopped it early, at the step shown: not a failure), `diverged`,
+`failed` (with the exception that ended the job, from its log), or `unfinished` (neither: still running, or
+killed without a traceback, e.g. out of memory or past its time limit). Jobs that ended ok come first, best
+first, then the pruned ones, then the rest. Exits with status 1 when any job ended neither `ok` nor `pruned`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hakim.runs.run_dir import RunDir
 METRICS = {"val/balanced_accuracy": True, "val/auroc": True, "val/f1": True, "val/loss": False}
 DEFAULT_METRIC = "val/balanced_accuracy"
 MISSING = "—"
+PRUNED = "pruned"
 
 
 @dataclass
@@ -38,6 +40,12 @@ class Job:
     metrics: dict[str, float] = field(default_factory=dict)
     tokens_per_second: float | None = None
     wall_seconds: float | None = None
+    step: int | None = None  # the optimizer step it ended at (a pruned job: where the pruner stopped it)
+
+    @property
+    def passed(self) -> bool:
+        """Ended as a run should: trained to its end, or stopped early by a search's pruner."""
+        return self.status in ("ok", PRUNED)
 
 
 def parse_overrides(lines: list[str]) -> dict[str, str]:
@@ -95,7 +103,8 @@ def read_job(directory: Path, names: dict[str, bool]) -> Job:
     if summary is not None:
         return Job(directory.name, directory, overrides, summary.get("status", "ok"), error=summary.get("error"),
                    metrics=best_metrics(rows, summary.get("metrics", {}), names),
-                   tokens_per_second=tokens_per_second(summary, rows), wall_seconds=summary.get("wall_seconds"))
+                   tokens_per_second=tokens_per_second(summary, rows), wall_seconds=summary.get("wall_seconds"),
+                   step=summary.get("global_step"))
     errors = [last_exception(log.read_text(errors="replace")) for log in sorted(directory.glob("*.log"))]
     error = next((line for line in errors if line), None)
     return Job(directory.name, directory, overrides, "failed" if error else "unfinished",
@@ -127,10 +136,15 @@ def split_overrides(jobs: list[Job]) -> tuple[dict[str, str], list[str]]:
 
 
 def rank(jobs: list[Job], metric: str, higher_is_better: bool) -> list[Job]:
-    """Jobs with the metric, best first; then the rest (failed, unfinished, never validated) by job number."""
-    scored = [job for job in jobs if metric in job.metrics]
-    scored.sort(key=lambda job: job.metrics[metric], reverse=higher_is_better)
-    return scored + [job for job in jobs if metric not in job.metrics]
+    """Jobs that ended ok, then pruned ones, then the rest (failed, diverged, unfinished); within each, those with
+    the metric best first, then those without by job number."""
+    def best_first(group: list[Job]) -> list[Job]:
+        scored = sorted((job for job in group if metric in job.metrics), key=lambda job: job.metrics[metric],
+                        reverse=higher_is_better)
+        return scored + [job for job in group if metric not in job.metrics]
+
+    return (best_first([job for job in jobs if job.status == "ok"]) + best_first([job for job in jobs if job.status == PRUNED])
+            + best_first([job for job in jobs if not job.passed]))
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -146,16 +160,23 @@ def table_rows(jobs: list[Job], varying: list[str], names: list[str]) -> tuple[l
 
 
 def error_lines(jobs: list[Job]) -> list[str]:
-    return [f"job {job.name} {job.status}: {job.error}" for job in jobs if job.error]
+    return [f"job {job.name} {job.status}: {job.error}" for job in jobs if job.error and not job.passed]
+
+
+def pruned_line(jobs: list[Job]) -> str | None:
+    """Pruned jobs apart from failed ones: the search stopped them early, by design."""
+    pruned = [f"job {job.name} at step {MISSING if job.step is None else job.step}" for job in jobs if job.status == PRUNED]
+    return "pruned by the search (not failures): " + ", ".join(pruned) if pruned else None
 
 
 def markdown(sweep_dir: Path, constant: dict[str, str], metric: str, header: list[str], rows: list[list[str]],
-             errors: list[str]) -> str:
-    lines = [f"# Sweep {sweep_dir}", "", f"Sorted by `{metric}`, best first. Shared overrides: "
+             errors: list[str], pruned: str | None) -> str:
+    lines = [f"# Sweep {sweep_dir}", "", f"Sorted by `{metric}`, best first (ended ok, then pruned, then the rest). Shared overrides: "
              + (", ".join(f"`{key}={value}`" for key, value in constant.items()) or "none"), "",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     lines += ["", *(f"- {line}" for line in errors)] if errors else []
+    lines += ["", f"- {pruned}"] if pruned else []
     return "\n".join(lines) + "\n"
 
 
@@ -188,19 +209,24 @@ def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool
     header, rows = table_rows(jobs, varying, list(names))
 
     console = console or wide_console()
-    console.print(f"[bold]{sweep_dir}[/bold]: {len(jobs)} jobs, "
-                  f"{sum(job.status == 'ok' for job in jobs)} ok, sorted by {metric} ({'max' if higher_is_better else 'min'})")
+    statuses = list(dict.fromkeys(["ok", *(job.status for job in jobs)]))
+    counts = ", ".join(f"{sum(job.status == status for job in jobs)} {status}" for status in statuses)
+    console.print(f"[bold]{sweep_dir}[/bold]: {len(jobs)} jobs, {counts}, sorted by {metric} "
+                  f"({'max' if higher_is_better else 'min'})")
     console.print("shared overrides: " + (" ".join(f"{key}={value}" for key, value in constant.items()) or "none"),
                   markup=False, highlight=False)
     table = Table(caption="val/* columns: the best value of any validation in the run")
     for name in header:
         table.add_column(escape(name.removeprefix("val/")), overflow="fold")
     for row, job in zip(rows, jobs):
-        table.add_row(*map(escape, row), style=None if job.status == "ok" else "red")
+        table.add_row(*map(escape, row), style="yellow" if job.status == PRUNED else None if job.passed else "red")
     console.print(table)
     for line in error_lines(jobs):
         console.print(line, style="red", markup=False, highlight=False)
+    if pruned_line(jobs):
+        console.print(pruned_line(jobs), style="yellow", markup=False, highlight=False)
 
-    (sweep_dir / "sweep_summary.md").write_text(markdown(sweep_dir, constant, metric, header, rows, error_lines(jobs)))
+    (sweep_dir / "sweep_summary.md").write_text(markdown(sweep_dir, constant, metric, header, rows, error_lines(jobs),
+                                                         pruned_line(jobs)))
     write_csv(sweep_dir / "sweep_summary.csv", jobs, list(names))
     return jobs

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from optuna import TrialPruned
 
 from hakim.data.dataset_io import resolve_dataset_dir
 from hakim.prompting.style import PromptStyle
@@ -130,7 +131,8 @@ class TrainingSession:
 
 
 def records_outcome(fit):
-    """Whatever stops `fit(session)` (an error, a divergence, Ctrl-C), run.json says how the run ended."""
+    """Whatever stops `fit(session)` (an error, a divergence, a search's pruner, Ctrl-C), run.json says how the run
+    ended."""
 
     @functools.wraps(fit)
     def wrapper(session: TrainingSession):
@@ -139,7 +141,8 @@ def records_outcome(fit):
         except BaseException as error:
             if rank_zero_only.rank == 0:
                 session.run.write_summary({
-                    "status": "diverged" if isinstance(error, TrainingDiverged) else "failed",
+                    "status": "diverged" if isinstance(error, TrainingDiverged) else
+                              "pruned" if isinstance(error, TrialPruned) else "failed",  # pruned: stopped by a search
                     "error": f"{type(error).__name__}: {error}", "global_step": session.global_step,
                     "wall_seconds": round(time.time() - session.started, 1), "tags": list(session.cfg.get("tags") or [])})
             raise

@@ -39,6 +39,7 @@ TRUSTED_TARGETS = frozenset({
     "hakim.train.judge_module.JudgeModule",
     "hakim.train.loggers.ResumableCSVLogger",
     "hakim.train.loggers.wandb_logger",
+    "hakim.train.pruning.OptunaPruning",
     "hakim.train.schedules.warmup_schedule",
     "torch.optim.AdamW",
     "bitsandbytes.optim.PagedAdamW8bit",
