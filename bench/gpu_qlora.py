@@ -38,8 +38,16 @@ import json
 import sys
 import time
 
-PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "GH200": 989.4, "A100": 312.0, "L40S": 362.0,
-                    "L4": 121.0, "A10G": 70.0}
+PEAK_BF16_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100": 989.4,
+    "H200": 989.4,
+    "GH200": 989.4,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10G": 70.0,
+}
 LOSS_PATHS = ("hakim", "trl", "hf")
 # how each tool sets a 4-bit model up for training on a GPU: (weights left unquantized, LoRA adapters, optimizer);
 # "compute" is the compute dtype (bf16). On CPU everything is float32 and every path uses torch's AdamW.
@@ -59,8 +67,12 @@ def parse_args(argv=None):
     parser.add_argument("--scale", default="7b", choices=["7b", "tiny"])
     parser.add_argument("--batch-sizes", default=None, help="comma-separated micro-batches (7b: 1,4,8; tiny: 1,2)")
     parser.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (7b: 2048; tiny: 64)")
-    parser.add_argument("--completion-tokens", type=int, default=None,
-                        help="labelled positions at the end of each sequence (7b: 64; tiny: 16)")
+    parser.add_argument(
+        "--completion-tokens",
+        type=int,
+        default=None,
+        help="labelled positions at the end of each sequence (7b: 64; tiny: 16)",
+    )
     parser.add_argument("--loss", default=",".join(LOSS_PATHS), help=f"comma-separated, of {LOSS_PATHS}")
     parser.add_argument("--checkpointing", default="both", choices=["both", "on", "off"])
     parser.add_argument("--lora-r", type=int, default=64)
@@ -70,8 +82,11 @@ def parse_args(argv=None):
     parser.add_argument("--loss-chunk-size", type=int, default=2048, help="Hakim's module.loss_chunk_size")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the GPU, for MFU")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="after each row, profile one more step (torch.profiler) and write its top ops to DIR")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="after each row, profile one more step (torch.profiler) and write its top ops to DIR",
+    )
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in (args.batch_sizes or ("1,4,8" if args.scale == "7b" else "1,2")).split(",")]
     args.seq_len = args.seq_len or (2048 if args.scale == "7b" else 64)
@@ -90,14 +105,27 @@ def model_config(scale: str):
 
     if scale == "7b":
         config = MistralConfig()  # the defaults are Mistral-7B-v0.1's shape
-        expected = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                        intermediate_size=14336, vocab_size=32000)
+        expected = dict(
+            hidden_size=4096,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            intermediate_size=14336,
+            vocab_size=32000,
+        )
         wrong = {k: getattr(config, k) for k, v in expected.items() if getattr(config, k) != v}
         if wrong:
             raise RuntimeError(f"MistralConfig defaults are no longer Mistral-7B's: {wrong}; set them explicitly")
     else:
-        config = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                               num_key_value_heads=2, vocab_size=1024, max_position_embeddings=4096)
+        config = MistralConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=1024,
+            max_position_embeddings=4096,
+        )
     config.tie_word_embeddings = False
     return config
 
@@ -112,7 +140,7 @@ def build_quantized_model(config, device, compute_dtype, seed: int = 0):
     generator = torch.Generator(device=device).manual_seed(seed)
 
     def random(*shape):
-        return (torch.randn(*shape, generator=generator, device=device, dtype=compute_dtype) * 0.02)
+        return torch.randn(*shape, generator=generator, device=device, dtype=compute_dtype) * 0.02
 
     with torch.device("meta"):
         model = MistralForCausalLM(config)
@@ -122,11 +150,18 @@ def build_quantized_model(config, device, compute_dtype, seed: int = 0):
                 if not isinstance(child, nn.Linear):
                     continue
                 with torch.device("meta"):
-                    quantized = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=False,
-                                                  compute_dtype=compute_dtype, compress_statistics=True, quant_type="nf4")
+                    quantized = bnb.nn.Linear4bit(
+                        child.in_features,
+                        child.out_features,
+                        bias=False,
+                        compute_dtype=compute_dtype,
+                        compress_statistics=True,
+                        quant_type="nf4",
+                    )
                 weight = random(child.out_features, child.in_features)
-                quantized.weight = bnb.nn.Params4bit(weight, requires_grad=False, compress_statistics=True,
-                                                     quant_type="nf4").to(device)  # .to() quantizes
+                quantized.weight = bnb.nn.Params4bit(
+                    weight, requires_grad=False, compress_statistics=True, quant_type="nf4"
+                ).to(device)  # .to() quantizes
                 del weight
                 setattr(parent, name, quantized)
         for norm in (layer.input_layernorm, layer.post_attention_layernorm):
@@ -148,16 +183,29 @@ def build_quantized_model(config, device, compute_dtype, seed: int = 0):
 def add_adapters(model, args):
     from hakim.models.loading import LoraSpec, ModelSpec, add_lora
 
-    spec = ModelSpec(name=f"mistral_{args.scale}_random", source="local", quantization="nf4", gradient_checkpointing=True)
+    spec = ModelSpec(
+        name=f"mistral_{args.scale}_random", source="local", quantization="nf4", gradient_checkpointing=True
+    )
     # peft's own dropout to start with; the hakim path fuses it into lora_A (hakim.models.lora_dropout) as train.py does
-    return add_lora(model, spec, LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, target_modules="all-linear", fused_dropout=False))
+    return add_lora(
+        model,
+        spec,
+        LoraSpec(r=args.lora_r, alpha=args.lora_alpha, dropout=0.05, target_modules="all-linear", fused_dropout=False),
+    )
 
 
 def flops_per_token(config, args) -> float:
     h, layers, seq = config.hidden_size, config.num_hidden_layers, args.seq_len
     kv = config.num_key_value_heads * (h // config.num_attention_heads)
-    shapes = [(h, h), (h, kv), (h, kv), (h, h), (h, config.intermediate_size), (h, config.intermediate_size),
-              (config.intermediate_size, h)]
+    shapes = [
+        (h, h),
+        (h, kv),
+        (h, kv),
+        (h, h),
+        (h, config.intermediate_size),
+        (h, config.intermediate_size),
+        (config.intermediate_size, h),
+    ]
     base = layers * sum(i * o for i, o in shapes)
     lora = layers * args.lora_r * sum(i + o for i, o in shapes)
     attention = 6 * seq * h * layers
@@ -185,16 +233,20 @@ def make_loss(path: str, model, args):
     from hakim.train.judge_module import completion_cross_entropy
 
     if path == "hakim":
+
         def loss(batch):
             backbone, head = backbone_and_head(model)
             hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             return completion_cross_entropy(hidden, batch["labels"], head, args.loss_chunk_size)[0]
     elif path == "trl":
+
         def loss(batch):
             return model(**batch, use_cache=False, fused_lm_head=True).loss
     else:
+
         def loss(batch):
             return model(**batch, use_cache=False).loss
+
     return loss
 
 
@@ -204,9 +256,12 @@ def batch_of(batch_size: int, config, args, device):
     generator = torch.Generator().manual_seed(batch_size)
     input_ids = torch.randint(3, config.vocab_size, (batch_size, args.seq_len), generator=generator)
     labels = torch.full_like(input_ids, -100)
-    labels[:, -args.completion_tokens:] = input_ids[:, -args.completion_tokens:]
-    return {"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids).to(device),
-            "labels": labels.to(device)}
+    labels[:, -args.completion_tokens :] = input_ids[:, -args.completion_tokens :]
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": torch.ones_like(input_ids).to(device),
+        "labels": labels.to(device),
+    }
 
 
 def path_setup(path: str, cuda: bool) -> tuple[str, str, str]:
@@ -249,7 +304,8 @@ def profile_one_step(step, args, cuda: bool, label: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{label}.txt").write_text(
         f"# by {device_key}\n{averages.table(sort_by=device_key, row_limit=25, max_name_column_width=70)}\n"
-        f"# by cpu_time_total\n{averages.table(sort_by='cpu_time_total', row_limit=15, max_name_column_width=70)}\n")
+        f"# by cpu_time_total\n{averages.table(sort_by='cpu_time_total', row_limit=15, max_name_column_width=70)}\n"
+    )
 
 
 def measure(model, optimizer, loss_fn, batch, args, device, autocast_dtype, label: str) -> dict:
@@ -315,12 +371,16 @@ def summary(results: list[dict], memory_key: str) -> str:
             rows.append(["on" if checkpointing else "off", micro_batch, f"hakim / {other}", speed, memory])
     target = by_key.get((True, 8, "hakim"))
     if target and not target.get("oom") and memory_key == "peak_gpu_gib":
-        lines.append(f"# target: micro-batch 8 x seq with checkpointing under 16 GiB peak: "
-                     f"{target[memory_key]:.1f} GiB -> {'met' if target[memory_key] < 16 else 'NOT met'}")
+        lines.append(
+            f"# target: micro-batch 8 x seq with checkpointing under 16 GiB peak: "
+            f"{target[memory_key]:.1f} GiB -> {'met' if target[memory_key] < 16 else 'NOT met'}"
+        )
         trl = by_key.get((True, 8, "trl"))
         if trl and not trl.get("oom"):
             ratio = target["tokens_per_s"] / trl["tokens_per_s"]
-            lines.append(f"# target: >= 1.3x trl's tokens/s there: {ratio:.2f}x -> {'met' if ratio >= 1.3 else 'NOT met'}")
+            lines.append(
+                f"# target: >= 1.3x trl's tokens/s there: {ratio:.2f}x -> {'met' if ratio >= 1.3 else 'NOT met'}"
+            )
     return "\n".join([common.table(["ckpt", "micro-batch", "ratio", "tokens/s", "peak memory"], rows), *lines])
 
 
@@ -330,8 +390,10 @@ def main(argv=None) -> int:
 
     cuda = torch.cuda.is_available()
     if args.scale == "7b" and not cuda:
-        print("gpu_qlora: no CUDA GPU here, so the 7B measurement cannot run. Run it on a machine with a GPU, "
-              "or `python bench/gpu_qlora.py --scale tiny` to check the same code on CPU.")
+        print(
+            "gpu_qlora: no CUDA GPU here, so the 7B measurement cannot run. Run it on a machine with a GPU, "
+            "or `python bench/gpu_qlora.py --scale tiny` to check the same code on CPU."
+        )
         return 0
     import common
 
@@ -356,9 +418,12 @@ def main(argv=None) -> int:
     peak = peak_tflops(args, device)
     per_token = flops_per_token(config, args)
     device_name = torch.cuda.get_device_name(device) if cuda else common.machine()
-    print(f"# {device_name}; {args.scale} Mistral (random, nf4 double quant) built in {built:.0f}s; LoRA r={args.lora_r} "
-          f"all-linear; seq {args.seq_len}, {args.completion_tokens} labelled; {per_token / 1e9:.2f} GFLOP/token; "
-          f"peak {peak or 'unknown'} TFLOPS", flush=True)
+    print(
+        f"# {device_name}; {args.scale} Mistral (random, nf4 double quant) built in {built:.0f}s; LoRA r={args.lora_r} "
+        f"all-linear; seq {args.seq_len}, {args.completion_tokens} labelled; {per_token / 1e9:.2f} GFLOP/token; "
+        f"peak {peak or 'unknown'} TFLOPS",
+        flush=True,
+    )
 
     checkpointing = {"both": [False, True], "on": [True], "off": [False]}[args.checkpointing]
     results = []
@@ -373,12 +438,19 @@ def main(argv=None) -> int:
             for path in args.loss:
                 (fuse_lora_dropout if path == "hakim" else unfuse_lora_dropout)(model)
                 optimizer = set_up_path(model, path, compute_dtype, cuda)
-                row = {"loss_path": path, "micro_batch": batch_size, "checkpointing": use_checkpointing,
-                       "setup": dict(zip(("unquantized", "adapters", "optimizer"), path_setup(path, cuda)))}
+                row = {
+                    "loss_path": path,
+                    "micro_batch": batch_size,
+                    "checkpointing": use_checkpointing,
+                    "setup": dict(zip(("unquantized", "adapters", "optimizer"), path_setup(path, cuda), strict=True)),
+                }
                 label = f"{path}_mb{batch_size}_ckpt_{'on' if use_checkpointing else 'off'}"
                 try:
-                    row.update(measure(model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype,
-                                       label))
+                    row.update(
+                        measure(
+                            model, optimizer, make_loss(path, model, args), batch, args, device, autocast_dtype, label
+                        )
+                    )
                     row["mfu"] = row["tokens_per_s"] * per_token / (peak * 1e12) if peak else None
                 except torch.OutOfMemoryError:
                     row["oom"] = True
@@ -391,27 +463,55 @@ def main(argv=None) -> int:
                 print("  " + json.dumps(row), flush=True)
             del batch
 
-    headers = ["ckpt", "micro-batch", "loss path", "tokens/s", "MFU", "peak GPU GiB" if cuda else "peak RSS MiB",
-               "vs hakim tok/s", "vs hakim mem"]
+    headers = [
+        "ckpt",
+        "micro-batch",
+        "loss path",
+        "tokens/s",
+        "MFU",
+        "peak GPU GiB" if cuda else "peak RSS MiB",
+        "vs hakim tok/s",
+        "vs hakim mem",
+    ]
     by_key = {(r["checkpointing"], r["micro_batch"], r["loss_path"]): r for r in results}
     rows = []
     for r in results:
         memory_key = "peak_gpu_gib" if cuda else "peak_rss_mb"
         ref = by_key.get((r["checkpointing"], r["micro_batch"], "hakim"), {})
         if r.get("oom"):
-            rows.append(["on" if r["checkpointing"] else "off", r["micro_batch"], r["loss_path"], "OOM", "", "", "", ""])
+            rows.append(
+                ["on" if r["checkpointing"] else "off", r["micro_batch"], r["loss_path"], "OOM", "", "", "", ""]
+            )
             continue
         ratio_speed = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if "tokens_per_s" in ref else "hakim OOM"
         ratio_mem = f"{r[memory_key] / ref[memory_key]:.2f}x" if memory_key in ref else ""
-        rows.append(["on" if r["checkpointing"] else "off", r["micro_batch"], r["loss_path"], f"{r['tokens_per_s']:.0f}",
-                     f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a", f"{r[memory_key]:.1f}",
-                     ratio_speed, ratio_mem])
+        rows.append(
+            [
+                "on" if r["checkpointing"] else "off",
+                r["micro_batch"],
+                r["loss_path"],
+                f"{r['tokens_per_s']:.0f}",
+                f"{r['mfu']:.1%}" if r.get("mfu") is not None else "n/a",
+                f"{r[memory_key]:.1f}",
+                ratio_speed,
+                ratio_mem,
+            ]
+        )
     print(common.table(headers, rows))
     print(summary(results, "peak_gpu_gib" if cuda else "peak_rss_mb"))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"args": vars(args), "device": device_name, "flops_per_token": per_token, "peak_tflops": peak,
-                       "results": results}, handle, indent=1)
+            json.dump(
+                {
+                    "args": vars(args),
+                    "device": device_name,
+                    "flops_per_token": per_token,
+                    "peak_tflops": peak,
+                    "results": results,
+                },
+                handle,
+                indent=1,
+            )
     return 0
 
 

@@ -46,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=8, help="rows per forward pass inside a model call")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="the server's torch/OpenMP threads (see common.run_worker)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="the server's torch/OpenMP threads (see common.run_worker)"
+    )
     parser.add_argument("--synthetic", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json")
@@ -87,12 +89,29 @@ def serve_side(args) -> None:
         path = resolve_model_path(spec)
         lora = LoraSpec(r=16, alpha=16, dropout=0.0, target_modules="all-linear", fused_dropout=False)
         model = add_lora(load_base_model(spec, path), spec, lora)
-        return Judge(model, load_tokenizer(path), PromptStyle("v2", "ms"), max_length=args.max_length,
-                     batch_size=args.batch_size, name=args.model)
+        return Judge(
+            model,
+            load_tokenizer(path),
+            PromptStyle("v2", "ms"),
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            name=args.model,
+        )
 
-    settings = ServeSettings(host="127.0.0.1", port=args.serve, api_key_env=None, served_name=None,
-                             max_batch=args.side_max_batch, max_wait_ms=args.max_wait_ms, max_queue=4096,
-                             retry_after_s=1, max_body_mb=4, max_items=64, max_file_rows=10, graceful_shutdown_s=30)
+    settings = ServeSettings(
+        host="127.0.0.1",
+        port=args.serve,
+        api_key_env=None,
+        served_name=None,
+        max_batch=args.side_max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=4096,
+        retry_after_s=1,
+        max_body_mb=4,
+        max_items=64,
+        max_file_rows=10,
+        graceful_shutdown_s=30,
+    )
     logging.basicConfig(level=logging.WARNING)
     uvicorn.run(create_app(load, settings), host="127.0.0.1", port=args.serve, log_level="warning", access_log=False)
 
@@ -103,11 +122,34 @@ class Server:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                       "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-        command = [sys.executable, __file__, "--serve", str(self.port), "--side-max-batch", str(max_batch),
-                   "--model", args.model, "--max-wait-ms", str(args.max_wait_ms), "--batch-size", str(args.batch_size),
-                   "--max-length", str(args.max_length), "--threads", str(args.threads), "--seed", str(args.seed)]
+        environment = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": str(args.threads),
+            "MKL_NUM_THREADS": str(args.threads),
+        }
+        command = [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(self.port),
+            "--side-max-batch",
+            str(max_batch),
+            "--model",
+            args.model,
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-length",
+            str(args.max_length),
+            "--threads",
+            str(args.threads),
+            "--seed",
+            str(args.seed),
+        ]
         self.process = subprocess.Popen(command, cwd=common.ROOT, env=environment)
         import httpx
 
@@ -159,8 +201,12 @@ async def drive(url: str, rows: list[dict], clients: int, requests: int) -> dict
         await asyncio.gather(*(caller(client) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"rows_per_s": requests / elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2],
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "seconds": elapsed}
+    return {
+        "rows_per_s": requests / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "seconds": elapsed,
+    }
 
 
 def measure_side(args, side: str, rows: list[dict], memory: bool) -> dict:
@@ -170,18 +216,26 @@ def measure_side(args, side: str, rows: list[dict], memory: bool) -> dict:
         result = {"levels": {}}
         for clients in CONCURRENCY:
             before = server.stats()["model_calls"]
-            result["levels"][str(clients)] = {**asyncio.run(drive(server.url, rows, clients, args.requests)),
-                                              "model_calls": server.stats()["model_calls"] - before}
+            result["levels"][str(clients)] = {
+                **asyncio.run(drive(server.url, rows, clients, args.requests)),
+                "model_calls": server.stats()["model_calls"] - before,
+            }
             level = result["levels"][str(clients)]
-            print(f"  {side:13s} {clients:2d} clients: {level['rows_per_s']:7.2f} rows/s, p50 {level['p50_ms']:7.1f} ms, "
-                  f"p99 {level['p99_ms']:7.1f} ms, {level['model_calls']} model calls", flush=True)
+            print(
+                f"  {side:13s} {clients:2d} clients: {level['rows_per_s']:7.2f} rows/s, p50 {level['p50_ms']:7.1f} ms, "
+                f"p99 {level['p99_ms']:7.1f} ms, {level['model_calls']} model calls",
+                flush=True,
+            )
         if memory:
             result["rss_before_mb"] = server.rss_mb()
             asyncio.run(drive(server.url, rows, 32, args.memory_requests))
             result["rss_after_mb"] = server.rss_mb()
             result["memory_requests"] = args.memory_requests
-            print(f"  {side:13s} RSS {result['rss_before_mb']:.0f} MiB → {result['rss_after_mb']:.0f} MiB after "
-                  f"{args.memory_requests} more requests", flush=True)
+            print(
+                f"  {side:13s} RSS {result['rss_before_mb']:.0f} MiB → {result['rss_after_mb']:.0f} MiB after "
+                f"{args.memory_requests} more requests",
+                flush=True,
+            )
         result["largest_batch"] = server.stats()["largest_batch"]
     finally:
         server.stop()
@@ -194,9 +248,12 @@ def main(argv=None) -> None:
         serve_side(args)
         return
     rows, origin = bench_rows(args)
-    print(f"# {common.machine()}; model {args.model}; single-item requests; max_batch {args.max_batch}, max_wait_ms "
-          f"{args.max_wait_ms}, batch_size {args.batch_size}; {args.requests} requests per level; server "
-          f"{args.threads} thread(s); data {origin}", flush=True)
+    print(
+        f"# {common.machine()}; model {args.model}; single-item requests; max_batch {args.max_batch}, max_wait_ms "
+        f"{args.max_wait_ms}, batch_size {args.batch_size}; {args.requests} requests per level; server "
+        f"{args.threads} thread(s); data {origin}",
+        flush=True,
+    )
     runs = {side: [] for side in SIDES}
     for repeat in range(args.repeats):
         for side in SIDES:
@@ -208,20 +265,33 @@ def main(argv=None) -> None:
     table, summary = [], {"ratios_rows_per_s": {}}
     for clients in CONCURRENCY:
         for side in SIDES:
-            table.append([side, clients, f"{median(side, clients, 'rows_per_s'):.2f}", f"{median(side, clients, 'p50_ms'):.0f}",
-                          f"{median(side, clients, 'p99_ms'):.0f}"])
+            table.append(
+                [
+                    side,
+                    clients,
+                    f"{median(side, clients, 'rows_per_s'):.2f}",
+                    f"{median(side, clients, 'p50_ms'):.0f}",
+                    f"{median(side, clients, 'p99_ms'):.0f}",
+                ]
+            )
         ratio = median("batched", clients, "rows_per_s") / median("one-at-a-time", clients, "rows_per_s")
         summary["ratios_rows_per_s"][str(clients)] = ratio
         table.append(["**batched/one-at-a-time**", clients, f"**{ratio:.2f}×**", "", ""])
     memory = runs["batched"][0]
     summary["memory_growth_mb"] = memory["rss_after_mb"] - memory["rss_before_mb"]
     print(common.table([f"side (median of {args.repeats})", "clients", "rows/s", "p50 ms", "p99 ms"], table))
-    print(f"batched server RSS: {memory['rss_before_mb']:.0f} MiB after warm-up and the levels, "
-          f"{memory['rss_after_mb']:.0f} MiB after {args.memory_requests} more requests "
-          f"({summary['memory_growth_mb']:+.1f} MiB)")
+    print(
+        f"batched server RSS: {memory['rss_before_mb']:.0f} MiB after warm-up and the levels, "
+        f"{memory['rss_after_mb']:.0f} MiB after {args.memory_requests} more requests "
+        f"({summary['memory_growth_mb']:+.1f} MiB)"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "machine": common.machine(), "rows": origin,
-                                               "runs": runs, **summary}, indent=1) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {"args": vars(args), "machine": common.machine(), "rows": origin, "runs": runs, **summary}, indent=1
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

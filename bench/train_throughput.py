@@ -4,7 +4,8 @@
 
 Both sides get the same 4-bit nf4 base with the same LoRA (built by hakim.models.loading.load_base_model +
 add_lora from the same seed; Hakim applies the LoRA dropout inside lora_A as train.py does
-(hakim.models.lora_dropout), trl gets peft's dropout module as it comes), fp32 compute, AdamW at a constant learning rate, clipping at 1.0, the
+(hakim.models.lora_dropout), trl gets peft's dropout module as it comes), fp32 compute, AdamW at a constant
+learning rate, clipping at 1.0, the
 same micro-batch and no accumulation, and the same prompt/completion texts (hakim.prompting.prompt
 render_prompt + target_text; passages pre-cut by characters so that neither side truncates).
 
@@ -41,12 +42,17 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4, help="micro-batch = effective batch (no accumulation)")
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--gradient-checkpointing", action="store_true", help="on both sides (off in Hakim's CPU configs)")
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="on both sides (off in Hakim's CPU configs)"
+    )
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=16)
     parser.add_argument("--lora-dropout", type=float, default=0.05)
-    parser.add_argument("--no-fused-dropout", action="store_true",
-                        help="Hakim side with peft's own LoRA dropout (to see what hakim.models.lora_dropout gives)")
+    parser.add_argument(
+        "--no-fused-dropout",
+        action="store_true",
+        help="Hakim side with peft's own LoRA dropout (to see what hakim.models.lora_dropout gives)",
+    )
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--repeats", type=int, default=2, help="runs per side, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per side (see common.run_worker)")
@@ -91,10 +97,15 @@ class Meter:
     def result(self) -> dict:
         seconds = self.end - self.start
         return {
-            "timed_steps": self.steps - self.warmup, "seconds": seconds, "real_tokens": self.real,
-            "padded_tokens": self.padded, "completion_tokens": self.completion,
-            "tokens_per_s": self.real / seconds, "pad_share": 1 - self.real / self.padded,
-            "first_loss": self.losses[0], "last_loss": self.losses[-1],
+            "timed_steps": self.steps - self.warmup,
+            "seconds": seconds,
+            "real_tokens": self.real,
+            "padded_tokens": self.padded,
+            "completion_tokens": self.completion,
+            "tokens_per_s": self.real / seconds,
+            "pad_share": 1 - self.real / self.padded,
+            "first_loss": self.losses[0],
+            "last_loss": self.losses[-1],
         }
 
 
@@ -119,10 +130,19 @@ def run_hakim(args) -> dict:
 
     spec = common.model_spec(args.model, gradient_checkpointing=args.gradient_checkpointing)
     torch.manual_seed(args.seed)
-    lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=not args.no_fused_dropout)
-    module = JudgeModule(spec, lora, optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0),
-                         scheduler=None, lm_loss_weight=1.0, verdict_loss_weight=0.0, class_balanced=False,
-                         loss_chunk_size=2048)
+    lora = LoraSpec(
+        args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=not args.no_fused_dropout
+    )
+    module = JudgeModule(
+        spec,
+        lora,
+        optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0),
+        scheduler=None,
+        lm_loss_weight=1.0,
+        verdict_loss_weight=0.0,
+        class_balanced=False,
+        loss_chunk_size=2048,
+    )
     tokenizer = module.tokenizer
     rows, style, origin = _rows_and_style(args, tokenizer)
     label_ids = label_token_ids(tokenizer)
@@ -131,8 +151,11 @@ def run_hakim(args) -> dict:
         record = common.to_record(row)
         items.append(encoded_item(record, encode_example(tokenizer, record, style, args.max_length, label_ids)))
     dataset = EncodedDataset(items)
-    loader = DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, args.batch_size, args.seed),
-                        collate_fn=functools.partial(collate, pad_id=tokenizer.pad_token_id))
+    loader = DataLoader(
+        dataset,
+        batch_sampler=LengthGroupedBatchSampler(dataset.lengths, args.batch_size, args.seed),
+        collate_fn=functools.partial(collate, pad_id=tokenizer.pad_token_id),
+    )
     meter = Meter(args.warmup)
 
     class MeterCallback(L.Callback):
@@ -142,14 +165,30 @@ def run_hakim(args) -> dict:
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             meter.step_end(outputs["loss"])
 
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision="32-true", max_steps=args.steps, gradient_clip_val=1.0,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, limit_val_batches=0, callbacks=[MeterCallback()])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        max_steps=args.steps,
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[MeterCallback()],
+    )
     rss_before = common.rss_mb()
     with common.PeakRss() as peak:
         trainer.fit(module, train_dataloaders=loader)
-    return {**meter.result(), "rss_before_train_mb": rss_before, "train_peak_rss_mb": peak.peak,
-            "data": origin, "mean_tokens_per_example": sum(dataset.lengths) / len(dataset)}
+    return {
+        **meter.result(),
+        "rss_before_train_mb": rss_before,
+        "train_peak_rss_mb": peak.peak,
+        "data": origin,
+        "mean_tokens_per_example": sum(dataset.lengths) / len(dataset),
+    }
 
 
 def run_trl(args) -> dict:
@@ -170,11 +209,15 @@ def run_trl(args) -> dict:
     lora = LoraSpec(args.lora_r, args.lora_alpha, args.lora_dropout, "all-linear", fused_dropout=False)
     model = add_lora(load_base_model(spec, path), spec, lora)
     rows, style, origin = _rows_and_style(args, tokenizer)
-    dataset = Dataset.from_list([
-        {"prompt": render_prompt(tokenizer, row["passage"], row["claim"], row["source"], style),
-         "completion": target_text(row["label"], None, style)}
-        for row in rows
-    ])
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": render_prompt(tokenizer, row["passage"], row["claim"], row["source"], style),
+                "completion": target_text(row["label"], None, style),
+            }
+            for row in rows
+        ]
+    )
     meter = Meter(args.warmup)
 
     class MeterCallback(TrainerCallback):
@@ -190,15 +233,34 @@ def run_trl(args) -> dict:
 
     output_dir = tempfile.mkdtemp(prefix="bench_trl_")
     config = SFTConfig(
-        output_dir=output_dir, per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
-        max_steps=args.steps, learning_rate=args.lr, weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0,
-        max_grad_norm=1.0, optim="adamw_torch", bf16=False, fp16=False, use_cpu=True,
-        gradient_checkpointing=spec.gradient_checkpointing, completion_only_loss=True, max_length=args.max_length,
-        train_sampling_strategy=args.trl_sampling, report_to="none", save_strategy="no", logging_steps=args.steps,
-        dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True, seed=args.seed,
+        output_dir=output_dir,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        gradient_checkpointing=spec.gradient_checkpointing,
+        completion_only_loss=True,
+        max_length=args.max_length,
+        train_sampling_strategy=args.trl_sampling,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=args.steps,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        disable_tqdm=True,
+        seed=args.seed,
     )
-    trainer = MeteredSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                callbacks=[MeterCallback()])
+    trainer = MeteredSFTTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[MeterCallback()]
+    )
     cast = [p for p in trainer.model.parameters() if p.requires_grad and p.dtype != torch.float32]
     for parameter in cast:  # trl's QLoRA bf16 adapters → fp32, the precision Hakim trains in on CPU
         parameter.data = parameter.data.float()
@@ -206,9 +268,15 @@ def run_trl(args) -> dict:
     rss_before = common.rss_mb()
     with common.PeakRss() as peak:
         trainer.train()
-    return {**meter.result(), "rss_before_train_mb": rss_before, "train_peak_rss_mb": peak.peak, "data": origin,
-            "mean_tokens_per_example": sum(lengths) / len(lengths), "adapters_recast_to_fp32": len(cast),
-            "examples_kept": len(lengths)}
+    return {
+        **meter.result(),
+        "rss_before_train_mb": rss_before,
+        "train_peak_rss_mb": peak.peak,
+        "data": origin,
+        "mean_tokens_per_example": sum(lengths) / len(lengths),
+        "adapters_recast_to_fp32": len(cast),
+        "examples_kept": len(lengths),
+    }
 
 
 def worker(args) -> None:
@@ -230,10 +298,13 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     medians = {side: {k: common.median([r[k] for r in runs[side]]) for k in keys} for side in SIDES}
     for side in SIDES:
         medians[side]["train_growth_mb"] = common.median(
-            [r["train_peak_rss_mb"] - r["rss_before_train_mb"] for r in runs[side]])
+            [r["train_peak_rss_mb"] - r["rss_before_train_mb"] for r in runs[side]]
+        )
         medians[side]["mean_tokens_per_example"] = runs[side][0]["mean_tokens_per_example"]
-    ratios = {k: medians["hakim"][k] / medians["trl"][k]
-              for k in ("tokens_per_s", "peak_rss_mb", "train_peak_rss_mb", "train_growth_mb")}
+    ratios = {
+        k: medians["hakim"][k] / medians["trl"][k]
+        for k in ("tokens_per_s", "peak_rss_mb", "train_peak_rss_mb", "train_growth_mb")
+    }
     return {"medians": medians, "ratios": ratios}
 
 
@@ -245,28 +316,64 @@ def main(argv=None) -> None:
     if args.json:
         passthrough = [a for a in passthrough if a != args.json]
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
-    print(f"# {common.machine()}; model {args.model}; {args.examples} examples, {args.steps} steps "
-          f"({args.warmup} untimed), batch {args.batch_size}, max_length {args.max_length}, LoRA r={args.lora_r}, "
-          f"{args.threads} thread(s); trl sampling {args.trl_sampling}")
+    print(
+        f"# {common.machine()}; model {args.model}; {args.examples} examples, {args.steps} steps "
+        f"({args.warmup} untimed), batch {args.batch_size}, max_length {args.max_length}, LoRA r={args.lora_r}, "
+        f"{args.threads} thread(s); trl sampling {args.trl_sampling}"
+    )
     for repeat in range(args.repeats):
         for side in SIDES:
-            result = common.run_worker(common.BENCH_DIR / "train_throughput.py", [*passthrough, "--worker", side],
-                                       args.threads)
+            result = common.run_worker(
+                common.BENCH_DIR / "train_throughput.py", [*passthrough, "--worker", side], args.threads
+            )
             runs[side].append(result)
-            print(f"  run {repeat + 1} {side:5s}: {result['tokens_per_s']:8.1f} tok/s, pad {result['pad_share']:.1%}, "
-                  f"peak {result['peak_rss_mb']:.0f} MiB (training {result['train_peak_rss_mb']:.0f}), "
-                  f"{result['timed_steps']} steps in {result['seconds']:.1f}s, loss {result['first_loss']:.3f}"
-                  f"→{result['last_loss']:.3f}", flush=True)
+            print(
+                f"  run {repeat + 1} {side:5s}: {result['tokens_per_s']:8.1f} tok/s, pad {result['pad_share']:.1%}, "
+                f"peak {result['peak_rss_mb']:.0f} MiB (training {result['train_peak_rss_mb']:.0f}), "
+                f"{result['timed_steps']} steps in {result['seconds']:.1f}s, loss {result['first_loss']:.3f}"
+                f"→{result['last_loss']:.3f}",
+                flush=True,
+            )
     print(f"# data: {runs['hakim'][0]['data']}")
     summary = summarize(runs)
     m, ratio = summary["medians"], summary["ratios"]
-    rows = [[side, f"{m[side]['tokens_per_s']:.1f}", f"{m[side]['pad_share']:.1%}",
-             f"{m[side]['mean_tokens_per_example']:.0f}", f"{m[side]['peak_rss_mb']:.0f}",
-             f"{m[side]['train_peak_rss_mb']:.0f}", f"{m[side]['train_growth_mb']:.0f}"] for side in SIDES]
-    rows.append(["hakim/trl", f"{ratio['tokens_per_s']:.2f}x", "", "", f"{ratio['peak_rss_mb']:.2f}x",
-                 f"{ratio['train_peak_rss_mb']:.2f}x", f"{ratio['train_growth_mb']:.2f}x"])
-    print(common.table(["side (median)", "real tok/s", "padding", "tok/example", "peak RSS MiB",
-                        "training peak MiB", "training growth MiB"], rows))
+    rows = [
+        [
+            side,
+            f"{m[side]['tokens_per_s']:.1f}",
+            f"{m[side]['pad_share']:.1%}",
+            f"{m[side]['mean_tokens_per_example']:.0f}",
+            f"{m[side]['peak_rss_mb']:.0f}",
+            f"{m[side]['train_peak_rss_mb']:.0f}",
+            f"{m[side]['train_growth_mb']:.0f}",
+        ]
+        for side in SIDES
+    ]
+    rows.append(
+        [
+            "hakim/trl",
+            f"{ratio['tokens_per_s']:.2f}x",
+            "",
+            "",
+            f"{ratio['peak_rss_mb']:.2f}x",
+            f"{ratio['train_peak_rss_mb']:.2f}x",
+            f"{ratio['train_growth_mb']:.2f}x",
+        ]
+    )
+    print(
+        common.table(
+            [
+                "side (median)",
+                "real tok/s",
+                "padding",
+                "tok/example",
+                "peak RSS MiB",
+                "training peak MiB",
+                "training growth MiB",
+            ],
+            rows,
+        )
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"args": vars(args), "runs": runs, **summary}, handle, indent=1)

@@ -27,15 +27,22 @@ def compose_config(name: str, workspace: Path, output_dir: Path, overrides: list
 
 
 def _entry_point(script: str, workspace: Path, overrides) -> dict:
-    return {"args": [sys.executable, str(ROOT / script), *overrides], "cwd": workspace,
-            "env": {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"}}
+    return {
+        "args": [sys.executable, str(ROOT / script), *overrides],
+        "cwd": workspace,
+        "env": {**os.environ, "HAKIM_ROOT": str(workspace), "PYTHONUNBUFFERED": "1"},
+    }
 
 
 def run_entry_point(script: str, workspace: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run train.py / evaluate.py / prepare_data.py as a user would, inside the test workspace."""
-    result = subprocess.run(**_entry_point(script, workspace, overrides), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        **_entry_point(script, workspace, overrides), capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(overrides)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(
+            f"{script} {' '.join(overrides)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 
@@ -97,8 +104,12 @@ def tiny_run(workspace, tiny_model_dir, sample_dataset, tmp_path_factory) -> Pat
     from hakim.train.fit import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose_config("train", workspace, run_dir, ["data.max_length=256", "trainer.max_steps=4", "lora.r=4",
-                                                      "optim.optimizer.lr=1e-2"])
+    cfg = compose_config(
+        "train",
+        workspace,
+        run_dir,
+        ["data.max_length=256", "trainer.max_steps=4", "lora.r=4", "optim.optimizer.lr=1e-2"],
+    )
     train(cfg)
     return run_dir
 
@@ -117,7 +128,17 @@ def mistral_tokenizer_dir(tmp_path_factory) -> Path:
         pytest.skip(f"no {MISTRAL_TOKENIZER.relative_to(ROOT)}: `make install` takes it from mistral-common's wheel")
     target = tmp_path_factory.mktemp("mistral_tokenizer")
     shutil.copy(MISTRAL_TOKENIZER, target / "tokenizer.model")
-    (target / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-        "add_bos_token": True, "add_eos_token": False, "legacy": False}))
+    (target / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "add_bos_token": True,
+                "add_eos_token": False,
+                "legacy": False,
+            }
+        )
+    )
     return target

@@ -49,16 +49,23 @@ class FakeJudgeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeJudgeServer":
+    def __enter__(self) -> FakeJudgeServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                status, headers, payload = fake.respond(self.path, self.headers.get("Authorization", ""),
-                                                        json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status, headers, payload = fake.respond(
+                    self.path,
+                    self.headers.get("Authorization", ""),
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
+                )
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers, "Content-Length": str(len(data))}.items():
+                for name, value in {
+                    "Content-Type": "application/json",
+                    **headers,
+                    "Content-Length": str(len(data)),
+                }.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
@@ -109,12 +116,22 @@ class FakeJudgeServer:
                 self._in_flight -= 1
 
     def _completion(self, body: dict, answer: Answer) -> dict:
-        choice = {"index": 0, "message": {"role": "assistant", "content": answer.content}, "finish_reason": "stop",
-                  "logprobs": None}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": answer.content},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
         if self.logprobs and body.get("logprobs"):
             choice["logprobs"] = {"content": self._token_logprobs(answer, body["top_logprobs"]), "refusal": None}
-        return {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-                "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [choice],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
 
     @staticmethod
     def _token_logprobs(answer: Answer, top_n: int) -> list[dict]:
@@ -125,7 +142,13 @@ class FakeJudgeServer:
                 logprob = answer.verdict_logprobs.get(token, -9999.0)
             else:
                 shown, logprob = [(token, 0.0)], 0.0
-            entries.append({"token": token, "logprob": logprob, "bytes": list(token.encode()),
-                            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in shown]})
+            entries.append(
+                {
+                    "token": token,
+                    "logprob": logprob,
+                    "bytes": list(token.encode()),
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in shown],
+                }
+            )
             text += token
         return entries

@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that speaks the OpenAI subset the teacher uses, with injectable faults.
 
 Translation answers are "[ms] " + the user text; reasoning answers reach the gold label written in the
-prompt; written claims (augment=perturb) and support checks are answered by `written_claims` and `supported`. Faults are queued per input (a substring of the user message) or per request number, and each
+prompt; written claims (augment=perturb) and support checks are answered by `written_claims` and `supported`.
+Faults are queued per input (a substring of the user message) or per request number, and each
 queued fault is used once: "400", "401", "429", "503", "500", "timeout", "length" (a reply cut short),
 "bad_json", "bad_schema", "disagree", and the HTTP 200s that are not a usable answer: "html" (a web page),
 "not_json" (a JSON content type over a body that is not JSON), "other_api" (another API's JSON),
@@ -24,7 +25,10 @@ from aiohttp import web
 MARKER = "[ms] "
 # What a misconfigured server or proxy sends with HTTP 200 instead of a chat completion: (content type, body).
 NOT_AN_ANSWER = {
-    "html": ("text/html", "<!doctype html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>"),
+    "html": (
+        "text/html",
+        "<!doctype html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>",
+    ),
     "not_json": ("application/json", "<html><body>502 Bad Gateway</body></html>"),
     "other_api": ("application/json", '{"status": "ok", "version": "1.2.0"}'),
 }
@@ -38,7 +42,12 @@ def written_claims(user: str) -> list[dict]:
     first, second = sentences[0][1], sentences[1][1]
     claims = [
         {"claim": first, "label": 1, "sentences": [1], "edit": ""},
-        {"claim": "Tidak benar bahawa " + first[0].lower() + first[1:], "label": 0, "sentences": [1], "edit": "negation"},
+        {
+            "claim": "Tidak benar bahawa " + first[0].lower() + first[1:],
+            "label": 0,
+            "sentences": [1],
+            "edit": "negation",
+        },
         {"claim": second, "label": 0, "sentences": [2], "edit": "nothing"},
         {"claim": sentences[-1][1], "label": 1, "sentences": [len(sentences) + 5], "edit": ""},
     ]
@@ -54,8 +63,15 @@ def supported(user: str) -> bool:
 
 
 class FakeOpenAI:
-    def __init__(self, delay_s: float = 0.0, retry_after: str = "1", hang_s: float = 2.0, batch_api: bool = True,
-                 expire_batches: bool = False, garbage: str | None = None):
+    def __init__(
+        self,
+        delay_s: float = 0.0,
+        retry_after: str = "1",
+        hang_s: float = 2.0,
+        batch_api: bool = True,
+        expire_batches: bool = False,
+        garbage: str | None = None,
+    ):
         self.delay_s = delay_s  # answers wait this long; injected error statuses come at once
         self.garbage = garbage  # a key of NOT_AN_ANSWER: every route answers HTTP 200 with that body
         self.batch_api = batch_api  # False: no /files or /batches routes, as on many local servers (HTTP 404)
@@ -83,7 +99,7 @@ class FakeOpenAI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         app = web.Application()
         if self.garbage:
             app.router.add_route("*", "/{path:.*}", self._garbage)
@@ -139,7 +155,9 @@ class FakeOpenAI:
         return web.Response(text=text, content_type=content_type)
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}]}
+        )
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -179,7 +197,12 @@ class FakeOpenAI:
         else:
             label = int(re.search(r"Gold label: ([01])", user).group(1))
             concluded = 1 - label if fault == "disagree" else label
-            content = json.dumps({"steps": ["Petikan menyatakan fakta.", f"Maka label ialah {concluded}."], "conclusion_label": concluded})
+            content = json.dumps(
+                {
+                    "steps": ["Petikan menyatakan fakta.", f"Maka label ialah {concluded}."],
+                    "conclusion_label": concluded,
+                }
+            )
         if fault == "bad_json":
             content = content[:-3]
         elif fault == "bad_schema":
@@ -193,8 +216,14 @@ class FakeOpenAI:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4, "total_tokens": prompt_tokens + len(content) // 4},
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(content) // 4,
+                "total_tokens": prompt_tokens + len(content) // 4,
+            },
         }
         if fault == "no_choices":
             completion["choices"] = []
@@ -209,8 +238,15 @@ class FakeOpenAI:
         return web.json_response(self._file_object(file_id, form["purpose"]))
 
     def _file_object(self, file_id: str, purpose: str) -> dict:
-        return {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": 0,
-                "filename": f"{file_id}.jsonl", "purpose": purpose, "status": "processed"}
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(self.files[file_id]),
+            "created_at": 0,
+            "filename": f"{file_id}.jsonl",
+            "purpose": purpose,
+            "status": "processed",
+        }
 
     async def _download(self, request: web.Request) -> web.Response:
         return web.Response(body=self.files[request.match_info["file_id"]], content_type="application/octet-stream")
@@ -218,8 +254,16 @@ class FakeOpenAI:
     async def _create_batch(self, request: web.Request) -> web.Response:
         body = await request.json()
         batch_id = f"batch-{len(self.batches) + 1}"
-        self.batches[batch_id] = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "completion_window": "24h",
-                                  "input_file_id": body["input_file_id"], "created_at": 0, "status": "in_progress", "polls": 0}
+        self.batches[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "completion_window": "24h",
+            "input_file_id": body["input_file_id"],
+            "created_at": 0,
+            "status": "in_progress",
+            "polls": 0,
+        }
         return web.json_response(self.batches[batch_id])
 
     async def _get_batch(self, request: web.Request) -> web.Response:
@@ -238,8 +282,16 @@ class FakeOpenAI:
         for line in self.files[batch["input_file_id"]].decode("utf-8").splitlines():
             item = json.loads(line)
             _, status, payload = self._complete(item["body"], authorization)
-            lines.append(json.dumps({"id": f"req-{len(lines)}", "custom_id": item["custom_id"], "error": None,
-                                     "response": {"status_code": status, "request_id": "r", "body": payload}}))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"req-{len(lines)}",
+                        "custom_id": item["custom_id"],
+                        "error": None,
+                        "response": {"status_code": status, "request_id": "r", "body": payload},
+                    }
+                )
+            )
         output_id = f"file-{len(self.files) + 1}"
         self.files[output_id] = ("\n".join(lines) + "\n").encode("utf-8")
         counts = {"total": len(lines), "completed": len(lines), "failed": 0}

@@ -30,7 +30,8 @@ ADAPTER_TOLERANCE = 1e-6
 
 @pytest.fixture
 def repacking_cpu(monkeypatch):
-    """Every 4-bit layer built from now on believes this CPU has AVX-512 BF16 (as bitsandbytes' own check says on one)."""
+    """Every 4-bit layer built from now on believes this CPU has AVX-512 BF16, as bitsandbytes' own check says on
+    one."""
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
 
 
@@ -40,8 +41,11 @@ def dequantized_reference(tiny_model_dir, tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quantized = load_base_model(ModelSpec(name="tiny_mistral", source="local", path=str(tiny_model_dir)))
-    round_trips = {f"{name}.weight": bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
-                   for name, layer in quantized.named_modules() if isinstance(layer, bnb.nn.Linear4bit)}
+    round_trips = {
+        f"{name}.weight": bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
+        for name, layer in quantized.named_modules()
+        if isinstance(layer, bnb.nn.Linear4bit)
+    }
     assert round_trips, "no 4-bit layers to take the weights of"
     reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     state = reference.state_dict()
@@ -53,12 +57,23 @@ def dequantized_reference(tiny_model_dir, tmp_path_factory):
     return target
 
 
-FIT = ["data.max_length=160", "data.batch_size=4", "lora.r=8", "optim.optimizer.lr=1e-2",
-       "module.verdict_loss_weight=1.0", "trainer.max_steps=6", "trainer.log_every_n_steps=1",
-       "trainer.num_sanity_val_steps=1",  # the sanity check: an eval-mode pass before the first step
-       "trainer.val_check_interval=2", "data.eval_batch_size=8", "trainer.limit_val_batches=1",
-       "callbacks.last_checkpoint.every_n_train_steps=3", "callbacks.last_checkpoint.save_top_k=-1",
-       "trainer.enable_progress_bar=false", "print_config=false"]
+FIT = [
+    "data.max_length=160",
+    "data.batch_size=4",
+    "lora.r=8",
+    "optim.optimizer.lr=1e-2",
+    "module.verdict_loss_weight=1.0",
+    "trainer.max_steps=6",
+    "trainer.log_every_n_steps=1",
+    "trainer.num_sanity_val_steps=1",  # the sanity check: an eval-mode pass before the first step
+    "trainer.val_check_interval=2",
+    "data.eval_batch_size=8",
+    "trainer.limit_val_batches=1",
+    "callbacks.last_checkpoint.every_n_train_steps=3",
+    "callbacks.last_checkpoint.save_top_k=-1",
+    "trainer.enable_progress_bar=false",
+    "print_config=false",
+]
 
 
 def _fit(workspace, run_dir, model_overrides, *extra):
@@ -80,10 +95,14 @@ def _assert_same_fit(fit, reference, what):
 
 
 def test_a_4bit_fit_with_validation_and_checkpoints_tracks_the_unquantized_fit(
-        repacking_cpu, workspace, tiny_model_dir, sample_dataset, dequantized_reference, tmp_path):
+    repacking_cpu, workspace, tiny_model_dir, sample_dataset, dequantized_reference, tmp_path
+):
     nf4 = _fit(workspace, tmp_path / "nf4", [])
-    unquantized = _fit(workspace, tmp_path / "unquantized", ["model.source=local", f"model.path={dequantized_reference}",
-                                                             "model.quantization=null"])
+    unquantized = _fit(
+        workspace,
+        tmp_path / "unquantized",
+        ["model.source=local", f"model.path={dequantized_reference}", "model.quantization=null"],
+    )
     assert sorted(nf4[0]) == list(range(6)) and nf4[0][5] < nf4[0][0]  # six steps logged, and the loss moved
     _assert_same_fit(nf4, unquantized, "nf4 vs unquantized")
     assert json.loads((tmp_path / "nf4" / "run.json").read_text())["status"] == "ok"

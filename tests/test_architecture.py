@@ -34,12 +34,17 @@ def test_evaluation_and_run_readers_import_neither_lightning_nor_the_training_co
 
 def test_evaluate_runs_without_importing_lightning(tmp_path):
     rows = tmp_path / "rows.jsonl"
-    rows.write_text('{"passage": "Langit biru.", "claim": "Langit biru", "label": 1, "language": "ms"}\n'
-                    '{"passage": "Langit biru.", "claim": "Langit hijau", "label": 0, "language": "ms"}\n')
-    script = ("import runpy, sys\n"
-              f"sys.argv = ['evaluate.py', 'judge=always_one', 'rows={rows}', 'hydra.run.dir={tmp_path / 'out'}']\n"
-              f"runpy.run_path({str(ROOT / 'evaluate.py')!r}, run_name='__main__')\n"
-              "print('LIGHTNING' if any(m == 'lightning' or m.startswith('lightning.') for m in sys.modules) else 'NO-LIGHTNING')\n")
+    rows.write_text(
+        '{"passage": "Langit biru.", "claim": "Langit biru", "label": 1, "language": "ms"}\n'
+        '{"passage": "Langit biru.", "claim": "Langit hijau", "label": 0, "language": "ms"}\n'
+    )
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['evaluate.py', 'judge=always_one', 'rows={rows}', 'hydra.run.dir={tmp_path / 'out'}']\n"
+        f"runpy.run_path({str(ROOT / 'evaluate.py')!r}, run_name='__main__')\n"
+        "loaded = any(m == 'lightning' or m.startswith('lightning.') for m in sys.modules)\n"
+        "print('LIGHTNING' if loaded else 'NO-LIGHTNING')\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("NO-LIGHTNING")
@@ -47,9 +52,11 @@ def test_evaluate_runs_without_importing_lightning(tmp_path):
 
 
 def test_the_server_loads_neither_lightning_nor_the_training_code():
-    script = ("import sys\nimport hakim.serve.server\n"
-              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')"
-              " or m.startswith('hakim.train')))\n")
+    script = (
+        "import sys\nimport hakim.serve.server\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')"
+        " or m.startswith('hakim.train')))\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -10,8 +10,15 @@ from hakim.data.dataset_io import read_split
 from hakim.train.fit import train
 
 # two steps, one epoch, then one validation of the whole split
-SHORT = ["data.max_length=160", "data.batch_size=4", "lora.r=4", "trainer.max_steps=2", "trainer.limit_train_batches=2",
-         "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false"]
+SHORT = [
+    "data.max_length=160",
+    "data.batch_size=4",
+    "lora.r=4",
+    "trainer.max_steps=2",
+    "trainer.limit_train_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def logged(run_dir) -> list[dict]:
@@ -64,5 +71,8 @@ def test_train_loss_is_what_is_optimized_and_its_parts_are_logged_apart(train_co
         parts = 0.5 * float(row["train/lm_loss"]) + 2.0 * float(row["train/verdict_loss"])
         assert math.isclose(float(row["train/loss"]), parts, rel_tol=1e-5)
     validation = next(row for row in logged(tmp_path / "run") if row.get("val/loss"))
-    assert math.isclose(float(validation["val/loss"]),
-                        0.5 * float(validation["val/lm_loss"]) + 2.0 * float(validation["val/verdict_loss"]), rel_tol=1e-5)
+    assert math.isclose(
+        float(validation["val/loss"]),
+        0.5 * float(validation["val/lm_loss"]) + 2.0 * float(validation["val/verdict_loss"]),
+        rel_tol=1e-5,
+    )

@@ -41,11 +41,15 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
         newest_checkpoint(tmp_path)
 
 
-@pytest.mark.parametrize("write", [
-    lambda path, marker: path.write_bytes(pickle.dumps({"global_step": 9, "state_dict": RunsACommand(marker)})),
-    lambda path, marker: torch.save({"global_step": 9, "state_dict": RunsACommand(marker)}, path),
-    lambda path, marker: torch.save({"weights": torch.zeros(2)}, path),
-], ids=["plain pickle", "torch.save of an object", "tensors without a step"])
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path, marker: path.write_bytes(pickle.dumps({"global_step": 9, "state_dict": RunsACommand(marker)})),
+        lambda path, marker: torch.save({"global_step": 9, "state_dict": RunsACommand(marker)}, path),
+        lambda path, marker: torch.save({"weights": torch.zeros(2)}, path),
+    ],
+    ids=["plain pickle", "torch.save of an object", "tensors without a step"],
+)
 def test_a_ckpt_path_that_is_not_a_hakim_checkpoint_is_refused_in_one_line(tmp_path, write):
     marker, path = tmp_path / "ran", tmp_path / "given.ckpt"
     write(path, marker)
@@ -53,5 +57,7 @@ def test_a_ckpt_path_that_is_not_a_hakim_checkpoint_is_refused_in_one_line(tmp_p
         given_checkpoint(path)
     message = str(refused.value)
     assert message.startswith(f"ckpt_path={path}: refused: not a Hakim checkpoint") and "\n" not in message
-    assert message.endswith("give a .ckpt file from a Hakim run's checkpoints/ folder") and "weights_only" not in message
+    assert (
+        message.endswith("give a .ckpt file from a Hakim run's checkpoints/ folder") and "weights_only" not in message
+    )
     assert not marker.exists()

@@ -26,7 +26,10 @@ def rows(wrong: set[int], unparsed: set[int] = frozenset(), ids=None) -> list[di
     ids = ids or [f"ex-{i}" for i in range(N)]
     return [
         {
-            "id": ids[i], "source": "boolq" if i < N // 2 else "fib", "language": "ms", "label": y,
+            "id": ids[i],
+            "source": "boolq" if i < N // 2 else "fib",
+            "language": "ms",
+            "label": y,
             "prediction": None if i in unparsed else (1 - y if i in wrong else y),
             "probability": None if i in unparsed else (0.8 if (i in wrong) != (y == 1) else 0.2),
         }
@@ -37,8 +40,11 @@ def rows(wrong: set[int], unparsed: set[int] = frozenset(), ids=None) -> list[di
 @pytest.fixture(scope="module")
 def evaluations(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("evaluations")
-    written = {"a": rows(WRONG_A), "b": rows(WRONG_B, UNPARSED_B),
-               "other_ids": rows(WRONG_A, ids=[f"ex-{i}" for i in range(N - 1)] + ["elsewhere"])}
+    written = {
+        "a": rows(WRONG_A),
+        "b": rows(WRONG_B, UNPARSED_B),
+        "other_ids": rows(WRONG_A, ids=[f"ex-{i}" for i in range(N - 1)] + ["elsewhere"]),
+    }
     for name, judge_rows in written.items():
         write_report(judge_rows, root / name, "synthetic", f"judge-{name}", n_resamples=50)
     return {name: root / name for name in written}
@@ -53,17 +59,23 @@ def test_compare_writes_side_by_side_metrics_and_mcnemar(workspace, evaluations,
     assert on_disk == json.loads(json.dumps(result))
     assert on_disk["judges"] == ["judge-a", "judge-b"]
     overall = on_disk["subsets"]["overall"]
-    assert overall["mcnemar"] == [{"judge_a": "judge-a", "judge_b": "judge-b", "n": N, "b": 7, "c": 2, "p_value": pytest.approx(P_VALUE)}]
+    assert overall["mcnemar"] == [
+        {"judge_a": "judge-a", "judge_b": "judge-b", "n": N, "b": 7, "c": 2, "p_value": pytest.approx(P_VALUE)}
+    ]
     assert overall["judges"]["judge-a"]["accuracy"] == 0.9 and overall["judges"]["judge-b"]["n_unparsed"] == 1
     assert set(on_disk["subsets"]) == {"overall", "boolq/ms", "fib/ms"}
     markdown = (out / "comparison.md").read_text()
-    assert f"McNemar judge-a vs judge-b: 7 rows only judge-a got right, 2 only judge-b got right, exact p = {P_VALUE:.3g}" in markdown
+    assert (
+        f"McNemar judge-a vs judge-b: 7 rows only judge-a got right, 2 only judge-b got right, exact p = {P_VALUE:.3g}"
+        in markdown
+    )
     assert "Judge comparison" in capsys.readouterr().out
 
 
 def test_compare_from_the_command_line(workspace, evaluations):
-    result = run_entry_point("evaluate.py", workspace, f"compare=[{evaluations['a']},{evaluations['b']}]",
-                             "hydra.run.dir=runs/compare_cli")
+    result = run_entry_point(
+        "evaluate.py", workspace, f"compare=[{evaluations['a']},{evaluations['b']}]", "hydra.run.dir=runs/compare_cli"
+    )
     out = workspace / "runs" / "compare_cli"
     assert json.loads((out / "comparison.json").read_text())["subsets"]["fib/ms"]["mcnemar"][0]["judge_b"] == "judge-b"
     assert "McNemar judge-a vs judge-b" in (out / "comparison.md").read_text()
@@ -71,7 +83,9 @@ def test_compare_from_the_command_line(workspace, evaluations):
 
 
 def test_compare_refuses_different_ids_and_non_evaluation_directories(workspace, evaluations, tmp_path):
-    mismatched = compose_config("evaluate", workspace, tmp_path / "x", [f"compare=[{evaluations['a']},{evaluations['other_ids']}]"])
+    mismatched = compose_config(
+        "evaluate", workspace, tmp_path / "x", [f"compare=[{evaluations['a']},{evaluations['other_ids']}]"]
+    )
     with pytest.raises(ValueError, match="not scored on the same ids.*elsewhere"):
         compare(mismatched)
     missing = compose_config("evaluate", workspace, tmp_path / "y", [f"compare=[{evaluations['a']},{tmp_path}]"])

@@ -52,7 +52,13 @@ def test_every_train_option_composes_and_instantiates(workspace, tmp_path, group
         assert instantiated(cfg, "trainer") is not None
         return
     built = instantiated(cfg, group)
-    expected = {"model": ModelSpec, "lora": LoraSpec, "style": PromptStyle, "data": JudgeDataModule, "trainer": L.Trainer}
+    expected = {
+        "model": ModelSpec,
+        "lora": LoraSpec,
+        "style": PromptStyle,
+        "data": JudgeDataModule,
+        "trainer": L.Trainer,
+    }
     if group in expected:
         assert isinstance(built, expected[group])
     if group == "module":
@@ -84,7 +90,10 @@ def test_original_recipes_are_what_the_hackathon_trained():
         text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
         recipe = yaml.safe_load(text)
         assert recipe["lora"] == {"r": 64, "alpha": 16, "dropout": 0.1}
-        assert recipe["optim"]["optimizer"]["lr"] == 2.0e-4 and recipe["optim"]["scheduler"] == {"kind": "constant", "warmup_ratio": 0.03}
+        assert recipe["optim"]["optimizer"]["lr"] == 2.0e-4 and recipe["optim"]["scheduler"] == {
+            "kind": "constant",
+            "warmup_ratio": 0.03,
+        }
         assert recipe["data"]["batch_size"] == 8 and recipe["trainer"]["gradient_clip_val"] == 0.3
         assert recipe["trainer"].get("limit_train_batches") == epochs_share
         # what docs/recipe.md found that is not specific to the small proxy
@@ -137,11 +146,25 @@ def test_serve_config_builds_its_settings_and_serves_only_local_judges(workspace
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(workspace, tiny_model_dir, sample_dataset, tmp_path, experiment):
-    cfg = compose_config("train", workspace, tmp_path / "run", [
-        f"experiment={experiment}", "model=tiny_mistral", "trainer=cpu", "optim=adamw", f"data.dataset_dir={sample_dataset}",
-        "data.max_length=256", "data.batch_size=2", "trainer.fast_dev_run=true", "logger=csv",
-    ])
+def test_every_experiment_runs_fast_dev_run_on_the_tiny_model(
+    workspace, tiny_model_dir, sample_dataset, tmp_path, experiment
+):
+    cfg = compose_config(
+        "train",
+        workspace,
+        tmp_path / "run",
+        [
+            f"experiment={experiment}",
+            "model=tiny_mistral",
+            "trainer=cpu",
+            "optim=adamw",
+            f"data.dataset_dir={sample_dataset}",
+            "data.max_length=256",
+            "data.batch_size=2",
+            "trainer.fast_dev_run=true",
+            "logger=csv",
+        ],
+    )
     train(cfg)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
     assert (tmp_path / "run" / "run.json").exists()
@@ -164,7 +187,12 @@ def test_a_plus_on_a_declared_optional_group_is_read_as_choosing_it():
 
     argv = ["train.py", "+experiment=v3", "+debug=fdr", "+trainer.new_key=1", "hparams_search=balanced_accuracy_optuna"]
     assert accept_plus_for_declared_groups(argv, ("experiment", "hparams_search", "debug")) == [
-        "train.py", "experiment=v3", "debug=fdr", "+trainer.new_key=1", "hparams_search=balanced_accuracy_optuna"]
+        "train.py",
+        "experiment=v3",
+        "debug=fdr",
+        "+trainer.new_key=1",
+        "hparams_search=balanced_accuracy_optuna",
+    ]
 
 
 def test_debug_is_applied_after_an_experiment(workspace, tmp_path):

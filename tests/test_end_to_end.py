@@ -9,13 +9,33 @@ from conftest import run_entry_point
 
 def test_prepare_train_evaluate_write_what_the_readme_promises(workspace, tiny_model_dir):
     run_entry_point("prepare_data.py", workspace, "corpus=sample")
-    manifest = json.loads((workspace / "data" / "sample" / (workspace / "data" / "sample" / "LATEST").read_text().strip() / "manifest.json").read_text())
+    manifest = json.loads(
+        (
+            workspace
+            / "data"
+            / "sample"
+            / (workspace / "data" / "sample" / "LATEST").read_text().strip()
+            / "manifest.json"
+        ).read_text()
+    )
     assert manifest["checks"]["documents_in_several_splits"] == 0 and manifest["splits"]["eval"]["rows"] > 0
 
-    run_entry_point("train.py", workspace, "data.max_length=256", "trainer.max_epochs=1", "lora.r=4", "hydra.run.dir=runs/e2e")
+    run_entry_point(
+        "train.py", workspace, "data.max_length=256", "trainer.max_epochs=1", "lora.r=4", "hydra.run.dir=runs/e2e"
+    )
     run_dir = workspace / "runs" / "e2e"
-    for name in ("config.yaml", "environment.json", "git.diff", "data.json", "run.json", "adapter/adapter_model.safetensors",
-                 "adapter/adapter_config.json", "adapter/tokenizer.json", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    for name in (
+        "config.yaml",
+        "environment.json",
+        "git.diff",
+        "data.json",
+        "run.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "adapter/tokenizer.json",
+        "checkpoints/last.ckpt",
+        "csv/metrics.csv",
+    ):
         assert (run_dir / name).exists(), name
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["versions"]["bitsandbytes"] and "lora.r=4" in environment["overrides"]

@@ -23,8 +23,22 @@ from hakim.train.judge_module import TrainingDiverged
 from hakim.train.saved_config import UntrustedConfig
 
 
-@pytest.mark.parametrize("error", [SourceError, BadRowError, BudgetExceeded, TeacherError, EndpointError, NoVerdicts,
-                                   NotARunError, CheckpointError, TrainingDiverged, UntrustedConfig, AugmentError])
+@pytest.mark.parametrize(
+    "error",
+    [
+        SourceError,
+        BadRowError,
+        BudgetExceeded,
+        TeacherError,
+        EndpointError,
+        NoVerdicts,
+        NotARunError,
+        CheckpointError,
+        TrainingDiverged,
+        UntrustedConfig,
+        AugmentError,
+    ],
+)
 def test_every_error_a_user_must_fix_is_a_hakim_error(error):
     assert issubclass(error, HakimError)
 
@@ -32,9 +46,19 @@ def test_every_error_a_user_must_fix_is_a_hakim_error(error):
 def _prepare(workspace, rows: str) -> tuple[subprocess.CompletedProcess, str]:
     (workspace / "rows.jsonl").write_text(rows)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "prepare_data.py"), "corpus=local_files", "corpus.sources.mine.path=rows.jsonl",
-         "hydra.run.dir=runs/prepare/here"],
-        cwd=workspace, env={**os.environ, "HAKIM_ROOT": str(workspace)}, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "prepare_data.py"),
+            "corpus=local_files",
+            "corpus.sources.mine.path=rows.jsonl",
+            "hydra.run.dir=runs/prepare/here",
+        ],
+        cwd=workspace,
+        env={**os.environ, "HAKIM_ROOT": str(workspace)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result, (workspace / "runs" / "prepare" / "here" / "prepare_data.log").read_text()
 
 

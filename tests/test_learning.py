@@ -18,13 +18,28 @@ from hakim.train.fit import train
 
 
 @pytest.mark.parametrize("quantization", ["nf4", "null"])
-def test_tiny_model_memorizes_its_training_split_4bit_and_unquantized(workspace, tiny_model_dir, sample_dataset,
-                                                                      tmp_path, quantization):
-    cfg = compose_config("train", workspace, tmp_path / "run", [f"model.quantization={quantization}",
-        "data.max_length=160", "data.batch_size=8", "data.val_split=train", "lora.r=16", "lora.dropout=0.0",
-        "optim.optimizer.lr=3e-3", "module.lm_loss_weight=0.0", "module.verdict_loss_weight=1.0",
-        "trainer.max_epochs=30", "+trainer.check_val_every_n_epoch=10", "trainer.enable_progress_bar=false",
-    ])
+def test_tiny_model_memorizes_its_training_split_4bit_and_unquantized(
+    workspace, tiny_model_dir, sample_dataset, tmp_path, quantization
+):
+    cfg = compose_config(
+        "train",
+        workspace,
+        tmp_path / "run",
+        [
+            f"model.quantization={quantization}",
+            "data.max_length=160",
+            "data.batch_size=8",
+            "data.val_split=train",
+            "lora.r=16",
+            "lora.dropout=0.0",
+            "optim.optimizer.lr=3e-3",
+            "module.lm_loss_weight=0.0",
+            "module.verdict_loss_weight=1.0",
+            "trainer.max_epochs=30",
+            "+trainer.check_val_every_n_epoch=10",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     train(cfg)
     metrics = json.loads((tmp_path / "run" / "run.json").read_text())["metrics"]
     assert metrics["val/balanced_accuracy"] >= 0.8 and metrics["val/auroc"] >= 0.8, metrics

@@ -42,10 +42,19 @@ def test_mask_drops_at_the_rate_asked_and_only_while_training_with_gradients():
 
 
 def _tiny_lora(tiny_model_dir, fused: bool, checkpointing: bool = False, quantization: str | None = "nf4"):
-    spec = ModelSpec(name="tiny", source="local", path=str(tiny_model_dir), quantization=quantization,
-                     gradient_checkpointing=checkpointing)
+    spec = ModelSpec(
+        name="tiny",
+        source="local",
+        path=str(tiny_model_dir),
+        quantization=quantization,
+        gradient_checkpointing=checkpointing,
+    )
     torch.manual_seed(0)
-    model = add_lora(load_base_model(spec), spec, LoraSpec(r=8, alpha=16, dropout=0.1, target_modules="all-linear", fused_dropout=fused))
+    model = add_lora(
+        load_base_model(spec),
+        spec,
+        LoraSpec(r=8, alpha=16, dropout=0.1, target_modules="all-linear", fused_dropout=fused),
+    )
     for name, parameter in model.named_parameters():
         if "lora_B" in name:  # peft starts B at zero, which would leave every lora_A gradient at zero
             nn.init.normal_(parameter, std=0.02)

@@ -144,13 +144,15 @@ def test_agrees_with_torchmetrics_under_the_unparsed_rule():
     labels, predictions, probabilities = random_judge()
     m = binary_metrics(labels, predictions, probabilities)
     y = torch.tensor(labels)
-    worst_case = torch.tensor([1 - t if p is None else p for t, p in zip(labels, predictions)])
+    worst_case = torch.tensor([1 - t if p is None else p for t, p in zip(labels, predictions, strict=True)])
     assert m["accuracy"] == pytest.approx(binary_accuracy(worst_case, y).item())
     assert m["recall"] == pytest.approx(binary_recall(worst_case, y).item())
     assert m["specificity"] == pytest.approx(binary_specificity(worst_case, y).item())
     assert m["mcc"] == pytest.approx(binary_matthews_corrcoef(worst_case, y).item(), abs=1e-6)
     parsed = [i for i, p in enumerate(predictions) if p is not None]
-    assert m["precision"] == pytest.approx(binary_precision(torch.tensor([predictions[i] for i in parsed]), y[parsed]).item())
+    assert m["precision"] == pytest.approx(
+        binary_precision(torch.tensor([predictions[i] for i in parsed]), y[parsed]).item()
+    )
     scored = [i for i, p in enumerate(probabilities) if p is not None]
     p = torch.tensor([probabilities[i] for i in scored], dtype=torch.float64)
     assert m["auroc"] == pytest.approx(binary_auroc(p, y[scored]).item())
@@ -220,8 +222,15 @@ def make_rows(n_per_subset=40, seed=0):
     labels, predictions, probabilities = random_judge(n=4 * n_per_subset, seed=seed)
     subsets = [("boolq", "ms"), ("boolq", "en"), ("fib", "ms"), ("fib", "en")]
     return [
-        {"id": f"r{i}", "source": subsets[i % 4][0], "language": subsets[i % 4][1], "label": y, "prediction": p, "probability": q}
-        for i, (y, p, q) in enumerate(zip(labels, predictions, probabilities))
+        {
+            "id": f"r{i}",
+            "source": subsets[i % 4][0],
+            "language": subsets[i % 4][1],
+            "label": y,
+            "prediction": p,
+            "probability": q,
+        }
+        for i, (y, p, q) in enumerate(zip(labels, predictions, probabilities, strict=True))
     ]
 
 
@@ -235,9 +244,12 @@ def test_metrics_by_subset_orders_subsets_and_adds_intervals_and_baseline():
         if name != "overall":
             assert m["majority_baseline"]["balanced_accuracy"] == 0.5
     boolq_ms = [r for r in rows if r["source"] == "boolq" and r["language"] == "ms"]
-    assert result["boolq/ms"]["accuracy"] == binary_metrics(
-        [r["label"] for r in boolq_ms], [r["prediction"] for r in boolq_ms], [r["probability"] for r in boolq_ms]
-    )["accuracy"]
+    assert (
+        result["boolq/ms"]["accuracy"]
+        == binary_metrics(
+            [r["label"] for r in boolq_ms], [r["prediction"] for r in boolq_ms], [r["probability"] for r in boolq_ms]
+        )["accuracy"]
+    )
 
 
 def test_metrics_by_subset_refuses_missing_fields_and_repeated_ids():
@@ -253,16 +265,22 @@ def test_metrics_by_subset_refuses_missing_fields_and_repeated_ids():
 
 def test_overall_is_held_to_each_subsets_own_majority_not_one_constant():
     # BoolQ mostly yes, FIB mostly no: a "judge" that only recognises the task answers its majority
-    rows = [{"id": f"b{i}", "source": "boolq", "language": "ms", "label": int(i < 8), "prediction": 1, "probability": 0.7}
-            for i in range(10)]
-    rows += [{"id": f"f{i}", "source": "fib", "language": "en", "label": int(i < 2), "prediction": 0, "probability": 0.2}
-             for i in range(10)]
+    rows = [
+        {"id": f"b{i}", "source": "boolq", "language": "ms", "label": int(i < 8), "prediction": 1, "probability": 0.7}
+        for i in range(10)
+    ]
+    rows += [
+        {"id": f"f{i}", "source": "fib", "language": "en", "label": int(i < 2), "prediction": 0, "probability": 0.2}
+        for i in range(10)
+    ]
     result = metrics_by_subset(rows, n_resamples=200)
     overall = result["overall"]
     assert overall["balanced_accuracy"] == pytest.approx(0.8)  # far above one constant's 0.5 ...
     baseline = overall["majority_baseline"]
     assert baseline["per_subset"] == {"boolq/ms": 1, "fib/en": 0}
-    assert baseline["balanced_accuracy"] == pytest.approx(overall["balanced_accuracy"])  # ... and exactly the task prior
+    assert baseline["balanced_accuracy"] == pytest.approx(
+        overall["balanced_accuracy"]
+    )  # ... and exactly the task prior
     from hakim.eval.report import verdict
 
     assert verdict(overall).startswith("Not distinguishable from answering each subset's majority class")

@@ -17,18 +17,31 @@ from hakim.train.datamodule import collate
 from hakim.train.judge_module import completion_cross_entropy
 from hakim.verdict import label_token_ids
 
-PASSAGE = ("Kuala Lumpur ialah ibu negara Malaysia. Putrajaya pula menjadi pusat pentadbiran kerajaan persekutuan "
-           "sejak tahun 1999, manakala Parlimen masih bersidang di Kuala Lumpur.")
+PASSAGE = (
+    "Kuala Lumpur ialah ibu negara Malaysia. Putrajaya pula menjadi pusat pentadbiran kerajaan persekutuan "
+    "sejak tahun 1999, manakala Parlimen masih bersidang di Kuala Lumpur."
+)
 CLAIM = "Adakah Kuala Lumpur ibu negara Malaysia?"
-STYLES = {"v2": PromptStyle(), "v3 verdict first": PromptStyle(variant="v3", reasoning_first=False),
-          "v3 reasoning first": PromptStyle(variant="v3", reasoning_first=True)}
+STYLES = {
+    "v2": PromptStyle(),
+    "v3 verdict first": PromptStyle(variant="v3", reasoning_first=False),
+    "v3 reasoning first": PromptStyle(variant="v3", reasoning_first=True),
+}
 
 
 def record(label=1, passage=PASSAGE, claim=CLAIM, reasoning="Petikan menyatakannya dengan jelas."):
     from hakim.data.records import JudgeRecord
 
-    return JudgeRecord(id="r", source="boolq", language="ms", passage=passage, claim=claim, label=label, doc_id="d",
-                       reasoning=reasoning)
+    return JudgeRecord(
+        id="r",
+        source="boolq",
+        language="ms",
+        passage=passage,
+        claim=claim,
+        label=label,
+        doc_id="d",
+        reasoning=reasoning,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +53,10 @@ def tokenizer(mistral_tokenizer_dir):
 def tiny_4bit_mistral(mistral_tokenizer_dir, tokenizer, tmp_path_factory):
     from transformers import AutoTokenizer
 
-    directory = build_tiny_mistral(tmp_path_factory.mktemp("tiny") / "tiny_mistral_spm",
-                                   tokenizer=AutoTokenizer.from_pretrained(mistral_tokenizer_dir))
+    directory = build_tiny_mistral(
+        tmp_path_factory.mktemp("tiny") / "tiny_mistral_spm",
+        tokenizer=AutoTokenizer.from_pretrained(mistral_tokenizer_dir),
+    )
     return load_base_model(ModelSpec(name="tiny_mistral_spm", source="local", path=str(directory)))
 
 
@@ -65,23 +80,25 @@ def test_the_training_target_is_the_answer_as_the_tokenizer_writes_it(tokenizer,
     assert example.input_ids == [tokenizer.bos_token_id, *natural, tokenizer.eos_token_id]
     assert example.input_ids[example.verdict_index] == label_token_ids(tokenizer)[label]
     pieces = tokenizer.convert_ids_to_tokens(example.input_ids)
-    assert pieces[example.verdict_index - 2: example.verdict_index] == ['":', "▁"]  # `": 1}` is `":`, `▁`, `1`, `}`
-    assert "▁}" not in pieces[example.verdict_index:]  # the answer's own `}`, not a word-start one
-    assert example.labels[:example.prompt_length] == [-100] * example.prompt_length
-    assert example.labels[example.prompt_length:] == example.input_ids[example.prompt_length:]
+    assert pieces[example.verdict_index - 2 : example.verdict_index] == ['":', "▁"]  # `": 1}` is `":`, `▁`, `1`, `}`
+    assert "▁}" not in pieces[example.verdict_index :]  # the answer's own `}`, not a word-start one
+    assert example.labels[: example.prompt_length] == [-100] * example.prompt_length
+    assert example.labels[example.prompt_length :] == example.input_ids[example.prompt_length :]
     if style_name == "v2":
-        assert pieces[example.verdict_index - 6:] == ['▁{"', "j", "aw", "apan", '":', "▁", str(label), "}", "</s>"]
+        assert pieces[example.verdict_index - 6 :] == ['▁{"', "j", "aw", "apan", '":', "▁", str(label), "}", "</s>"]
     if not style.must_generate:  # scoring reads the verdict where training taught it
         scored, truncated = encode_for_scoring(tokenizer, PASSAGE, CLAIM, "boolq", style, 512)
-        assert scored == example.input_ids[:example.verdict_index] and not truncated
+        assert scored == example.input_ids[: example.verdict_index] and not truncated
 
 
 @pytest.mark.parametrize("max_length", [200, 256, 320])
 def test_truncation_cuts_the_passage_never_the_claim(tokenizer, max_length):
     long_passage = " ".join([PASSAGE] * 12)
-    example = encode_example(tokenizer, record(passage=long_passage), STYLES["v2"], max_length, label_token_ids(tokenizer))
+    example = encode_example(
+        tokenizer, record(passage=long_passage), STYLES["v2"], max_length, label_token_ids(tokenizer)
+    )
     assert example.truncated and len(example.input_ids) <= max_length
-    prompt = tokenizer.decode(example.input_ids[:example.prompt_length])
+    prompt = tokenizer.decode(example.input_ids[: example.prompt_length])
     assert CLAIM in prompt and TRUNCATION_MARK.strip() in prompt
     scored, truncated = encode_for_scoring(tokenizer, long_passage, CLAIM, "boolq", STYLES["v2"], max_length)
     assert truncated and len(scored) <= max_length and CLAIM in tokenizer.decode(scored)
@@ -92,10 +109,20 @@ def test_truncation_cuts_the_passage_never_the_claim(tokenizer, max_length):
 def test_padding_with_the_eos_token_changes_no_loss(tokenizer, tiny_4bit_mistral):
     """Padding is </s>, which is also every answer's last label: it must be masked as padding, kept as a label."""
     label_ids = label_token_ids(tokenizer)
-    examples = [encode_example(tokenizer, record(1, passage=p), STYLES["v2"], 512, label_ids)
-                for p in (PASSAGE, PASSAGE[:40])]
-    items = [{"input_ids": e.input_ids, "labels": e.labels, "verdict_index": e.verdict_index, "label": 1, "id": str(i),
-              "source": "boolq"} for i, e in enumerate(examples)]
+    examples = [
+        encode_example(tokenizer, record(1, passage=p), STYLES["v2"], 512, label_ids) for p in (PASSAGE, PASSAGE[:40])
+    ]
+    items = [
+        {
+            "input_ids": e.input_ids,
+            "labels": e.labels,
+            "verdict_index": e.verdict_index,
+            "label": 1,
+            "id": str(i),
+            "source": "boolq",
+        }
+        for i, e in enumerate(examples)
+    ]
     batch = collate(items, tokenizer.pad_token_id)
     short = int(batch["attention_mask"][1].sum())
     assert short == len(examples[1].input_ids) < batch["input_ids"].size(1)
@@ -148,8 +175,9 @@ def test_generate_then_parse_reads_the_natural_answer_and_scores_it_as_score_mod
 
 def test_an_answer_that_is_not_json_is_unparsed_never_a_class(tokenizer, tiny_4bit_mistral):
     judge = Judge(tiny_4bit_mistral, tokenizer, STYLES["v2"], max_length=512, max_new_tokens=8)
-    script = ScriptedAnswer(tiny_4bit_mistral, tokenizer("Ya, betul.", add_special_tokens=False)["input_ids"]
-                            + [tokenizer.eos_token_id])
+    script = ScriptedAnswer(
+        tiny_4bit_mistral, tokenizer("Ya, betul.", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    )
     try:
         verdict = judge.judge(PASSAGE, CLAIM, "boolq", mode="generate")
     finally:

@@ -44,8 +44,17 @@ def server():
 
 
 def make_endpoint(base_url: str | None, **changes) -> Endpoint:
-    options = {"model": "judge-test", "base_url": base_url, "api_key_env": KEY_ENV, "timeout_s": 5.0, "max_retries": 3,
-               "backoff_base_s": 0.01, "backoff_max_s": 0.05, "max_in_flight": 2, "config": "openai"}
+    options = {
+        "model": "judge-test",
+        "base_url": base_url,
+        "api_key_env": KEY_ENV,
+        "timeout_s": 5.0,
+        "max_retries": 3,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        "max_in_flight": 2,
+        "config": "openai",
+    }
     return Endpoint(**{**options, **changes})
 
 
@@ -54,6 +63,7 @@ def ask(endpoint: Endpoint, failures: list | None = None, response_format: dict 
 
     async def run() -> str:
         async with connect(endpoint) as api:
+
             async def attempt(number: int) -> str:
                 body = {"model": endpoint.model, "messages": [{"role": "user", "content": "Sungai itu banjir."}]}
                 if response_format:
@@ -104,13 +114,17 @@ def test_a_200_that_is_no_chat_completion_is_asked_again_saying_what_came(server
     server.faults_by_number = {1: "html", 2: "not_json", 3: "other_api", 4: "no_choices"}
     failures = []
 
-    assert ask(make_endpoint(server.url, max_retries=4), failures) == MARKER + "Sungai itu banjir." and server.total == 5
+    assert (
+        ask(make_endpoint(server.url, max_retries=4), failures) == MARKER + "Sungai itu banjir." and server.total == 5
+    )
     assert [cause for cause, _ in failures] == ["invalid answer"] * 4
 
-    for fault, problem in [("html", r"HTTP 200 whose body \(text/html\) is not a chat completion"),
-                           ("not_json", r"HTTP 200 whose body \(application/json\) is not JSON"),
-                           ("other_api", r"HTTP 200 whose body \(application/json\) is not a chat completion"),
-                           ("no_choices", "HTTP 200 with a chat completion that has no choices")]:
+    for fault, problem in [
+        ("html", r"HTTP 200 whose body \(text/html\) is not a chat completion"),
+        ("not_json", r"HTTP 200 whose body \(application/json\) is not JSON"),
+        ("other_api", r"HTTP 200 whose body \(application/json\) is not a chat completion"),
+        ("no_choices", "HTTP 200 with a chat completion that has no choices"),
+    ]:
         server.faults_by_input = {"": [fault]}
         with pytest.raises(OutOfRetries, match=f"after 1 attempts; last: {problem}$"):
             ask(make_endpoint(server.url, max_retries=0))

@@ -34,7 +34,13 @@ def api_key(monkeypatch):
 
 
 def make_judge(server: FakeJudgeServer, style: PromptStyle = PromptStyle(), **settings) -> OpenAIJudge:
-    options = {"model": "judge-test", "base_url": server.url, "api_key_env": KEY_ENV, "backoff_base_s": 0.01, **settings}
+    options = {
+        "model": "judge-test",
+        "base_url": server.url,
+        "api_key_env": KEY_ENV,
+        "backoff_base_s": 0.01,
+        **settings,
+    }
     return OpenAIJudge(OpenAISettings(**options), style)
 
 
@@ -57,7 +63,9 @@ def test_logprobs_give_p1_from_the_verdict_position():
     assert all(v.parse_error is None for v in verdicts) and verdicts[0].raw_output == '{"jawapan": 1}'
     assert (stricter.label, stricter.probability) == (0, pytest.approx(0.8))
     expected = [{"role": "user", "content": user_message(PASSAGE, "tuntutan-a", "fib", PromptStyle())}]
-    body = next(body for body in server.bodies if "tuntutan-a" in body["messages"][0]["content"])  # requests run concurrently
+    body = next(
+        body for body in server.bodies if "tuntutan-a" in body["messages"][0]["content"]
+    )  # requests run concurrently
     assert body["messages"] == expected
     assert (body["logprobs"], body["top_logprobs"], body["temperature"]) == (True, 5, 0)
     schema = body["response_format"]["json_schema"]
@@ -125,7 +133,11 @@ def test_a_refused_request_is_unparsed_but_an_outage_stops_the_judge():
         with pytest.raises(EndpointError, match="is failing: no usable answer after 3 attempts; last: HTTP 500"):
             make_judge(server, max_retries=2).judge(PASSAGE, "tuntutan", "fib")
 
-    assert (refused.label, refused.probability, refused.parse_error) == (None, None, "request refused: HTTP 400: injected 400")
+    assert (refused.label, refused.probability, refused.parse_error) == (
+        None,
+        None,
+        "request refused: HTTP 400: injected 400",
+    )
     assert len(server.bodies) == 1 + 3  # the refused request was not asked again; the failing one was, twice
 
 
@@ -142,7 +154,9 @@ def test_requests_are_not_logged_one_line_each(caplog):
 
 def test_requests_in_flight_stay_within_the_bound():
     with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, delay_s=0.1) as server:
-        verdicts = make_judge(server, max_in_flight=2).judge_batch([(PASSAGE, f"tuntutan-{i}", "fib") for i in range(6)])
+        verdicts = make_judge(server, max_in_flight=2).judge_batch(
+            [(PASSAGE, f"tuntutan-{i}", "fib") for i in range(6)]
+        )
 
     assert [v.label for v in verdicts] == [1] * 6
     assert server.max_in_flight_seen == 2
@@ -166,10 +180,18 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     }
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer(answers) as server:
-        cfg = compose_config("evaluate", workspace, out_dir, [
-            "judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.backoff_base_s=0.01",
-            f"dataset_dir={_tiny_dataset(tmp_path / 'data')}",
-        ])
+        cfg = compose_config(
+            "evaluate",
+            workspace,
+            out_dir,
+            [
+                "judge=openai",
+                f"judge.base_url='{server.url}'",
+                f"judge.api_key_env={KEY_ENV}",
+                "judge.backoff_base_s=0.01",
+                f"dataset_dir={_tiny_dataset(tmp_path / 'data')}",
+            ],
+        )
         summary = evaluate(cfg)
         with pytest.raises(RuntimeError, match=f"HTTP 401.*{KEY_ENV}") as refused:
             server.faults.append("401")
@@ -180,17 +202,35 @@ def test_key_is_sent_but_never_printed_logged_or_written(workspace, tmp_path, ca
     assert [r["prediction"] for r in rows] == [1, 0, None, None]
     assert summary["subsets"]["overall"]["n_unparsed"] == 2 and summary["extra"]["judge"] == "openai"
     printed = capsys.readouterr()
-    for text in (printed.out, printed.err, caplog.text, str(refused.value), repr(cfg), *(p.read_text() for p in out_dir.glob("*.*") if p.suffix != ".png")):
+    for text in (
+        printed.out,
+        printed.err,
+        caplog.text,
+        str(refused.value),
+        repr(cfg),
+        *(p.read_text() for p in out_dir.glob("*.*") if p.suffix != ".png"),
+    ):
         assert SECRET not in text
 
 
 def _judge_overrides(server: FakeJudgeServer, dataset_dir: str) -> list[str]:
-    return ["judge=openai", f"judge.base_url='{server.url}'", f"judge.api_key_env={KEY_ENV}", "judge.max_retries=1",
-            "judge.backoff_base_s=0.01", f"dataset_dir={dataset_dir}"]
+    return [
+        "judge=openai",
+        f"judge.base_url='{server.url}'",
+        f"judge.api_key_env={KEY_ENV}",
+        "judge.max_retries=1",
+        "judge.backoff_base_s=0.01",
+        f"dataset_dir={dataset_dir}",
+    ]
 
 
-@pytest.mark.parametrize("fault, error", [("400", "request refused: HTTP 400: injected 400"),
-                                          ("null_content", "no usable answer after 2 attempts; last: no content in the answer (null)")])
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        ("400", "request refused: HTTP 400: injected 400"),
+        ("null_content", "no usable answer after 2 attempts; last: no content in the answer (null)"),
+    ],
+)
 def test_an_evaluation_the_judge_mostly_did_not_answer_fails_after_writing_its_files(workspace, tmp_path, fault, error):
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=[fault] * 64) as server:
@@ -210,8 +250,18 @@ def test_evaluate_py_exits_1_in_one_line_when_the_judge_answered_nothing(workspa
     monkeypatch.setenv("HAKIM_ROOT", str(workspace))
     out_dir = tmp_path / "evaluation"
     with FakeJudgeServer({"": Answer('{"jawapan": 1}')}, faults=["400"] * 64) as server:
-        failed = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *_judge_overrides(server, _tiny_dataset(tmp_path / "data")),
-                                 f"hydra.run.dir={out_dir}"], cwd=workspace, capture_output=True, text=True, timeout=300)
+        failed = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "evaluate.py"),
+                *_judge_overrides(server, _tiny_dataset(tmp_path / "data")),
+                f"hydra.run.dir={out_dir}",
+            ],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     assert failed.returncode == 1
     assert failed.stderr.strip().count("\n") == 0, failed.stderr
@@ -222,7 +272,9 @@ def test_evaluate_py_exits_1_in_one_line_when_the_judge_answered_nothing(workspa
 @pytest.mark.parametrize("garbage", ["html", "not_json", "other_api"])
 def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(workspace, tmp_path, garbage):
     with FakeOpenAI(garbage=garbage) as server:
-        cfg = compose_config("evaluate", workspace, tmp_path / "evaluation", _judge_overrides(server, _tiny_dataset(tmp_path / "data")))
+        cfg = compose_config(
+            "evaluate", workspace, tmp_path / "evaluation", _judge_overrides(server, _tiny_dataset(tmp_path / "data"))
+        )
         with pytest.raises(EndpointError) as raised:
             evaluate(cfg)
 

@@ -57,8 +57,15 @@ def test_zero_sentences_is_refused():
 
 def test_training_and_scoring_read_the_same_focused_passage(tiny_tokenizer):
     style = PromptStyle("v2", passage_sentences=1)
-    record = JudgeRecord(id="r", source="boolq", language="ms", passage=PASSAGE,
-                         claim="adakah menara itu dikunjungi pelancong", label=1, doc_id="d")
+    record = JudgeRecord(
+        id="r",
+        source="boolq",
+        language="ms",
+        passage=PASSAGE,
+        claim="adakah menara itu dikunjungi pelancong",
+        label=1,
+        doc_id="d",
+    )
     encoded = encode_example(tiny_tokenizer, record, style, 512, label_token_ids(tiny_tokenizer))
     scoring_ids, truncated = encode_for_scoring(tiny_tokenizer, record.passage, record.claim, record.source, style, 512)
     assert scoring_ids == encoded.input_ids[: encoded.verdict_index] and not truncated
@@ -73,7 +80,9 @@ def test_a_long_focused_passage_is_cut_within_the_kept_sentences(tiny_tokenizer)
     long_sentence = "Menara itu tinggi " + "sekali " * 300 + "."
     passage = f"Ayat pertama. {long_sentence} Ayat ketiga tentang pelancong."
     style = PromptStyle("v2", passage_sentences=1)
-    record = JudgeRecord(id="r", source="boolq", language="ms", passage=passage, claim="menara tinggi", label=0, doc_id="d")
+    record = JudgeRecord(
+        id="r", source="boolq", language="ms", passage=passage, claim="menara tinggi", label=0, doc_id="d"
+    )
     encoded = encode_example(tiny_tokenizer, record, style, 200, label_token_ids(tiny_tokenizer))
     text = tiny_tokenizer.decode(encoded.input_ids, skip_special_tokens=True)
     assert encoded.truncated and len(encoded.input_ids) <= 200

@@ -48,7 +48,11 @@ def test_synthetic_rows_sit_in_their_documents_split_and_name_rule_and_source(pl
         assert row.split == split_of_doc[row.doc_id] and row.source == "perturb" and row.reasoning is None
         assert made["rule"] in RULES and RULES[made["rule"]].label == row.label
         source_row = real[made["row"]]
-        assert source_row.doc_id == row.doc_id and source_row.passage == row.passage and made["row_source"] == source_row.source
+        assert (
+            source_row.doc_id == row.doc_id
+            and source_row.passage == row.passage
+            and made["row_source"] == source_row.source
+        )
         assert made["sentence_text"] in row.passage and row.extra["origin"] == source_row.extra["origin"]
         partner = by_id[made["pair"]]  # each inconsistent claim comes with the consistent one from its sentence
         assert partner.extra["synthetic"]["sentence"] == made["sentence"] and partner.label == 1 - row.label
@@ -71,7 +75,9 @@ def test_the_manifest_counts_rows_per_rule_and_split_and_the_eval_subset_stays_r
         labels = Counter(row.label for row in augmented[name] if is_synthetic(row))
         assert report["labels"][name] == {"0": labels[0], "1": labels[1]} and labels[0] == labels[1]
         assert manifest["splits"][name]["counts"]["perturb/ms/label=0"] == labels[0]
-    assert sum(rule["rows_kept"] for rule in report["rules"].values()) == sum(sum(found.values()) for found in counted.values())
+    assert sum(rule["rows_kept"] for rule in report["rules"].values()) == sum(
+        sum(found.values()) for found in counted.values()
+    )
     assert [row.id for row in augmented["eval"]] == [row.id for row in plain["eval"]]
     rows_per_document = Counter(row.doc_id for name in SPLITS for row in augmented[name] if is_synthetic(row))
     assert max(rows_per_document.values()) <= report["settings"]["max_per_document"]
@@ -86,8 +92,9 @@ def test_the_same_seed_writes_the_same_rows_and_another_seed_others_on_the_same_
     _, other, _ = prepared(tmp_path / "other", "augment=perturb", "eval_per_group=5", "augment.seed=7")
     claims = {name: {r.claim for r in augmented[name] if is_synthetic(r)} for name in SPLITS}
     assert any(claims[name] != {r.claim for r in other[name] if is_synthetic(r)} for name in SPLITS)
-    assert {r.id: r.split for n in SPLITS for r in other[n] if not is_synthetic(r)} == \
-        {r.id: r.split for n in SPLITS for r in augmented[n] if not is_synthetic(r)}
+    assert {r.id: r.split for n in SPLITS for r in other[n] if not is_synthetic(r)} == {
+        r.id: r.split for n in SPLITS for r in augmented[n] if not is_synthetic(r)
+    }
 
 
 def test_max_ratio_and_max_per_document_cap_the_synthetic_rows(tmp_path):
@@ -100,15 +107,22 @@ def test_max_ratio_and_max_per_document_cap_the_synthetic_rows(tmp_path):
     # round-robin over documents: a tight cap reaches a document's second pair only after every document's first
     per_document = Counter(r.doc_id for name in SPLITS for r in splits[name] if is_synthetic(r))
     assert set(per_document.values()) == {2}
-    _, roomy, _ = prepared(tmp_path / "roomy", "augment=perturb", "augment.max_ratio=null", "augment.max_per_document=4")
+    _, roomy, _ = prepared(
+        tmp_path / "roomy", "augment=perturb", "augment.max_ratio=null", "augment.max_per_document=4"
+    )
     per_document = Counter(r.doc_id for name in SPLITS for r in roomy[name] if is_synthetic(r))
     assert max(per_document.values()) == 4 and min(per_document.values()) >= 2
 
 
 def test_only_synthetic_rows_make_a_held_out_set_of_the_same_documents(tmp_path, plain_and_augmented):
     (_, plain, _), _ = plain_and_augmented
-    _, synthetic, manifest = prepared(tmp_path, "augment=perturb", "augment.keep_real_rows=false",
-                                      "augment.rules=[sentence,negation,number]", "eval_per_group=5")
+    _, synthetic, manifest = prepared(
+        tmp_path,
+        "augment=perturb",
+        "augment.keep_real_rows=false",
+        "augment.rules=[sentence,negation,number]",
+        "eval_per_group=5",
+    )
     for name in SPLITS:
         assert synthetic[name] and all(map(is_synthetic, synthetic[name]))
         assert {r.doc_id for r in synthetic[name]} <= {r.doc_id for r in plain[name]}
@@ -117,15 +131,18 @@ def test_only_synthetic_rows_make_a_held_out_set_of_the_same_documents(tmp_path,
     assert manifest["budget"]["sources"]["perturb"]["rows_kept"] == sum(len(synthetic[n]) for n in SPLITS)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("augment.rules=[sentence,negate]", "augment.rules: unknown rule 'negate' (known: sentence, shorter,"),
-    ("augment.max_ratio=-1", "augment.max_ratio: must be a number above 0, or null for no cap, got -1"),
-    ("augment.splits=[train,dev]", "augment.splits: must list some of train, validation, test"),
-    ("augment.max_per_document=0", "augment.max_per_document: must be a whole number at least 1, got 0"),
-    ("augment.teacher_claims=true", "augment.teacher_claims=true needs a teacher: add teacher=openai"),
-    ("augment.source=fib", "augment.source: 'fib' is a source of the corpus"),
-    ("+augment.pairs=3", "augment.pairs: no such setting"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("augment.rules=[sentence,negate]", "augment.rules: unknown rule 'negate' (known: sentence, shorter,"),
+        ("augment.max_ratio=-1", "augment.max_ratio: must be a number above 0, or null for no cap, got -1"),
+        ("augment.splits=[train,dev]", "augment.splits: must list some of train, validation, test"),
+        ("augment.max_per_document=0", "augment.max_per_document: must be a whole number at least 1, got 0"),
+        ("augment.teacher_claims=true", "augment.teacher_claims=true needs a teacher: add teacher=openai"),
+        ("augment.source=fib", "augment.source: 'fib' is a source of the corpus"),
+        ("+augment.pairs=3", "augment.pairs: no such setting"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_key(tmp_path, override, message):
     with pytest.raises(AugmentError) as refused:
         prepare(compose_config("prepare_data", tmp_path, tmp_path / "run", ["augment=perturb", override]))
@@ -135,8 +152,14 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path, override, message):
 
 def test_prepare_data_says_a_bad_setting_in_one_line_and_exits_1(tmp_path):
     environment = {**os.environ, "HAKIM_ROOT": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(ROOT / "prepare_data.py"), "augment=perturb", "augment.max_words=2"],
-                            cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "prepare_data.py"), "augment=perturb", "augment.max_words=2"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line or "error" in line]
     assert result.returncode == 1 and len(errors) == 1, result.stderr
     assert "augment.max_words: must be a whole number at least 5, got 2" in errors[0]
@@ -150,5 +173,7 @@ def test_the_augment_config_documents_every_setting():
     assert text.startswith("# @package _global_\n# ") and "python prepare_data.py augment=perturb" in text
     lines = text.splitlines()
     settings = [index for index, line in enumerate(lines) if line.startswith("  ") and not line.strip().startswith("#")]
-    silent = [lines[index] for index in settings if "#" not in lines[index] and not lines[index - 1].strip().startswith("#")]
+    silent = [
+        lines[index] for index in settings if "#" not in lines[index] and not lines[index - 1].strip().startswith("#")
+    ]
     assert settings and not silent  # every knob says what it does, on its line or just above it

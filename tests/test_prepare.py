@@ -1,4 +1,5 @@
-"""prepare(): the manifest matches the data, the teacher's work is recorded, bad rows and suspicious rows are reported."""
+"""prepare(): the manifest matches the data, the teacher's work is recorded, bad rows and suspicious rows are
+reported."""
 
 from __future__ import annotations
 
@@ -29,18 +30,36 @@ RIVER = "The Rajang is the longest river in Malaysia and it flows for about 563 
 BOOLQ_EN = [
     {"passage": RIVER, "question": "is the rajang the longest river in malaysia", "answer": True},
     {"passage": RIVER, "question": "does the rajang flow through sabah", "answer": False},  # repeated passage
-    {"passage": "Mount Kinabalu is the highest mountain in Malaysia and it stands in Sabah.",
-     "question": "is mount kinabalu in sarawak", "answer": False},
-    {"passage": "Penang is an island state that is linked to the mainland by two bridges.",
-     "question": "is penang linked to the mainland by a bridge", "answer": True},
+    {
+        "passage": "Mount Kinabalu is the highest mountain in Malaysia and it stands in Sabah.",
+        "question": "is mount kinabalu in sarawak",
+        "answer": False,
+    },
+    {
+        "passage": "Penang is an island state that is linked to the mainland by two bridges.",
+        "question": "is penang linked to the mainland by a bridge",
+        "answer": True,
+    },
 ]
 FIB_HUB = [  # the English FIB hub layout: one document, candidate summaries, index of the consistent one
-    {"input": "The council said that the new bridge will open in May and it will carry four lanes of traffic.",
-     "list_choices": ["The bridge will open in May with four lanes.", "The bridge will open in June with two lanes."], "lbl": 0},
-    {"input": "The team won the cup after a late goal, and the coach said that it was the best day of his career.",
-     "list_choices": ["The team lost the cup in the last minute.", "A late goal won the team the cup."], "lbl": 1},
-    {"input": "Heavy rain in the north of the state forced the closure of three schools on Monday.",
-     "list_choices": ["Three schools closed on Monday because of heavy rain.", "Ten schools closed on Friday."], "lbl": 0},
+    {
+        "input": "The council said that the new bridge will open in May and it will carry four lanes of traffic.",
+        "list_choices": [
+            "The bridge will open in May with four lanes.",
+            "The bridge will open in June with two lanes.",
+        ],
+        "lbl": 0,
+    },
+    {
+        "input": "The team won the cup after a late goal, and the coach said that it was the best day of his career.",
+        "list_choices": ["The team lost the cup in the last minute.", "A late goal won the team the cup."],
+        "lbl": 1,
+    },
+    {
+        "input": "Heavy rain in the north of the state forced the closure of three schools on Monday.",
+        "list_choices": ["Three schools closed on Monday because of heavy rain.", "Ten schools closed on Friday."],
+        "lbl": 0,
+    },
 ]
 
 
@@ -89,8 +108,18 @@ def test_sample_manifest_matches_the_data_read_back(tmp_path):
 
 
 def test_column_fingerprints_show_which_column_changed():
-    records = [JudgeRecord(id=f"r{i}", source="boolq", language="ms", passage=f"Petikan {i}.", claim=f"adakah {i}",
-                           label=i % 2, doc_id=f"d{i}") for i in range(3)]
+    records = [
+        JudgeRecord(
+            id=f"r{i}",
+            source="boolq",
+            language="ms",
+            passage=f"Petikan {i}.",
+            claim=f"adakah {i}",
+            label=i % 2,
+            doc_id=f"d{i}",
+        )
+        for i in range(3)
+    ]
     changed = records[:1] + [replace(records[1], claim="adakah lain")] + records[2:]
     before, after = column_fingerprints(records), column_fingerprints(changed)
     assert [name for name in COLUMNS if before[name] != after[name]] == ["claim"]
@@ -99,9 +128,18 @@ def test_column_fingerprints_show_which_column_changed():
 @pytest.fixture
 def english_sources(tmp_path) -> dict:
     return {
-        "boolq_en": {"source": "boolq", "path": str(write_jsonl(tmp_path / "boolq_en.jsonl", BOOLQ_EN)), "language": "en"},
-        "fib_en": {"source": "fib", "path": str(write_jsonl(tmp_path / "fib_hub.jsonl", FIB_HUB)), "language": "en",
-                   "layout": "choice_pairs", "passage_column": "input"},
+        "boolq_en": {
+            "source": "boolq",
+            "path": str(write_jsonl(tmp_path / "boolq_en.jsonl", BOOLQ_EN)),
+            "language": "en",
+        },
+        "fib_en": {
+            "source": "fib",
+            "path": str(write_jsonl(tmp_path / "fib_hub.jsonl", FIB_HUB)),
+            "language": "en",
+            "layout": "choice_pairs",
+            "passage_column": "input",
+        },
     }
 
 
@@ -109,15 +147,25 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
     monkeypatch.setenv(KEY_ENV, SECRET)
     caplog.set_level(logging.WARNING)
     with FakeOpenAI() as server:
-        teacher = ["teacher=openai", f"teacher.base_url={server.url}", f"teacher.api_key_env={KEY_ENV}", "teacher.progress=false",
-                   "teacher.max_retries=1", "teacher.backoff_base_s=0.01"]
-        dry = compose_with_sources(tmp_path, english_sources, *teacher, "dry_run=true", f"output_dir={tmp_path / 'dry'}")
+        teacher = [
+            "teacher=openai",
+            f"teacher.base_url={server.url}",
+            f"teacher.api_key_env={KEY_ENV}",
+            "teacher.progress=false",
+            "teacher.max_retries=1",
+            "teacher.backoff_base_s=0.01",
+        ]
+        dry = compose_with_sources(
+            tmp_path, english_sources, *teacher, "dry_run=true", f"output_dir={tmp_path / 'dry'}"
+        )
         assert prepare(dry) == tmp_path / "dry" and server.total == 0
         assert not (tmp_path / "dry" / "LATEST").exists()
 
         unanswerable = FIB_HUB[2]["list_choices"][1]
         server.faults_by_input = {unanswerable: ["bad_schema"] * 2}  # both tries fail: that row is rejected
-        target = prepare(compose_with_sources(tmp_path, english_sources, *teacher, "eval_per_group=2", "max_reject_fraction=0.2"))
+        target = prepare(
+            compose_with_sources(tmp_path, english_sources, *teacher, "eval_per_group=2", "max_reject_fraction=0.2")
+        )
 
         assert server.by_input[FIB_HUB[0]["input"]] == server.by_input[RIVER] == 1  # repeated passages asked once
         requests_sent = server.total
@@ -126,8 +174,11 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
     assert len(rows) == len(BOOLQ_EN) + 2 * len(FIB_HUB) - 1
     assert MARKER + unanswerable not in {r.claim for r in rows}
     assert all(r.language == "ms" and r.passage.startswith(MARKER) and r.reasoning for r in rows)
-    assert sum(manifest["splits"][name]["counts"].get(group, 0) for name in SPLITS
-               for group in ("boolq/ms/label=1", "boolq/ms/label=0", "fib/ms/label=1", "fib/ms/label=0")) == len(rows)
+    assert sum(
+        manifest["splits"][name]["counts"].get(group, 0)
+        for name in SPLITS
+        for group in ("boolq/ms/label=1", "boolq/ms/label=0", "fib/ms/label=1", "fib/ms/label=0")
+    ) == len(rows)
     teacher = manifest["teacher"]
     assert teacher["model"] == "gpt-4o-mini" and teacher["prompt_hash"] == TEMPLATE_VERSION
     assert teacher["this_run"]["requests"] == requests_sent > 0
@@ -141,9 +192,15 @@ def test_teacher_translates_explains_and_is_accounted_for(tmp_path, english_sour
     assert rejected["claim"] == unanswerable and rejected["location"] == f"{english_sources['fib_en']['path']}:3"
     checks = manifest["checks"]
     # The fake teacher only prefixes "[ms] ": its "translations" are English, and the check says so.
-    assert checks["still_english"]["count"] == len(rows) and len(checks["still_english"]["examples"]) == min(10, len(rows))
+    assert checks["still_english"]["count"] == len(rows) and len(checks["still_english"]["examples"]) == min(
+        10, len(rows)
+    )
     assert any("check still_english" in message for message in caplog.messages)
-    assert checks["extreme_length_ratio"] == {**checks["extreme_length_ratio"], "count": 0, "texts_measured": 2 * len(rows)}
+    assert checks["extreme_length_ratio"] == {
+        **checks["extreme_length_ratio"],
+        "count": 0,
+        "texts_measured": 2 * len(rows),
+    }
     assert all(r.extra["source_passage_chars"] == len(r.passage) - len(MARKER) for r in rows)
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert any(path.name == "teacher_cache.sqlite" for path in written)
@@ -171,16 +228,22 @@ def test_unlabelled_rows_are_rejected_with_file_line_and_field(tmp_path):
 
 def test_choice_pairs_become_one_record_per_candidate(tmp_path):
     path = write_jsonl(tmp_path / "fib.jsonl", FIB_HUB[:2])
-    records = read_source(SourceSpec("fib", path=str(path), language="en", layout="choice_pairs", passage_column="input")).records
+    records = read_source(
+        SourceSpec("fib", path=str(path), language="en", layout="choice_pairs", passage_column="input")
+    ).records
     assert [(r.claim, r.label) for r in records] == [
-        (FIB_HUB[0]["list_choices"][0], 1), (FIB_HUB[0]["list_choices"][1], 0),
-        (FIB_HUB[1]["list_choices"][0], 0), (FIB_HUB[1]["list_choices"][1], 1),
+        (FIB_HUB[0]["list_choices"][0], 1),
+        (FIB_HUB[0]["list_choices"][1], 0),
+        (FIB_HUB[1]["list_choices"][0], 0),
+        (FIB_HUB[1]["list_choices"][1], 1),
     ]
     assert records[0].doc_id == records[1].doc_id != records[2].doc_id
     assert len({r.id for r in records}) == 4 and records[1].extra["origin"] == f"{path}:1"
     csv_path = tmp_path / "fib.csv"
     csv_path.write_text('input,list_choices,lbl\nDokumen.,"[""Satu."", ""Dua.""]",1\n')
-    from_csv = read_source(SourceSpec("fib", path=str(csv_path), language="ms", layout="choice_pairs", passage_column="input"))
+    from_csv = read_source(
+        SourceSpec("fib", path=str(csv_path), language="ms", layout="choice_pairs", passage_column="input")
+    )
     assert [(r.claim, r.label) for r in from_csv.records] == [("Satu.", 0), ("Dua.", 1)]
 
 
@@ -208,19 +271,35 @@ def test_bad_choice_rows_name_file_line_and_field(tmp_path, change, field, probl
 
 
 def ms_record(record_id: str, passage: str, claim: str, language: str = "ms", **extra) -> JudgeRecord:
-    return JudgeRecord(id=record_id, source="boolq", language=language, passage=passage, claim=claim, label=1,
-                       doc_id=f"doc-{record_id}", extra=extra)
+    return JudgeRecord(
+        id=record_id,
+        source="boolq",
+        language=language,
+        passage=passage,
+        claim=claim,
+        label=1,
+        doc_id=f"doc-{record_id}",
+        extra=extra,
+    )
 
 
 def test_still_english_flags_untranslated_rows_labelled_malay_only():
     assert not ENGLISH_FUNCTION_WORDS & MALAY_FUNCTION_WORDS
     records = [
         ms_record("english", RIVER, "adakah sungai rajang sungai terpanjang"),
-        ms_record("english_claim", "Sungai Rajang ialah sungai terpanjang di Malaysia.", "is the rajang the longest river"),
-        ms_record("malay", "Sungai Rajang ialah sungai terpanjang di Malaysia dan mengalir di Sarawak.",
-                  "adakah sungai rajang terletak di sarawak"),
-        ms_record("malay_quoting_english", "Akhbar The Star melaporkan bahawa jambatan itu dibuka pada bulan Mei.",
-                  "adakah jambatan itu dibuka"),
+        ms_record(
+            "english_claim", "Sungai Rajang ialah sungai terpanjang di Malaysia.", "is the rajang the longest river"
+        ),
+        ms_record(
+            "malay",
+            "Sungai Rajang ialah sungai terpanjang di Malaysia dan mengalir di Sarawak.",
+            "adakah sungai rajang terletak di sarawak",
+        ),
+        ms_record(
+            "malay_quoting_english",
+            "Akhbar The Star melaporkan bahawa jambatan itu dibuka pada bulan Mei.",
+            "adakah jambatan itu dibuka",
+        ),
         ms_record("english_row", RIVER, "is the rajang in sarawak", language="en"),
     ]
     found = still_english(records)

@@ -51,8 +51,16 @@ def test_probe_runs_on_a_prepared_dataset_and_resumes_from_its_feature_shards(ti
     assert again["chosen"] == first["chosen"] and again["eval"] == first["eval"]
     assert json.loads((tmp_path / "probe.json").read_text())["chosen"] == first["chosen"]
 
-    fewer = run_probe(spec, sample_dataset, tmp_path, style, max_length=192, max_train_rows=first["rows"]["train"] - 1,
-                      log=logged.append, batch_size=4)  # the last shard now holds other rows: recomputed, not reused
+    fewer = run_probe(
+        spec,
+        sample_dataset,
+        tmp_path,
+        style,
+        max_length=192,
+        max_train_rows=first["rows"]["train"] - 1,
+        log=logged.append,
+        batch_size=4,
+    )  # the last shard now holds other rows: recomputed, not reused
     assert fewer["rows"]["train"] == first["rows"]["train"] - 1
     assert any("computing it again" in line for line in logged)
 
@@ -60,9 +68,26 @@ def test_probe_runs_on_a_prepared_dataset_and_resumes_from_its_feature_shards(ti
 def test_claim_only_probe_from_the_command_line(tiny_model_dir, sample_dataset, tmp_path, capsys):
     model_yaml = tmp_path / "tiny.yaml"
     model_yaml.write_text(f"name: tiny\nsource: local\npath: {tiny_model_dir}\nquantization: nf4\n")
-    main(["--dataset-dir", str(sample_dataset), "--model", str(model_yaml), "--out", str(tmp_path / "out"),
-          "--input", "claim_only", "--compute-dtype", "float32", "--max-length", "192",
-          "--style", str(ROOT / "conf" / "style" / "v2.yaml"), "--claim-position", "before"])
+    main(
+        [
+            "--dataset-dir",
+            str(sample_dataset),
+            "--model",
+            str(model_yaml),
+            "--out",
+            str(tmp_path / "out"),
+            "--input",
+            "claim_only",
+            "--compute-dtype",
+            "float32",
+            "--max-length",
+            "192",
+            "--style",
+            str(ROOT / "conf" / "style" / "v2.yaml"),
+            "--claim-position",
+            "before",
+        ]
+    )
     result = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert result["input"] == "claim_only" and result["quantization"] is None
     assert result["style"] == {**PromptStyle().to_dict(), "claim_position": "before"}

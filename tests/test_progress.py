@@ -8,9 +8,16 @@ from hakim.train.fit import train
 
 
 def test_progress_lines_and_the_rows_trained_on_after_a_cap(train_config, tmp_path, caplog):
-    cfg = train_config("data.max_train_examples=12", "data.batch_size=2", "data.max_length=160", "lora.r=4",
-                       "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-                       "callbacks.progress_log.every_n_steps=2")
+    cfg = train_config(
+        "data.max_train_examples=12",
+        "data.batch_size=2",
+        "data.max_length=160",
+        "lora.r=4",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "trainer.limit_val_batches=1",
+        "callbacks.progress_log.every_n_steps=2",
+    )
     with caplog.at_level(logging.INFO, logger="hakim.progress"):
         objective = train(cfg)
     lines = [record.getMessage() for record in caplog.records if record.name == "hakim.progress"]

@@ -93,8 +93,16 @@ def test_prompt_uses_the_chat_template_when_the_tokenizer_has_one(tiny_tokenizer
 
 
 def make_record(passage: str, label: int = 1) -> JudgeRecord:
-    return JudgeRecord(id="r", source="fib", language="ms", passage=passage, claim="Ringkasan penting ini.",
-                       label=label, doc_id="d", reasoning='Dokumen menyebut "fakta", oleh itu konsisten.')
+    return JudgeRecord(
+        id="r",
+        source="fib",
+        language="ms",
+        passage=passage,
+        claim="Ringkasan penting ini.",
+        label=label,
+        doc_id="d",
+        reasoning='Dokumen menyebut "fakta", oleh itu konsisten.',
+    )
 
 
 @pytest.mark.parametrize("style", [PromptStyle("v2"), PromptStyle("v3")])
@@ -105,7 +113,9 @@ def test_completion_mask_covers_only_the_answer(tiny_tokenizer, style):
     completion = encoded.labels[encoded.prompt_length :]
     assert IGNORE_INDEX not in completion and completion == encoded.input_ids[encoded.prompt_length :]
     assert encoded.input_ids[encoded.verdict_index] == label_ids[1]
-    assert tiny_tokenizer.decode(completion, skip_special_tokens=True) == target_text(1, make_record("x").reasoning, style)
+    assert tiny_tokenizer.decode(completion, skip_special_tokens=True) == target_text(
+        1, make_record("x").reasoning, style
+    )
 
 
 def test_truncation_cuts_the_passage_and_keeps_claim_reasoning_and_verdict(tiny_tokenizer):
@@ -124,7 +134,9 @@ def test_scoring_prompt_ends_where_training_put_the_verdict(tiny_tokenizer):
     label_ids = label_token_ids(tiny_tokenizer)
     record = make_record("Dokumen pendek.")
     encoded = encode_example(tiny_tokenizer, record, PromptStyle("v2"), 512, label_ids)
-    scoring_ids, _ = encode_for_scoring(tiny_tokenizer, record.passage, record.claim, record.source, PromptStyle("v2"), 512)
+    scoring_ids, _ = encode_for_scoring(
+        tiny_tokenizer, record.passage, record.claim, record.source, PromptStyle("v2"), 512
+    )
     assert scoring_ids == encoded.input_ids[: encoded.verdict_index]
 
 
@@ -134,7 +146,9 @@ def test_too_long_claim_is_refused_not_cut(tiny_tokenizer):
 
 
 @pytest.mark.parametrize("position, claims_before, claims_after", [("after", 0, 1), ("before", 1, 0), ("both", 1, 1)])
-def test_claim_stands_where_the_style_puts_it_and_survives_truncation(tiny_tokenizer, position, claims_before, claims_after):
+def test_claim_stands_where_the_style_puts_it_and_survives_truncation(
+    tiny_tokenizer, position, claims_before, claims_after
+):
     style = PromptStyle("v2", claim_position=position)
     record = make_record("Ayat panjang tentang ekonomi negara. " * 200, label=0)
     encoded = encode_example(tiny_tokenizer, record, style, 300, label_token_ids(tiny_tokenizer))
@@ -148,7 +162,9 @@ def test_claim_stands_where_the_style_puts_it_and_survives_truncation(tiny_token
 
 
 @pytest.mark.parametrize("language", ["ms", "en"])
-@pytest.mark.parametrize("style", [PromptStyle(), PromptStyle(variant="v3"), PromptStyle(variant="v3", reasoning_first=False)])
+@pytest.mark.parametrize(
+    "style", [PromptStyle(), PromptStyle(variant="v3"), PromptStyle(variant="v3", reasoning_first=False)]
+)
 def test_the_instruction_shows_the_answer_keys_the_schema_defines(monkeypatch, style, language):
     import hakim.prompting.answer as answer
     from hakim.prompting.prompt import user_message
@@ -163,9 +179,15 @@ def test_the_instruction_shows_the_answer_keys_the_schema_defines(monkeypatch, s
     assert last_line.endswith(".") and ("{" in last_line and "}" in last_line)
 
 
-@pytest.mark.parametrize("style", [PromptStyle("v2"), PromptStyle("v3", "en", claim_position="before"),
-                                   PromptStyle("v3", reasoning_first=False, claim_position="both"),
-                                   PromptStyle("v2", passage_sentences=2)])
+@pytest.mark.parametrize(
+    "style",
+    [
+        PromptStyle("v2"),
+        PromptStyle("v3", "en", claim_position="before"),
+        PromptStyle("v3", reasoning_first=False, claim_position="both"),
+        PromptStyle("v2", passage_sentences=2),
+    ],
+)
 def test_a_judge_prompt_reads_back_into_its_passage_claim_and_task(style):
     tricky = make_record("Perenggan satu.\n\nRingkasan: bukan ringkasan sebenar.\n\nDokumen:\nJuga bukan.")
     for record in [*sample_records()[::16], tricky]:

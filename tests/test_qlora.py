@@ -31,15 +31,25 @@ def test_base_is_4bit_nf4_with_double_quant(module_and_batch):
 def test_one_qlora_step_changes_lora_and_leaves_the_4bit_base(module_and_batch):
     module, batch = module_and_batch
     module.train()  # as Lightning does; in eval mode bitsandbytes repacks 4-bit weights for its CPU kernel
-    frozen = {name: tensor.detach().clone() for name, tensor in module.net.named_parameters() if not tensor.requires_grad}
+    frozen = {
+        name: tensor.detach().clone() for name, tensor in module.net.named_parameters() if not tensor.requires_grad
+    }
     lora_b = {name: tensor.detach().clone() for name, tensor in module.net.named_parameters() if "lora_B" in name}
     optimizer = torch.optim.AdamW([p for p in module.net.parameters() if p.requires_grad], lr=1e-2)
     loss = module.training_step(batch, 0)
     loss.backward()
     optimizer.step()
-    changed = [name for name, tensor in module.net.named_parameters() if "lora_B" in name and not torch.equal(tensor, lora_b[name])]
+    changed = [
+        name
+        for name, tensor in module.net.named_parameters()
+        if "lora_B" in name and not torch.equal(tensor, lora_b[name])
+    ]
     assert len(changed) == len(lora_b)
-    moved = [name for name, tensor in module.net.named_parameters() if name in frozen and not torch.equal(tensor, frozen[name])]
+    moved = [
+        name
+        for name, tensor in module.net.named_parameters()
+        if name in frozen and not torch.equal(tensor, frozen[name])
+    ]
     assert moved == []
     assert any(tensor.dtype == torch.uint8 for tensor in frozen.values())
 
@@ -51,7 +61,9 @@ def test_completion_loss_equals_full_logits_loss_without_building_them(module_an
         hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         ours, n_tokens = completion_cross_entropy(hidden, batch["labels"], head, chunk_size=7)
         full_logits = head(hidden).float()
-        reference = F.cross_entropy(full_logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+        reference = F.cross_entropy(
+            full_logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX
+        )
     assert torch.allclose(ours, reference, atol=1e-5)
     assert n_tokens == int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
@@ -69,11 +81,15 @@ def test_checkpoint_holds_only_trainable_weights(module_and_batch):
 def test_class_balanced_verdict_loss_alone_trains(train_config):
     import lightning as L
 
-    cfg = train_config("module.class_balanced=true", "module.verdict_loss_weight=1.0", "module.lm_loss_weight=0.0", "lora.r=4")
+    cfg = train_config(
+        "module.class_balanced=true", "module.verdict_loss_weight=1.0", "module.lm_loss_weight=0.0", "lora.r=4"
+    )
     module = build_module(cfg)
     datamodule = build_datamodule(cfg, module.tokenizer)
     lora_b = {name: t.detach().clone() for name, t in module.net.named_parameters() if "lora_B" in name}
-    L.Trainer(accelerator="cpu", fast_dev_run=2, logger=False, enable_progress_bar=False).fit(module, datamodule=datamodule)
+    L.Trainer(accelerator="cpu", fast_dev_run=2, logger=False, enable_progress_bar=False).fit(
+        module, datamodule=datamodule
+    )
     labels = torch.tensor([item["label"] for item in datamodule.datasets["train"].items])
     counts = torch.bincount(labels, minlength=2).float()
     assert torch.allclose(module.class_weights, counts.sum() / (2 * counts))
@@ -87,14 +103,24 @@ def test_a_loss_that_trains_nothing_is_refused(train_config):
 
 @pytest.mark.parametrize("upcast", [True, False])
 def test_unquantized_weights_are_upcast_only_when_asked(train_config, upcast):
-    cfg = train_config("lora.r=8", "data.batch_size=4", "model.compute_dtype=bfloat16", f"model.upcast_unquantized={upcast}",
-                       "model.gradient_checkpointing=true")
+    cfg = train_config(
+        "lora.r=8",
+        "data.batch_size=4",
+        "model.compute_dtype=bfloat16",
+        f"model.upcast_unquantized={upcast}",
+        "model.gradient_checkpointing=true",
+    )
     module = build_module(cfg)
-    unquantized = {name: p.dtype for name, p in module.net.named_parameters()
-                   if "lora_" not in name and not isinstance(p, bnb.nn.Params4bit)}
+    unquantized = {
+        name: p.dtype
+        for name, p in module.net.named_parameters()
+        if "lora_" not in name and not isinstance(p, bnb.nn.Params4bit)
+    }
     assert any("norm" in name for name in unquantized) and any("embed_tokens" in name for name in unquantized)
     assert set(unquantized.values()) == {torch.float32 if upcast else torch.bfloat16}
-    assert {p.dtype for n, p in module.net.named_parameters() if "lora_" in n} == {torch.float32}  # adapters train in fp32
+    assert {p.dtype for n, p in module.net.named_parameters() if "lora_" in n} == {
+        torch.float32
+    }  # adapters train in fp32
 
     datamodule = build_datamodule(cfg, module.tokenizer)
     datamodule.setup("fit")
@@ -133,8 +159,14 @@ def test_training_after_validation_keeps_the_gradients_of_the_4bit_base(train_co
     modes_seen = set()
     layers = [m for m in module.net.modules() if isinstance(m, bnb.nn.Linear4bit)]
     hooks = [layer.register_forward_pre_hook(lambda layer, _: modes_seen.add(layer.training)) for layer in layers]
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=1)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+    )
     trainer.validate(module, datamodule=datamodule, verbose=False)
     for hook in hooks:
         hook.remove()
@@ -144,4 +176,6 @@ def test_training_after_validation_keeps_the_gradients_of_the_4bit_base(train_co
     lowest = next(name for name in before if "layers.0." in name)
     assert before[lowest].abs().sum() > 0
     for name in before:
-        assert torch.allclose(before[name], after[name], rtol=1e-4, atol=1e-6), f"{name}: gradient changed after validation"
+        assert torch.allclose(before[name], after[name], rtol=1e-4, atol=1e-6), (
+            f"{name}: gradient changed after validation"
+        )

@@ -40,7 +40,7 @@ def judge_rows(skill: float, seed: int = 0, n: int = 160) -> list[dict]:
             "probability": float(q),
             "raw_output": '{"jawapan": "mungkin"}' if i % 23 == 0 else '{"jawapan": "ya"}',
         }
-        for i, (y, q) in enumerate(zip(labels, p))
+        for i, (y, q) in enumerate(zip(labels, p, strict=True))
     ]
 
 
@@ -48,13 +48,25 @@ def judge_rows(skill: float, seed: int = 0, n: int = 160) -> list[dict]:
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     rows = judge_rows(skill=0.6)
-    summary = write_report(rows, out, "Hakim V2 on test", "hakim-v2", extra={"threshold": 0.5, "run_dir": "runs/x"}, n_resamples=N_RESAMPLES)
+    summary = write_report(
+        rows,
+        out,
+        "Hakim V2 on test",
+        "hakim-v2",
+        extra={"threshold": 0.5, "run_dir": "runs/x"},
+        n_resamples=N_RESAMPLES,
+    )
     return out, rows, summary
 
 
 def test_report_writes_every_file_with_real_pngs(report):
     out, _, _ = report
-    pngs = ["confusion_overall.png", "roc.png", "reliability.png", *(f"confusion_{s}-{l}.png" for s, l in SUBSETS)]
+    pngs = [
+        "confusion_overall.png",
+        "roc.png",
+        "reliability.png",
+        *(f"confusion_{source}-{language}.png" for source, language in SUBSETS),
+    ]
     for name in ["predictions.jsonl", "metrics.json", "report.md", *pngs]:
         assert (out / name).is_file(), name
     for name in pngs:
@@ -94,7 +106,10 @@ def test_verdict_says_when_a_judge_is_no_better_than_the_majority(report):
     lucky["balanced_accuracy"], lucky["intervals"]["balanced_accuracy"] = 0.40, [0.33, 0.47]
     assert verdict(lucky).startswith("Worse than always answering")
     assert f"{lucky['n_unparsed']} unparsed answer(s)" in verdict(lucky) and lucky["n_unparsed"] > 0
-    only_yes = [{"id": str(i), "source": "boolq", "language": "ms", "label": 1, "prediction": 1, "probability": 0.9} for i in range(5)]
+    only_yes = [
+        {"id": str(i), "source": "boolq", "language": "ms", "label": 1, "prediction": 1, "probability": 0.9}
+        for i in range(5)
+    ]
     assert verdict(metrics_by_subset(only_yes, n_resamples=20)["overall"]).startswith("Only one gold class here")
 
 
@@ -131,7 +146,11 @@ def test_compare_joins_on_id_and_tests_every_pair(tmp_path):
     weak.reverse()  # joining must be by id, not by position
     result = write_comparison({"strong": strong, "weak": weak, "coin": coin}, tmp_path, n_resamples=N_RESAMPLES)
     overall = result["subsets"]["overall"]
-    assert [(t["judge_a"], t["judge_b"]) for t in overall["mcnemar"]] == [("strong", "weak"), ("strong", "coin"), ("weak", "coin")]
+    assert [(t["judge_a"], t["judge_b"]) for t in overall["mcnemar"]] == [
+        ("strong", "weak"),
+        ("strong", "coin"),
+        ("weak", "coin"),
+    ]
     strong_vs_coin = overall["mcnemar"][1]
     assert strong_vs_coin["b"] > strong_vs_coin["c"] and strong_vs_coin["p_value"] < 0.01
     assert overall["judges"]["strong"]["accuracy"] > overall["judges"]["coin"]["accuracy"]

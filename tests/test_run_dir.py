@@ -11,11 +11,13 @@ from hakim.verdict import Thresholds
 
 
 def _config(run_dir):
-    return {"paths": {"output_dir": str(run_dir)}, "model": {"_target_": "hakim.models.loading.ModelSpec", "name": "m",
-                                                           "source": "local", "path": "/models/m"},
-            "style": {"_target_": "hakim.prompting.style.PromptStyle", "variant": "v2", "claim_position": "before"},
-            "data": {"dataset_dir": "data/sample", "max_length": 256},
-            "callbacks": {"ckpt": {"dirpath": f"{run_dir}/checkpoints"}}}
+    return {
+        "paths": {"output_dir": str(run_dir)},
+        "model": {"_target_": "hakim.models.loading.ModelSpec", "name": "m", "source": "local", "path": "/models/m"},
+        "style": {"_target_": "hakim.prompting.style.PromptStyle", "variant": "v2", "claim_position": "before"},
+        "data": {"dataset_dir": "data/sample", "max_length": 256},
+        "callbacks": {"ckpt": {"dirpath": f"{run_dir}/checkpoints"}},
+    }
 
 
 def test_a_run_stores_its_own_paths_relative_and_reads_them_where_it_now_is(tmp_path):
@@ -66,19 +68,43 @@ def test_a_finished_run_holds_exactly_the_files_of_the_run_table(train_config, t
     from hakim.runs.run_dir import ADAPTER, CHECKPOINTS, METRICS, RUN_FILES, THRESHOLDS
     from hakim.train.fit import train
 
-    train(train_config("trainer.max_steps=2", "trainer.limit_train_batches=2", "trainer.log_every_n_steps=1",
-                       "lora.r=4", "trainer.enable_progress_bar=false", "print_config=false"))
+    train(
+        train_config(
+            "trainer.max_steps=2",
+            "trainer.limit_train_batches=2",
+            "trainer.log_every_n_steps=1",
+            "lora.r=4",
+            "trainer.enable_progress_bar=false",
+            "print_config=false",
+        )
+    )
     run = tmp_path / "run"
     written_by_training = {name.split("/")[0] for name in RUN_FILES if name != THRESHOLDS}
     assert {path.name for path in run.iterdir()} == written_by_training
     assert {path.name for path in (run / METRICS).parent.iterdir()} == {"metrics.csv", "hparams.yaml"}  # Lightning's
     assert {path.name for path in (run / ADAPTER).iterdir()} == {
-        "adapter_config.json", "adapter_model.safetensors", "README.md", "tokenizer.json", "tokenizer_config.json"}
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
     assert {path.name for path in (run / CHECKPOINTS).iterdir()} >= {"last.ckpt"}
-    projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-                   "mlp.up_proj", "mlp.down_proj"]  # lora.target_modules=all-linear: every projection, not the head
-    expected = {f"base_model.model.model.layers.{layer}.{projection}.lora_{side}.weight"
-                for layer in (0, 1) for projection in projections for side in ("A", "B")}
+    projections = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ]  # lora.target_modules=all-linear: every projection, not the head
+    expected = {
+        f"base_model.model.model.layers.{layer}.{projection}.lora_{side}.weight"
+        for layer in (0, 1)
+        for projection in projections
+        for side in ("A", "B")
+    }
     assert set(load_file(run / ADAPTER / "adapter_model.safetensors")) == expected
 
 
@@ -90,4 +116,6 @@ def test_the_configs_write_checkpoints_and_metrics_where_the_run_table_says(work
     for callback in ("model_checkpoint", "last_checkpoint"):
         assert cfg.callbacks[callback].dirpath == f"{tmp_path}/{CHECKPOINTS}"
     csv_logger = cfg.logger.csv
-    assert f"{csv_logger.save_dir}/{csv_logger.name}/metrics.csv" == f"{tmp_path}/{METRICS}" and csv_logger.version == ""
+    assert (
+        f"{csv_logger.save_dir}/{csv_logger.name}/metrics.csv" == f"{tmp_path}/{METRICS}" and csv_logger.version == ""
+    )

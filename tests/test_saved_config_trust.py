@@ -32,9 +32,20 @@ def test_the_trusted_targets_are_exactly_those_hakims_configs_name():
     assert named == TRUSTED_TARGETS
 
 
-@pytest.mark.parametrize("overrides", [[], ["experiment=v3"], ["experiment=proxy"], ["trainer=ddp_cpu"],
-                                       ["logger=wandb"], ["callbacks=rank_audit"], ["callbacks=early_stopping"],
-                                       ["debug=profiler"], ["optim=paged_adamw_8bit"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["experiment=v3"],
+        ["experiment=proxy"],
+        ["trainer=ddp_cpu"],
+        ["logger=wandb"],
+        ["callbacks=rank_audit"],
+        ["callbacks=early_stopping"],
+        ["debug=profiler"],
+        ["optim=paged_adamw_8bit"],
+    ],
+)
 def test_every_config_hakim_composes_passes_the_check(workspace, tmp_path, overrides):
     config = OmegaConf.to_container(compose_config("train", workspace, tmp_path, overrides), resolve=True)
     check_saved_config(config, "config.yaml")
@@ -43,22 +54,37 @@ def test_every_config_hakim_composes_passes_the_check(workspace, tmp_path, overr
 UNPICKLE = "<a pickle whose loading runs a command>"
 # (where in the saved config, what is put there, what the refusal names)
 PAYLOADS = {
-    "lightning loader": (("callbacks", "evil"), {"_target_": "lightning.fabric.utilities.cloud_io._load",
-                                                "path_or_url": UNPICKLE, "weights_only": False},
-                         "callbacks.evil._target_ is 'lightning.fabric.utilities.cloud_io._load'"),
-    "lightning class by name": (("callbacks", "evil"), {"_target_": "lightning.pytorch.cli.instantiate_class", "args": [],
-                                                        "init": {"class_path": "os.system"}},
-                                "'lightning.pytorch.cli.instantiate_class'"),
-    "hydra get_method": (("callbacks", "evil"), {"_target_": "hydra.utils.get_method", "path": "os.system"},
-                         "'hydra.utils.get_method'"),
+    "lightning loader": (
+        ("callbacks", "evil"),
+        {"_target_": "lightning.fabric.utilities.cloud_io._load", "path_or_url": UNPICKLE, "weights_only": False},
+        "callbacks.evil._target_ is 'lightning.fabric.utilities.cloud_io._load'",
+    ),
+    "lightning class by name": (
+        ("callbacks", "evil"),
+        {"_target_": "lightning.pytorch.cli.instantiate_class", "args": [], "init": {"class_path": "os.system"}},
+        "'lightning.pytorch.cli.instantiate_class'",
+    ),
+    "hydra get_method": (
+        ("callbacks", "evil"),
+        {"_target_": "hydra.utils.get_method", "path": "os.system"},
+        "'hydra.utils.get_method'",
+    ),
     "builtins": (("callbacks", "evil"), {"_target_": "builtins.exec", "_args_": ["import os"]}, "'builtins.exec'"),
-    "partial loader": (("optim", "optimizer"), {"_target_": "torch.load", "_partial_": True, "f": UNPICKLE,
-                                                "weights_only": False}, "optim.optimizer._target_ is 'torch.load'"),
-    "loader inside a trusted target": (("optim", "optimizer"), {"_target_": "torch.optim.AdamW", "_partial_": True,
-                                                                "lr": {"_target_": "torch.load", "f": UNPICKLE}},
-                                       "optim.optimizer.lr._target_ is 'torch.load'"),
-    "in a list": (("trainer", "plugins"), [{"_target_": "lightning.pytorch.plugins.io.TorchCheckpointIO"}],
-                  "trainer.plugins[0]._target_"),
+    "partial loader": (
+        ("optim", "optimizer"),
+        {"_target_": "torch.load", "_partial_": True, "f": UNPICKLE, "weights_only": False},
+        "optim.optimizer._target_ is 'torch.load'",
+    ),
+    "loader inside a trusted target": (
+        ("optim", "optimizer"),
+        {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": {"_target_": "torch.load", "f": UNPICKLE}},
+        "optim.optimizer.lr._target_ is 'torch.load'",
+    ),
+    "in a list": (
+        ("trainer", "plugins"),
+        [{"_target_": "lightning.pytorch.plugins.io.TorchCheckpointIO"}],
+        "trainer.plugins[0]._target_",
+    ),
     "not a string": (("module", "_target_"), {"nested": "os.system"}, "module._target_ is {'nested': 'os.system'}"),
     "model code": (("model", "trust_remote_code"), True, "sets model.trust_remote_code: true"),
 }

@@ -36,8 +36,15 @@ SERVED_NAME = "hakim-tiny"
 # Put into request bodies; the server's log must never show it.
 MARKER = "PENANDA-RAHSIA-7781"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 P_TOLERANCE = 1e-5
 
 
@@ -70,20 +77,39 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         self.out_dir = out_dir
         self.output = out_dir / "stdout.txt"
-        environment = {**os.environ, "HAKIM_ROOT": str(workspace), KEY_ENV: KEY, "OMP_NUM_THREADS": "1",
-                       "PYTHONUNBUFFERED": "1"}
-        arguments = [f"judge.run_dir={tiny_run}", f"port={self.port}", f"api_key_env={KEY_ENV}",
-                     f"served_name={SERVED_NAME}", "max_new_tokens=16", "max_items=16", "max_body_mb=1",
-                     "max_wait_ms=200", f"hydra.run.dir={out_dir / 'run'}"]
+        environment = {
+            **os.environ,
+            "HAKIM_ROOT": str(workspace),
+            KEY_ENV: KEY,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        arguments = [
+            f"judge.run_dir={tiny_run}",
+            f"port={self.port}",
+            f"api_key_env={KEY_ENV}",
+            f"served_name={SERVED_NAME}",
+            "max_new_tokens=16",
+            "max_items=16",
+            "max_body_mb=1",
+            "max_wait_ms=200",
+            f"hydra.run.dir={out_dir / 'run'}",
+        ]
         with open(self.output, "w") as handle:
-            self.process = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), *arguments], cwd=workspace,
-                                            env=environment, stdout=handle, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "serve.py"), *arguments],
+                cwd=workspace,
+                env=environment,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
         self.ready = wait_ready(self.url, self.process)
 
     def post(self, path: str, body=None, key: str | None = KEY, **options) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.post(f"{self.url}{path}", json=body, headers={**headers, **options.pop("headers", {})},
-                          timeout=60, **options)
+        return httpx.post(
+            f"{self.url}{path}", json=body, headers={**headers, **options.pop("headers", {})}, timeout=60, **options
+        )
 
     def logs(self) -> str:
         return self.output.read_text() + "".join(path.read_text() for path in (self.out_dir / "run").glob("*.log"))
@@ -124,13 +150,25 @@ def one_thread_reference(judge: Judge, items) -> list:
         torch.set_num_threads(threads)
 
 
-def test_evaluate_through_the_openai_route_matches_evaluating_the_run(served, tiny_run, workspace, sample_dataset,
-                                                                      tmp_path, monkeypatch):
+def test_evaluate_through_the_openai_route_matches_evaluating_the_run(
+    served, tiny_run, workspace, sample_dataset, tmp_path, monkeypatch
+):
     monkeypatch.setenv(KEY_ENV, KEY)
     evaluate(compose_config("evaluate", workspace, tmp_path / "run", [f"judge.run_dir={tiny_run}"]))
-    evaluate(compose_config("evaluate", workspace, tmp_path / "served", [
-        "judge=openai", f"judge.base_url={served.url}/v1", f"judge.model={SERVED_NAME}", f"judge.api_key_env={KEY_ENV}",
-        f"dataset_dir={sample_dataset}"]))
+    evaluate(
+        compose_config(
+            "evaluate",
+            workspace,
+            tmp_path / "served",
+            [
+                "judge=openai",
+                f"judge.base_url={served.url}/v1",
+                f"judge.model={SERVED_NAME}",
+                f"judge.api_key_env={KEY_ENV}",
+                f"dataset_dir={sample_dataset}",
+            ],
+        )
+    )
 
     def predictions(name):
         return [json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
@@ -140,7 +178,7 @@ def test_evaluate_through_the_openai_route_matches_evaluating_the_run(served, ti
     assert [r["id"] for r in remote] == [r["id"] for r in local]
     assert [r["prediction"] for r in remote] == [r["prediction"] for r in local]
     assert all(r["parse_error"] is None for r in remote)
-    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(local, remote)) < P_TOLERANCE
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(local, remote, strict=True)) < P_TOLERANCE
     # the metrics could not tell the two apart only if P(1) varies: a constant answer would match anything
     assert len({round(r["probability"], 4) for r in local}) > len(local) // 2
 
@@ -150,16 +188,25 @@ def test_64_concurrent_clients_get_their_own_rows_in_order(served, local_judge, 
     requests, start = [], 0
     for client, size in enumerate(sizes):
         # a tag per row: every row is different, so an answer given to the wrong row or place shows
-        requests.append([(p, f"{c} [{client}.{i}]", s) for i, (p, c, s) in
-                         enumerate(sample_items[(start + k) % len(sample_items)] for k in range(size))])
+        requests.append(
+            [
+                (p, f"{c} [{client}.{i}]", s)
+                for i, (p, c, s) in enumerate(sample_items[(start + k) % len(sample_items)] for k in range(size))
+            ]
+        )
         start += size
     calls_before = httpx.get(f"{served.url}/readyz").json()["model_calls"]
 
     async def call_all():
-        async with httpx.AsyncClient(base_url=served.url, timeout=120, limits=httpx.Limits(max_connections=64),
-                                     headers={"Authorization": f"Bearer {KEY}"}) as client:
-            return await asyncio.gather(*(client.post("/v1/judge", json={"items": [as_body_item(i) for i in items]})
-                                          for items in requests))
+        async with httpx.AsyncClient(
+            base_url=served.url,
+            timeout=120,
+            limits=httpx.Limits(max_connections=64),
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as client:
+            return await asyncio.gather(
+                *(client.post("/v1/judge", json={"items": [as_body_item(i) for i in items]}) for items in requests)
+            )
 
     responses = asyncio.run(call_all())
     stats = httpx.get(f"{served.url}/readyz").json()
@@ -169,7 +216,7 @@ def test_64_concurrent_clients_get_their_own_rows_in_order(served, local_judge, 
     answered = [verdict for response in responses for verdict in response.json()["verdicts"]]
     assert [len(r.json()["verdicts"]) for r in responses] == sizes
     assert [v["label"] for v in answered] == [v.label for v in expected]
-    assert max(abs(v["probability"] - e.probability) for v, e in zip(answered, expected)) < P_TOLERANCE
+    assert max(abs(v["probability"] - e.probability) for v, e in zip(answered, expected, strict=True)) < P_TOLERANCE
     assert [v["truncated"] for v in answered] == [v.truncated for v in expected]
     assert len({round(v.probability, 6) for v in expected}) > 0.9 * len(rows)
     # batched: far fewer model calls than requests, and some call held rows of several requests
@@ -189,25 +236,38 @@ def test_a_claim_too_long_fails_alone_and_the_other_items_are_answered(served, l
 
 
 def test_generate_mode_returns_what_the_judge_wrote_and_why_it_did_not_parse(served):
-    response = served.post("/v1/judge", {"items": [{"passage": "Kuala Lumpur ialah ibu negara.", "claim": "adakah kl ibu negara"}],
-                                         "mode": "generate"})
+    response = served.post(
+        "/v1/judge",
+        {"items": [{"passage": "Kuala Lumpur ialah ibu negara.", "claim": "adakah kl ibu negara"}], "mode": "generate"},
+    )
     assert response.status_code == 200
     [verdict] = response.json()["verdicts"]
     assert verdict["raw_output"] is not None and response.json()["mode"] == "generate"
     assert (verdict["label"] is None) == (verdict["unparsed"] is not None)
 
 
-@pytest.mark.parametrize("body, location, message", [
-    ({"items": [{"passage": "Teks.", "claim": "a"}, {"passage": "Teks."}]}, "items[1].claim", "Field required"),
-    ({"items": [{"passage": "   ", "claim": "a"}]}, "items[0].passage", "must not be empty"),
-    ({"items": [{"passage": "Teks.", "claim": 42}]}, "items[0].claim", "valid string"),
-    ({"items": [{"passage": "Teks.", "claim": "a", "pasage": "Teks."}]}, "items[0].pasage", "Extra inputs"),
-    ({"items": [{"passage": "Teks.", "claim": "a", "language": "fr"}]}, "items[0].language", "'ms' or 'en'"),
-    ({"items": []}, "items", "at least 1 item"),
-    ({"items": [{"passage": f"{MARKER} Teks.", "claim": "a"}] * 17}, "items", "at most 16 per request (serve max_items)"),
-    ({"items": [{"passage": "Teks.", "claim": "a"}], "mode": "guess"}, "mode", "must be one of ['score', 'generate']"),
-    ([1, 2], "body", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, location, message",
+    [
+        ({"items": [{"passage": "Teks.", "claim": "a"}, {"passage": "Teks."}]}, "items[1].claim", "Field required"),
+        ({"items": [{"passage": "   ", "claim": "a"}]}, "items[0].passage", "must not be empty"),
+        ({"items": [{"passage": "Teks.", "claim": 42}]}, "items[0].claim", "valid string"),
+        ({"items": [{"passage": "Teks.", "claim": "a", "pasage": "Teks."}]}, "items[0].pasage", "Extra inputs"),
+        ({"items": [{"passage": "Teks.", "claim": "a", "language": "fr"}]}, "items[0].language", "'ms' or 'en'"),
+        ({"items": []}, "items", "at least 1 item"),
+        (
+            {"items": [{"passage": f"{MARKER} Teks.", "claim": "a"}] * 17},
+            "items",
+            "at most 16 per request (serve max_items)",
+        ),
+        (
+            {"items": [{"passage": "Teks.", "claim": "a"}], "mode": "guess"},
+            "mode",
+            "must be one of ['score', 'generate']",
+        ),
+        ([1, 2], "body", "must be a JSON object"),
+    ],
+)
 def test_a_malformed_request_is_a_422_naming_the_item_and_field(served, body, location, message):
     response = served.post("/v1/judge", body)
     assert response.status_code == 422
@@ -227,7 +287,7 @@ def test_bodies_that_are_not_json_or_too_large_are_refused_clearly(served):
     def chunks():  # no Content-Length: the limit is counted as the body arrives
         data = json.dumps(big).encode()
         for start in range(0, len(data), 65536):
-            yield data[start:start + 65536]
+            yield data[start : start + 65536]
 
     streamed = served.post("/v1/judge", content=chunks(), headers={"Content-Type": "application/json"})
     assert streamed.status_code == 413
@@ -237,23 +297,38 @@ def test_bodies_that_are_not_json_or_too_large_are_refused_clearly(served):
 
 def test_an_uploaded_file_is_judged_row_by_row_and_its_bad_rows_are_named(served, local_judge):
     def upload(name: str, data: str, **form) -> httpx.Response:
-        return httpx.post(f"{served.url}/v1/judge/file", files={"file": (name, data.encode())}, data=form,
-                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        return httpx.post(
+            f"{served.url}/v1/judge/file",
+            files={"file": (name, data.encode())},
+            data=form,
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=60,
+        )
 
-    good = upload("rows.csv", "teks,soalan,tugas\nKL ibu negara.,adakah kl ibu negara,boolq\nSungai panjang.,Sungai pendek.,fib\n",
-                  passage_column="teks", claim_column="soalan", task_column="tugas")
+    good = upload(
+        "rows.csv",
+        "teks,soalan,tugas\nKL ibu negara.,adakah kl ibu negara,boolq\nSungai panjang.,Sungai pendek.,fib\n",
+        passage_column="teks",
+        claim_column="soalan",
+        task_column="tugas",
+    )
     assert good.status_code == 200
     rows = good.json()["rows"]
     assert [(r["row"], r["task"]) for r in rows] == [("rows.csv:2", "boolq"), ("rows.csv:3", "fib")]
-    expected = one_thread_reference(local_judge, [("KL ibu negara.", "adakah kl ibu negara", "boolq"),
-                                                  ("Sungai panjang.", "Sungai pendek.", "fib")])
-    assert max(abs(r["probability"] - e.probability) for r, e in zip(rows, expected)) < P_TOLERANCE
+    expected = one_thread_reference(
+        local_judge, [("KL ibu negara.", "adakah kl ibu negara", "boolq"), ("Sungai panjang.", "Sungai pendek.", "fib")]
+    )
+    assert max(abs(r["probability"] - e.probability) for r, e in zip(rows, expected, strict=True)) < P_TOLERANCE
     bad = upload("rows.csv", f"passage,claim\nTeks satu.,adakah satu\nTeks dua.,\n,{MARKER}\n")
     assert bad.status_code == 422
-    assert bad.json()["error"]["message"] == ("2 bad rows: rows.csv:3: field 'claim': empty; "
-                                              "rows.csv:4: field 'passage': empty")
+    assert bad.json()["error"]["message"] == (
+        "2 bad rows: rows.csv:3: field 'claim': empty; rows.csv:4: field 'passage': empty"
+    )
     wrong_type = upload("rows.txt", "passage,claim\n")
-    assert wrong_type.status_code == 422 and "upload a file ending in one of .jsonl" in wrong_type.json()["error"]["message"]
+    assert (
+        wrong_type.status_code == 422
+        and "upload a file ending in one of .jsonl" in wrong_type.json()["error"]["message"]
+    )
 
 
 def test_the_key_is_asked_for_and_checked(served):
@@ -282,10 +357,25 @@ def test_the_openai_route_refuses_what_it_cannot_answer_as_asked(served):
     cases = [
         ({**ask, "model": "gpt-4o-mini"}, 404, "is not served here"),
         ({**ask, "messages": [{"role": "user", "content": "Is the sky blue?"}]}, 400, "not a judge prompt"),
-        ({**ask, "messages": [{"role": "user", "content": user_message("T.", "a", "boolq", PromptStyle("v3"))}]}, 400,
-         "not a judge prompt in this judge's style (v2"),
-        ({**ask, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-            "type": "object", "properties": {"answer": {"type": "string"}}}}}}, 400, "answers with the keys ['jawapan']"),
+        (
+            {**ask, "messages": [{"role": "user", "content": user_message("T.", "a", "boolq", PromptStyle("v3"))}]},
+            400,
+            "not a judge prompt in this judge's style (v2",
+        ),
+        (
+            {
+                **ask,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "x",
+                        "schema": {"type": "object", "properties": {"answer": {"type": "string"}}},
+                    },
+                },
+            },
+            400,
+            "answers with the keys ['jawapan']",
+        ),
         ({**ask, "stream": True}, 422, "stream"),
         ({**ask, "n": 2}, 422, "n: Input should be less than or equal to 1"),
     ]
@@ -297,13 +387,16 @@ def test_the_openai_route_refuses_what_it_cannot_answer_as_asked(served):
 def test_the_page_judges_a_row_and_a_file_in_a_real_browser(served, sample_items, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}: `apt-get install chromium` (.ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: pip install -e '.[dev]'")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in the dev extra: pip install -e '.[dev]'"
+    )
     rows = [{"teks": p, "kenyataan": c, "tugas": s} for p, c, s in sample_items[:5]]
     upload = tmp_path / "rows.jsonl"
     upload.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     passage = "Harimau Malaya ialah <b>harimau</b> yang tinggal di Semenanjung."
-    direct = served.post("/v1/judge", {"items": [{"passage": passage, "claim": "adakah harimau malaya harimau",
-                                                  "task": "boolq"}]}).json()["verdicts"][0]
+    direct = served.post(
+        "/v1/judge", {"items": [{"passage": passage, "claim": "adakah harimau malaya harimau", "task": "boolq"}]}
+    ).json()["verdicts"][0]
     file_direct = served.post("/v1/judge", {"items": [as_body_item(i) for i in sample_items[:5]]}).json()["verdicts"]
 
     with playwright.sync_playwright() as driver:
@@ -332,15 +425,22 @@ def test_the_page_judges_a_row_and_a_file_in_a_real_browser(served, sample_items
         page.fill("#task-column", "tugas")
         page.click("#file-button")
         page.wait_for_selector("#file-result:not([hidden])")
-        table = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
-        assert [(cells[0], cells[3]) for cells in table] == [(f"rows.jsonl:{n}", str(v["label"])) for n, v in
-                                                              enumerate(file_direct, 1)]
+        table = page.eval_on_selector_all(
+            "#results tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert [(cells[0], cells[3]) for cells in table] == [
+            (f"rows.jsonl:{n}", str(v["label"])) for n, v in enumerate(file_direct, 1)
+        ]
         with page.expect_download() as download:
             page.click("#download")
         lines = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
-        assert [(line["claim"], line["label"]) for line in lines] == [(r["kenyataan"], v["label"]) for r, v in
-                                                                      zip(rows, file_direct)]
-        assert max(abs(line["probability"] - v["probability"]) for line, v in zip(lines, file_direct)) < P_TOLERANCE
+        assert [(line["claim"], line["label"]) for line in lines] == [
+            (r["kenyataan"], v["label"]) for r, v in zip(rows, file_direct, strict=True)
+        ]
+        assert (
+            max(abs(line["probability"] - v["probability"]) for line, v in zip(lines, file_direct, strict=True))
+            < P_TOLERANCE
+        )
 
         # A reasoning judge may write anything; whatever it writes is shown as text. The answer is the
         # server's own with a hostile reasoning put in: the page cannot tell the difference.
@@ -367,7 +467,9 @@ def test_a_judge_that_fails_to_load_stops_the_server_with_its_error(workspace, t
     from hakim.runs.run_dir import NotARunError
     from hakim.serve.server import serve
 
-    cfg = compose_config("serve", workspace, tmp_path, [f"judge.run_dir={tmp_path / 'no-such-run'}", f"port={free_port()}"])
+    cfg = compose_config(
+        "serve", workspace, tmp_path, [f"judge.run_dir={tmp_path / 'no-such-run'}", f"port={free_port()}"]
+    )
     started = time.monotonic()
     with pytest.raises(NotARunError, match="no-such-run"):
         serve(cfg)
@@ -384,13 +486,25 @@ class ThreadServer:
         from hakim.serve.settings import ServeSettings
 
         port = free_port()
-        options = dict(host="127.0.0.1", port=port, api_key_env=None, served_name=None, max_batch=8, max_wait_ms=10,
-                       max_queue=64, retry_after_s=1, max_body_mb=1, max_items=16, max_file_rows=100,
-                       graceful_shutdown_s=10)
+        options = dict(
+            host="127.0.0.1",
+            port=port,
+            api_key_env=None,
+            served_name=None,
+            max_batch=8,
+            max_wait_ms=10,
+            max_queue=64,
+            retry_after_s=1,
+            max_body_mb=1,
+            max_items=16,
+            max_file_rows=100,
+            graceful_shutdown_s=10,
+        )
         settings = ServeSettings(**{**options, **limits})
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(lambda: judge, settings), host="127.0.0.1", port=port,
-                                                    log_config=None))
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(lambda: judge, settings), host="127.0.0.1", port=port, log_config=None)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         wait_ready(self.url)
@@ -415,7 +529,9 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_queued_rows_are_still_an
         deadline = time.monotonic() + 10
         while httpx.get(f"{tight_server.url}/readyz").json()["queued_rows"] < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
-        refused = httpx.post(f"{tight_server.url}/v1/judge", json={"items": [as_body_item(sample_items[4])]}, timeout=60)
+        refused = httpx.post(
+            f"{tight_server.url}/v1/judge", json={"items": [as_body_item(sample_items[4])]}, timeout=60
+        )
         answered = first.result()
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "7"
     assert "max_queue=4" in refused.json()["error"]["message"]
@@ -427,19 +543,26 @@ def test_a_failing_model_is_a_plain_500_without_its_traceback(tight_server, monk
         raise RuntimeError("tokenizer state lost in /opt/secret/internal/path.py")
 
     monkeypatch.setattr("hakim.eval.judge.encode_for_scoring", broken)
-    response = httpx.post(f"{tight_server.url}/v1/judge", json={"items": [{"passage": "Teks.", "claim": "a"}]}, timeout=60)
+    response = httpx.post(
+        f"{tight_server.url}/v1/judge", json={"items": [{"passage": "Teks.", "claim": "a"}]}, timeout=60
+    )
     assert response.status_code == 500
     assert response.json()["error"]["message"] == "the server failed to answer this request; its log says why"
     assert "Traceback" not in response.text and "secret" not in response.text
     monkeypatch.undo()
-    assert httpx.post(f"{tight_server.url}/v1/judge", json={"items": [{"passage": "Teks.", "claim": "a"}]},
-                      timeout=60).status_code == 200
+    assert (
+        httpx.post(
+            f"{tight_server.url}/v1/judge", json={"items": [{"passage": "Teks.", "claim": "a"}]}, timeout=60
+        ).status_code
+        == 200
+    )
 
 
 def test_sigterm_finishes_the_requests_in_flight_and_exits_0(served, sample_items):
     """Last: it stops the module's server. Its log, complete now, must hold neither the key nor a request body."""
-    bodies = [{"items": [as_body_item(sample_items[(8 * n + k) % len(sample_items)]) for k in range(16)]}
-              for n in range(8)]
+    bodies = [
+        {"items": [as_body_item(sample_items[(8 * n + k) % len(sample_items)]) for k in range(16)]} for n in range(8)
+    ]
     finished = {}
 
     def call(number):

@@ -10,7 +10,12 @@ from hakim.data.files import SourceError
 from hakim.data.records import BadRowError
 from hakim.data.sources import SourceSpec, read_source
 
-GOOD_BOOLQ = {"passage": "Kuala Lumpur ialah ibu negara.", "question": "adakah kl ibu negara", "answer": True, "language": "Malay"}
+GOOD_BOOLQ = {
+    "passage": "Kuala Lumpur ialah ibu negara.",
+    "question": "adakah kl ibu negara",
+    "answer": True,
+    "language": "Malay",
+}
 GOOD_FIB = {"passage": "Dokumen berita.", "summary": "Ringkasan.", "answer": 0, "language": "English"}
 
 
@@ -22,7 +27,11 @@ def write_jsonl(path, rows):
 def test_published_boolq_and_fib_schemas_become_records(tmp_path):
     boolq = read_source(SourceSpec("boolq", path=str(write_jsonl(tmp_path / "b.jsonl", [GOOD_BOOLQ]))))
     fib = read_source(SourceSpec("fib", path=str(write_jsonl(tmp_path / "f.jsonl", [GOOD_FIB]))))
-    assert (boolq.records[0].claim, boolq.records[0].label, boolq.records[0].language) == ("adakah kl ibu negara", 1, "ms")
+    assert (boolq.records[0].claim, boolq.records[0].label, boolq.records[0].language) == (
+        "adakah kl ibu negara",
+        1,
+        "ms",
+    )
     assert (fib.records[0].claim, fib.records[0].label, fib.records[0].language) == ("Ringkasan.", 0, "en")
     assert boolq.records[0].doc_id.startswith("boolq-doc-")
 
@@ -48,7 +57,11 @@ def test_csv_and_parquet_read_like_jsonl(tmp_path):
         ({"passage": None}, "passage", "column missing"),
         ({"passage": "   "}, "passage", "empty"),
         ({"question": ""}, "question", "empty"),
-        ({"passage": {"teks": "Kuala Lumpur ialah ibu negara."}}, "passage", "must be text, got a JSON object: {'teks'"),
+        (
+            {"passage": {"teks": "Kuala Lumpur ialah ibu negara."}},
+            "passage",
+            "must be text, got a JSON object: {'teks'",
+        ),
         ({"passage": float("nan")}, "passage", "must be text, got NaN"),
         ({"question": ["adakah", "kl"]}, "question", "must be text, got a list"),
         ({"question": 7}, "question", "must be text, got a number: 7"),
@@ -94,7 +107,9 @@ def read_both_ways(spec: SourceSpec):
 
 def test_bytes_that_are_not_utf8_are_named_by_line_in_both_modes(tmp_path):
     lines = [json.dumps(GOOD_BOOLQ).encode()] * 25
-    lines[20] = json.dumps({**GOOD_BOOLQ, "passage": "Teks caf\u00e9."}).encode().replace("caf\\u00e9".encode(), b"caf" + BAD_BYTE)
+    lines[20] = (
+        json.dumps({**GOOD_BOOLQ, "passage": "Teks caf\u00e9."}).encode().replace(b"caf\\u00e9", b"caf" + BAD_BYTE)
+    )
     path = tmp_path / "rows.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -107,7 +122,9 @@ def test_bytes_that_are_not_utf8_are_named_by_line_in_both_modes(tmp_path):
 
 def test_a_bad_byte_in_a_csv_names_its_line_and_column(tmp_path):
     path = tmp_path / "rows.csv"
-    path.write_bytes(b"passage,question,answer,language\nTeks.,adakah ya,1,Malay\nTeks,adakah caf" + BAD_BYTE + b",0,Malay\n")
+    path.write_bytes(
+        b"passage,question,answer,language\nTeks.,adakah ya,1,Malay\nTeks,adakah caf" + BAD_BYTE + b",0,Malay\n"
+    )
 
     error, rejected = read_both_ways(SourceSpec("boolq", path=str(path)))
 
@@ -169,5 +186,7 @@ def test_a_hub_source_offline_and_not_cached_says_how_to_use_a_local_file(monkey
     with pytest.raises(SourceError) as caught:
         read_source(spec)
     message = str(caught.value)
-    assert message.startswith("source 'mine': hub:hakim-tests/never-cached[train] is not in the local Hugging Face cache")
+    assert message.startswith(
+        "source 'mine': hub:hakim-tests/never-cached[train] is not in the local Hugging Face cache"
+    )
     assert "corpus.sources.mine.hub_id=null corpus.sources.mine.path=FILE" in message and "\n" not in message

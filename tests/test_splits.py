@@ -6,9 +6,17 @@ from hakim.data.splits import evaluation_subset, shared_documents, split_by_docu
 
 def records(n_docs: int, per_doc: int, source: str = "fib") -> list[JudgeRecord]:
     return [
-        JudgeRecord(id=f"{source}-{d}-{i}", source=source, language="ms", passage=f"doc {d}", claim=f"claim {i}",
-                    label=i % 2, doc_id=f"{source}-{d}")
-        for d in range(n_docs) for i in range(per_doc)
+        JudgeRecord(
+            id=f"{source}-{d}-{i}",
+            source=source,
+            language="ms",
+            passage=f"doc {d}",
+            claim=f"claim {i}",
+            label=i % 2,
+            doc_id=f"{source}-{d}",
+        )
+        for d in range(n_docs)
+        for i in range(per_doc)
     ]
 
 

@@ -20,13 +20,28 @@ PASSAGE = "Menara itu tinggi. Ia dibina pada tahun 1990. Pelancong suka melawatn
 CLAIM = "menara itu dibina pada tahun 1990"
 
 
-def test_one_prompt_style_round_trips_through_a_run_an_export_and_the_openai_judge(workspace, tiny_model_dir,
-                                                                                 sample_dataset, tmp_path):
+def test_one_prompt_style_round_trips_through_a_run_an_export_and_the_openai_judge(
+    workspace, tiny_model_dir, sample_dataset, tmp_path
+):
     style = PromptStyle("v2", "en", claim_position="both", passage_sentences=2)
     run_dir = tmp_path / "run"
-    train(compose_config("train", workspace, run_dir, [
-        "data.max_length=256", "trainer.max_steps=1", "lora.r=4", "print_config=false",
-        "style.instruction_language=en", "style.claim_position=both", "style.passage_sentences=2", "tags=[roundtrip]"]))
+    train(
+        compose_config(
+            "train",
+            workspace,
+            run_dir,
+            [
+                "data.max_length=256",
+                "trainer.max_steps=1",
+                "lora.r=4",
+                "print_config=false",
+                "style.instruction_language=en",
+                "style.claim_position=both",
+                "style.passage_sentences=2",
+                "tags=[roundtrip]",
+            ],
+        )
+    )
     assert json.loads((run_dir / "run.json").read_text())["tags"] == ["roundtrip"]
 
     stored = yaml.safe_load((run_dir / "config.yaml").read_text())["style"]

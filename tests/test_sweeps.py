@@ -30,13 +30,19 @@ from hakim.search.sweep import only_search_in
 from hakim.train.pruning import SWEEPER
 
 # validate once after two optimizer steps, on one batch: the fastest run that still yields val/* metrics
-SHORT_RUN = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
-             "data.max_length=256"]
+SHORT_RUN = [
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "data.max_length=256",
+]
 
 
 def compose_with_hydra(workspace, overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.root_dir={workspace}", *overrides], return_hydra_config=True)
+        return compose(
+            config_name="train", overrides=[f"paths.root_dir={workspace}", *overrides], return_hydra_config=True
+        )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,10 @@ def test_sweep_summary_ranks_every_job_and_shows_the_failure(sweep_dir, capsys):
         sweep_summary_main([str(sweep_dir)])
     printed = capsys.readouterr().out
     assert "3 jobs, 2 ok" in printed and "data.max_length=256" in printed
-    assert "job 2 failed: ValueError: `r` should be a positive integer value but the value passed is 0" in printed.replace("\n", "")
+    assert (
+        "job 2 failed: ValueError: `r` should be a positive integer value but the value passed is 0"
+        in printed.replace("\n", "")
+    )
 
     with (sweep_dir / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -63,7 +72,11 @@ def test_sweep_summary_ranks_every_job_and_shows_the_failure(sweep_dir, capsys):
     assert {row["lora.r"] for row in ok} == {"2", "4"} and all(row["status"] == "ok" for row in ok)
     assert float(ok[0]["val/balanced_accuracy"]) >= float(ok[1]["val/balanced_accuracy"])
     for row in ok:
-        assert 0 <= float(row["val/balanced_accuracy"]) <= 1 and 0 <= float(row["val/auroc"]) <= 1 and float(row["val/loss"]) > 0
+        assert (
+            0 <= float(row["val/balanced_accuracy"]) <= 1
+            and 0 <= float(row["val/auroc"]) <= 1
+            and float(row["val/loss"]) > 0
+        )
         assert float(row["tokens_per_second"]) > 0 and float(row["wall_seconds"]) > 0
 
     table = (sweep_dir / "sweep_summary.md").read_text()
@@ -82,13 +95,23 @@ def test_a_job_killed_without_a_traceback_is_listed_as_unfinished(sweep_dir, tmp
 
 
 def test_the_reported_error_is_the_exception_that_ended_the_job():
-    log = "\n".join([
-        "[2026-01-01 10:00:00][hakim.job][ERROR] - job failed: runs/x/0",
-        "Traceback (most recent call last):", '  File "a.py", line 1, in f', "    g()",
-        "KeyError: 'cause'", "", "The above exception was the direct cause of the following exception:", "",
-        "Traceback (most recent call last):", '  File "a.py", line 3, in h', "    raise RuntimeError('outer')",
-        "    ^^^^^^^^^^^^^^^^^^^^^^^^^^^", "RuntimeError: outer",
-    ])
+    log = "\n".join(
+        [
+            "[2026-01-01 10:00:00][hakim.job][ERROR] - job failed: runs/x/0",
+            "Traceback (most recent call last):",
+            '  File "a.py", line 1, in f',
+            "    g()",
+            "KeyError: 'cause'",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
+            '  File "a.py", line 3, in h',
+            "    raise RuntimeError('outer')",
+            "    ^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            "RuntimeError: outer",
+        ]
+    )
     assert last_exception(log) == "RuntimeError: outer"
     assert last_exception("[INFO] - all good\n") is None
 
@@ -112,13 +135,23 @@ def test_config_diff_names_what_differs_between_two_jobs(sweep_dir, capsys):
 
 
 def test_the_search_space_reads_hydra_sweeps_as_optuna_distributions():
-    params = {"optim.optimizer.lr": "tag(log, interval(1e-5, 1e-3))", "lora.r": "choice(8, 16)",
-              "lora.dropout": "interval(0.0, 0.2)", "data.batch_size": "range(2, 9, 2)", "seed": 7}
-    space = search_space(params, ["lora.r=4", "optim.scheduler.kind=constant,cosine", "+lora.extra.bias=choice(none,all)"])
+    params = {
+        "optim.optimizer.lr": "tag(log, interval(1e-5, 1e-3))",
+        "lora.r": "choice(8, 16)",
+        "lora.dropout": "interval(0.0, 0.2)",
+        "data.batch_size": "range(2, 9, 2)",
+        "seed": 7,
+    }
+    space = search_space(
+        params, ["lora.r=4", "optim.scheduler.kind=constant,cosine", "+lora.extra.bias=choice(none,all)"]
+    )
     assert space.distributions == {
-        "optim.optimizer.lr": FloatDistribution(1e-5, 1e-3, log=True), "lora.dropout": FloatDistribution(0.0, 0.2),
-        "data.batch_size": IntDistribution(2, 8, step=2), "optim.scheduler.kind": CategoricalDistribution(["constant", "cosine"]),
-        "+lora.extra.bias": CategoricalDistribution(["none", "all"])}
+        "optim.optimizer.lr": FloatDistribution(1e-5, 1e-3, log=True),
+        "lora.dropout": FloatDistribution(0.0, 0.2),
+        "data.batch_size": IntDistribution(2, 8, step=2),
+        "optim.scheduler.kind": CategoricalDistribution(["constant", "cosine"]),
+        "+lora.extra.bias": CategoricalDistribution(["none", "all"]),
+    }
     assert space.fixed == ["seed=7", "lora.r=4"]  # a plain value on the command line replaces the config's sweep
 
     # a trial's values come back from its job's overrides as they were drawn, strings that look like numbers too
@@ -149,26 +182,48 @@ def test_the_optuna_search_composes_with_its_sweeper_pruner_and_study_file(works
 
 # Each trial validates after each of its two steps (the search config validates 4 times an epoch); trial 0 learns,
 # trial 1 is the same with learning rate 0: at step 1, its first validation, its val/loss loses to trial 0's.
-LEARNS = {"optim.optimizer.lr": 0.003, "lora.r": 8, "lora.alpha": 16, "lora.dropout": 0.0,
-          "optim.scheduler.kind": "constant", "module.verdict_loss_weight": 0.0}
+LEARNS = {
+    "optim.optimizer.lr": 0.003,
+    "lora.r": 8,
+    "lora.alpha": 16,
+    "lora.dropout": 0.0,
+    "optim.scheduler.kind": "constant",
+    "module.verdict_loss_weight": 0.0,
+}
 FROZEN = {**LEARNS, "optim.optimizer.lr": 0.0}
 
 
 def enqueue(*trials: dict) -> str:
-    return "hydra.sweeper.enqueue=[" + ", ".join("{" + ", ".join(f"{key}: {value}" for key, value in trial.items()) + "}"
-                                                 for trial in trials) + "]"
+    return (
+        "hydra.sweeper.enqueue=["
+        + ", ".join("{" + ", ".join(f"{key}: {value}" for key, value in trial.items()) + "}" for trial in trials)
+        + "]"
+    )
 
 
 def search_overrides(directory, study_name: str, *overrides: str) -> list[str]:
     """A search of SHORT_RUN trials, but for trainer.limit_train_batches: each test gives its own."""
     run = [override for override in SHORT_RUN if not override.startswith("trainer.limit_train_batches=")]
-    return ["-m", "hparams_search=balanced_accuracy_optuna", *run, "print_config=false",
-            f"hydra.sweep.dir={directory}", f"hydra.sweeper.study_name={study_name}", *overrides]
+    return [
+        "-m",
+        "hparams_search=balanced_accuracy_optuna",
+        *run,
+        "print_config=false",
+        f"hydra.sweep.dir={directory}",
+        f"hydra.sweeper.study_name={study_name}",
+        *overrides,
+    ]
 
 
-PRUNING = ["trainer.limit_train_batches=2", "optimized_metric=val/loss", "hydra.sweeper.direction=minimize",
-           "optim.optimizer.lr=choice(0.0,0.003)", "hydra.sweeper.pruner.n_startup_trials=1", enqueue(LEARNS, FROZEN),
-           "hydra.sweeper.n_trials=4"]
+PRUNING = [
+    "trainer.limit_train_batches=2",
+    "optimized_metric=val/loss",
+    "hydra.sweeper.direction=minimize",
+    "optim.optimizer.lr=choice(0.0,0.003)",
+    "hydra.sweeper.pruner.n_startup_trials=1",
+    enqueue(LEARNS, FROZEN),
+    "hydra.sweeper.n_trials=4",
+]
 
 
 def study_trials(directory, study_name: str) -> list:
@@ -181,7 +236,9 @@ def run_summary(directory, number: int) -> dict:
 
 
 @pytest.mark.slow
-def test_a_search_prunes_a_losing_trial_and_reports_the_best(workspace, tiny_model_dir, sample_dataset, tmp_path, capsys):
+def test_a_search_prunes_a_losing_trial_and_reports_the_best(
+    workspace, tiny_model_dir, sample_dataset, tmp_path, capsys
+):
     directory = tmp_path / "search"
     run_entry_point("train.py", workspace, *search_overrides(directory, "pruning", *PRUNING))
 
@@ -191,7 +248,9 @@ def test_a_search_prunes_a_losing_trial_and_reports_the_best(workspace, tiny_mod
     assert sorted(trials[0].intermediate_values) == [1, 2] and list(trials[1].intermediate_values) == [1]
     assert trials[1].intermediate_values[1] > trials[0].intermediate_values[1]
     pruned = run_summary(directory, 1)
-    assert pruned["status"] == "pruned" and pruned["global_step"] == 1 and "pruned at step 1: val/loss=" in pruned["error"]
+    assert (
+        pruned["status"] == "pruned" and pruned["global_step"] == 1 and "pruned at step 1: val/loss=" in pruned["error"]
+    )
     log = (directory / "1" / "train.log").read_text()
     assert "pruned at step 1" in log and "job failed" not in log and "Traceback" not in log
 
@@ -244,8 +303,14 @@ def test_a_killed_search_run_again_continues_its_study(workspace, tiny_model_dir
     # trial 2 trains 6 steps, so it is still training when killed; the others 2 (the first two as enqueued, the last
     # as drawn). No pruner: which trials finish must not depend on how they compare.
     steps = "trainer.limit_train_batches"
-    command = search_overrides(directory, "killed", f"{steps}=choice(2,6)", enqueue({steps: 2}, {steps: 2}, {steps: 6}),
-                               "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=4")
+    command = search_overrides(
+        directory,
+        "killed",
+        f"{steps}=choice(2,6)",
+        enqueue({steps: 2}, {steps: 2}, {steps: 6}),
+        "hydra.sweeper.pruner=null",
+        "hydra.sweeper.n_trials=4",
+    )
     with open(tmp_path / "killed.log", "w") as log:
         process = start_entry_point("train.py", workspace, *command, log=log)
         try:
@@ -271,17 +336,27 @@ def test_a_killed_search_run_again_continues_its_study(workspace, tiny_model_dir
 
 
 def test_a_study_is_continued_only_by_the_command_that_started_it(tmp_path):
-    settings = OmegaConf.create({"study_name": "s", "storage": f"sqlite:///{tmp_path}/optuna.db", "direction": "maximize",
-                                 "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 1}, "pruner": None,
-                                 "enqueue": [{"lora.r": 4}]})
+    settings = OmegaConf.create(
+        {
+            "study_name": "s",
+            "storage": f"sqlite:///{tmp_path}/optuna.db",
+            "direction": "maximize",
+            "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 1},
+            "pruner": None,
+            "enqueue": [{"lora.r": 4}],
+        }
+    )
     first = open_study(settings, ["experiment=v2", "data.max_length=512"])
     assert [trial.state for trial in first.get_trials()] == [TrialState.WAITING]  # the enqueued trial, to run first
     first.tell(first.ask({"lora.r": CategoricalDistribution([4, 8])}), 0.5)
 
     again = open_study(settings, ["experiment=v2", "data.max_length=512"])
     assert len(again.get_trials()) == 1  # continued, not enqueued again
-    with pytest.raises(ValueError, match=r"started with the overrides \['experiment=v2', 'data.max_length=512'\], this "
-                                         r"command gives \['experiment=v2', 'data.max_length=128'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"started with the overrides \['experiment=v2', 'data.max_length=512'\], this "
+        r"command gives \['experiment=v2', 'data.max_length=128'\]",
+    ):
         open_study(settings, ["experiment=v2", "data.max_length=128"])
     with pytest.raises(ValueError, match="was started to maximize, hydra.sweeper.direction is minimize"):
         open_study(OmegaConf.merge(settings, {"direction": "minimize"}), ["experiment=v2", "data.max_length=512"])
@@ -289,21 +364,35 @@ def test_a_study_is_continued_only_by_the_command_that_started_it(tmp_path):
 
 def test_one_search_at_a_time_in_a_sweep_directory(tmp_path):
     """The same command started twice would take the first one's running trial for an interrupted one."""
-    with only_search_in(tmp_path):
-        with pytest.raises(SystemExit, match=f"another search is running in {tmp_path}"):
-            with only_search_in(tmp_path):
-                pass
+    with (
+        only_search_in(tmp_path),
+        pytest.raises(SystemExit, match=f"another search is running in {tmp_path}"),
+        only_search_in(tmp_path),
+    ):
+        pass
     with only_search_in(tmp_path):  # free again once the first has ended
         pass
 
 
 @pytest.mark.slow
-def test_a_failing_trial_is_recorded_as_failed_and_the_search_goes_on(workspace, tiny_model_dir, sample_dataset, tmp_path):
+def test_a_failing_trial_is_recorded_as_failed_and_the_search_goes_on(
+    workspace, tiny_model_dir, sample_dataset, tmp_path
+):
     directory = tmp_path / "search"
     with pytest.raises(AssertionError, match=r"1 of 2 trials failed \(trial 0\)"):
-        run_entry_point("train.py", workspace, *search_overrides(
-            directory, "failing", "trainer.limit_train_batches=2", "lora.r=choice(0,4)", enqueue({"lora.r": 0}, {"lora.r": 4}), "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.max_failure_rate=0.5"))
+        run_entry_point(
+            "train.py",
+            workspace,
+            *search_overrides(
+                directory,
+                "failing",
+                "trainer.limit_train_batches=2",
+                "lora.r=choice(0,4)",
+                enqueue({"lora.r": 0}, {"lora.r": 4}),
+                "hydra.sweeper.n_trials=2",
+                "hydra.sweeper.max_failure_rate=0.5",
+            ),
+        )
     assert [trial.state for trial in study_trials(directory, "failing")] == [TrialState.FAIL, TrialState.COMPLETE]
     failed = run_summary(directory, 0)
     assert failed["status"] == "failed" and "`r` should be a positive integer" in failed["error"]

@@ -35,10 +35,17 @@ def make_records(passages: int, claims_per_passage: int, language: str = "en") -
     for p in range(passages):
         passage = f"Passage {p} says the river {p} floods every spring."
         for c in range(claims_per_passage):
-            rows.append(JudgeRecord(
-                id=f"{language}-{p}-{c}", source="fib", language=language, passage=passage,
-                claim=f"Claim {c} about river {p}.", label=(p + c) % 2, doc_id=document_id("fib", passage),
-            ))
+            rows.append(
+                JudgeRecord(
+                    id=f"{language}-{p}-{c}",
+                    source="fib",
+                    language=language,
+                    passage=passage,
+                    claim=f"Claim {c} about river {p}.",
+                    label=(p + c) % 2,
+                    doc_id=document_id("fib", passage),
+                )
+            )
     return rows
 
 
@@ -52,8 +59,13 @@ def server():
 def settings(server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
     return TeacherSettings(
-        base_url=server.url, api_key_env=KEY_ENV, max_in_flight=4, timeout_s=0.5,
-        backoff_base_s=0.01, backoff_max_s=0.05, progress=False,
+        base_url=server.url,
+        api_key_env=KEY_ENV,
+        max_in_flight=4,
+        timeout_s=0.5,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        progress=False,
     )
 
 
@@ -132,9 +144,18 @@ def test_run_completes_despite_every_fault_kind(server, settings, tmp_path, capl
     assert result.stats.retries == 8
     assert server.by_input[records[4].claim] == 2  # the timed-out request was asked again
     assert read_rejects(tmp_path) == []
-    assert result.stats.failed_attempts == {"HTTP 429": 1, "HTTP 500": 2, "HTTP 503": 1, "timeout": 1, "invalid answer": 3}
+    assert result.stats.failed_attempts == {
+        "HTTP 429": 1,
+        "HTTP 500": 2,
+        "HTTP 503": 1,
+        "timeout": 1,
+        "invalid answer": 3,
+    }
     assert not any("HTTP Request" in message for message in caplog.messages)  # no line per request
-    assert caplog.messages[-1].startswith("teacher: 6 rows in, 6 out;") and "retries; failed attempts: HTTP 429 1, HTTP 500 2" in caplog.messages[-1]
+    assert (
+        caplog.messages[-1].startswith("teacher: 6 rows in, 6 out;")
+        and "retries; failed attempts: HTTP 429 1, HTTP 500 2" in caplog.messages[-1]
+    )
 
 
 def test_exhausted_retries_land_in_rejects_never_in_data(server, settings, tmp_path):
@@ -171,8 +192,10 @@ def test_a_200_that_is_not_an_answer_is_one_failed_attempt_then_a_reject(server,
 
     assert result.stats.failed_attempts == {"invalid answer": 1 + 1 + 2 + 3}
     assert [(r["id"], r["stage"]) for r in read_rejects(tmp_path)] == [("en-1-1", "translate")]
-    assert "claim: no usable answer after 3 attempts; last: HTTP 200 whose body (application/json) is not JSON" in (
-        result.rejects[0]["reason"])
+    assert (
+        "claim: no usable answer after 3 attempts; last: HTTP 200 whose body (application/json) is not JSON"
+        in (result.rejects[0]["reason"])
+    )
     assert [r.id for r in result.records] == ["en-0-0", "en-0-1", "en-1-0"] and all(r.reasoning for r in result.records)
     server.reset_counts()
     run_teacher(records, settings, tmp_path)
@@ -195,7 +218,10 @@ def test_answers_in_flight_when_a_run_stops_are_cached(settings, tmp_path):
 def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server, settings, tmp_path):
     settings.translate = False
     records = make_records(passages=2, claims_per_passage=2, language="ms")
-    server.faults_by_input = {"Claim 0 about river 0.": ["disagree", "disagree"], "Claim 1 about river 1.": ["disagree"]}
+    server.faults_by_input = {
+        "Claim 0 about river 0.": ["disagree", "disagree"],
+        "Claim 1 about river 1.": ["disagree"],
+    }
 
     result = run_teacher(records, settings, tmp_path)
 
@@ -208,7 +234,8 @@ def test_disagreeing_reasoning_is_regenerated_once_then_excluded_from_v3(server,
     assert by_id["ms-1-1"].reasoning and "Maka label ialah 0" in by_id["ms-1-1"].reasoning
     assert result.stats.reasoning_regenerated == 2 and result.stats.reasoning_disagreed == 1
     assert [(r["id"], r["stage"], r["reason"]) for r in read_rejects(tmp_path)] == [
-        ("ms-0-0", "reasoning_check", excluded.extra["reasoning_rejected"])]
+        ("ms-0-0", "reasoning_check", excluded.extra["reasoning_rejected"])
+    ]
 
     server.reset_counts()
     again = run_teacher(records, settings, tmp_path)
@@ -226,8 +253,11 @@ def test_a_timed_out_attempt_the_server_may_have_answered_is_in_the_cost(server,
 
     assert server.by_input["Claim 0 about river 0."] == 2  # it was answered twice: once after we stopped waiting
     # Priced as if it wrote max_output_tokens: it ran past timeout_s, so it was likely writing a long answer.
-    timed_out = cost_usd(settings, translation_request("Claim 0 about river 0.", settings).estimated_input_tokens(),
-                         settings.max_output_tokens)
+    timed_out = cost_usd(
+        settings,
+        translation_request("Claim 0 about river 0.", settings).estimated_input_tokens(),
+        settings.max_output_tokens,
+    )
     assert result.stats.cost_usd == pytest.approx(result.stats.answers_cost_usd + timed_out)
     assert result.stats.timed_out_cost_usd == pytest.approx(timed_out)
     assert f"(~${timed_out:.4f} of it for 1 timed-out attempts)" in caplog.messages[-1]
@@ -259,9 +289,14 @@ def test_missing_key_for_openai_names_the_variable(monkeypatch, tmp_path):
         run_teacher(make_records(1, 1), TeacherSettings(api_key_env=KEY_ENV, progress=False), tmp_path)
 
 
-@pytest.mark.parametrize("garbage, came", [("html", "a web page (text/html)"),
-                                            ("not_json", "a body that is not JSON (application/json)"),
-                                            ("other_api", "JSON that is not a list of models")])
+@pytest.mark.parametrize(
+    "garbage, came",
+    [
+        ("html", "a web page (text/html)"),
+        ("not_json", "a body that is not JSON (application/json)"),
+        ("other_api", "JSON that is not a list of models"),
+    ],
+)
 def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(monkeypatch, tmp_path, garbage, came):
     monkeypatch.setenv(KEY_ENV, SECRET)
     with FakeOpenAI(garbage=garbage) as server:
@@ -270,12 +305,17 @@ def test_an_endpoint_that_is_not_an_openai_api_is_refused_naming_the_setting(mon
             with pytest.raises(TeacherError) as raised:
                 run_teacher(make_records(1, 1), settings, tmp_path, dry_run=dry_run)
             message = str(raised.value)
-            assert f"teacher endpoint {server.url} is not an OpenAI-compatible API: GET /models answered {came};" in message
+            assert (
+                f"teacher endpoint {server.url} is not an OpenAI-compatible API: GET /models answered {came};"
+                in message
+            )
             assert "set teacher.base_url to the API's root" in message and "\n" not in message
     assert server.total == 2  # one models-list request each; no question was asked
 
 
-def test_dry_run_checks_key_and_endpoint_and_counts_what_the_cache_holds(server, settings, tmp_path, monkeypatch, caplog):
+def test_dry_run_checks_key_and_endpoint_and_counts_what_the_cache_holds(
+    server, settings, tmp_path, monkeypatch, caplog
+):
     caplog.set_level(logging.INFO)
     records = make_records(passages=3, claims_per_passage=2)
 
@@ -326,7 +366,17 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, monkey
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
     with FakeOpenAI(delay_s=0.05) as server:
-        command = [sys.executable, "-c", RUN_SCRIPT, str(rows_file), server.url, KEY_ENV, str(work_dir), str(output), "{}"]
+        command = [
+            sys.executable,
+            "-c",
+            RUN_SCRIPT,
+            str(rows_file),
+            server.url,
+            KEY_ENV,
+            str(work_dir),
+            str(output),
+            "{}",
+        ]
         first = subprocess.Popen(command, env=env)
         deadline = time.monotonic() + 30
         while len(_cached_or_empty(work_dir)) < 8:
@@ -342,8 +392,11 @@ def test_killed_run_resumes_without_losing_or_repeating_answers(tmp_path, monkey
 
         assert not before & {text for text, n in server.by_input.items() if n}
         assert server.total == total_questions - len(before)
-        uninterrupted = run_teacher(records, TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False),
-                                    tmp_path / "uninterrupted")
+        uninterrupted = run_teacher(
+            records,
+            TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False),
+            tmp_path / "uninterrupted",
+        )
     resumed = json.loads((work_dir / "teacher_stats.json").read_text())
     assert resumed["answers_used"] == uninterrupted.stats.answers_used == total_questions
     assert resumed["answers_cost_usd"] == pytest.approx(uninterrupted.stats.answers_cost_usd)
@@ -386,9 +439,20 @@ def test_batch_killed_while_waiting_is_resumed_not_resubmitted(tmp_path, monkeyp
     rows_file.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with FakeOpenAI() as server:
+
         def command(poll_s: float) -> list[str]:
             options = json.dumps({"batch_api": True, "batch_poll_s": poll_s})
-            return [sys.executable, "-c", RUN_SCRIPT, str(rows_file), server.url, KEY_ENV, str(work_dir), str(output), options]
+            return [
+                sys.executable,
+                "-c",
+                RUN_SCRIPT,
+                str(rows_file),
+                server.url,
+                KEY_ENV,
+                str(work_dir),
+                str(output),
+                options,
+            ]
 
         first = subprocess.Popen(command(poll_s=60), env=env)
         deadline = time.monotonic() + 30
@@ -409,7 +473,9 @@ def test_an_endpoint_without_a_batch_api_says_so_in_one_line(monkeypatch, tmp_pa
     monkeypatch.setenv(KEY_ENV, SECRET)
     with FakeOpenAI(batch_api=False) as server:
         settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False, batch_api=True)
-        with pytest.raises(TeacherError, match=r"has no Batch API \(HTTP 404 on /v1/files\): set teacher.batch_api=false"):
+        with pytest.raises(
+            TeacherError, match=r"has no Batch API \(HTTP 404 on /v1/files\): set teacher.batch_api=false"
+        ):
             run_teacher(make_records(1, 1), settings, tmp_path)
 
 
@@ -417,7 +483,9 @@ def test_an_expired_batch_is_asked_online_with_a_warning_that_prices_it(monkeypa
     monkeypatch.setenv(KEY_ENV, SECRET)
     records = make_records(passages=1, claims_per_passage=2)
     with FakeOpenAI(expire_batches=True) as server:
-        settings = TeacherSettings(base_url=server.url, api_key_env=KEY_ENV, progress=False, batch_api=True, batch_poll_s=0.01)
+        settings = TeacherSettings(
+            base_url=server.url, api_key_env=KEY_ENV, progress=False, batch_api=True, batch_poll_s=0.01
+        )
         result = run_teacher(records, settings, tmp_path)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("ended expired: its 3 questions will be asked online at full price, ~$" in w for w in warnings)
@@ -428,7 +496,9 @@ def test_max_cost_stops_before_it_is_exceeded_and_a_rerun_goes_on(server, settin
     records = make_records(passages=4, claims_per_passage=2)
     settings.max_cost_usd, settings.max_output_tokens = 0.0002, 100  # a few requests' worth
 
-    with pytest.raises(TeacherError, match=r"stopped before exceeding teacher.max_cost_usd=0.0002: every answer so far is cached"):
+    with pytest.raises(
+        TeacherError, match=r"stopped before exceeding teacher.max_cost_usd=0.0002: every answer so far is cached"
+    ):
         run_teacher(records, settings, tmp_path)
 
     paid = server.total

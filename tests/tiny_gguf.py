@@ -16,7 +16,9 @@ SPECIALS = ["<s>", "</s>", "<pad>"]
 
 def _byte_level_alphabet() -> list[str]:
     """The 256 printable stand-ins that byte-level BPE uses for raw bytes (GPT-2's scheme)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     codes, extra = list(printable), 0
     for byte in range(256):
         if byte not in printable:

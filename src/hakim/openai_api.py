@@ -87,11 +87,15 @@ class Endpoint:
         # hakim.cli.hydra_callbacks refuses these when written out; a value read from `${oc.env:...}` is only seen here,
         # resolved, and refused before any log line or file could hold it (the message never repeats the value)
         if not names_a_variable(self.api_key_env):
-            raise self.error(f"{self.config}.api_key_env holds what looks like the key itself: set it to the name of the "
-                             f"environment variable that holds the key (e.g. {self.config}.api_key_env=OPENAI_API_KEY)")
+            raise self.error(
+                f"{self.config}.api_key_env holds what looks like the key itself: set it to the name of the "
+                f"environment variable that holds the key (e.g. {self.config}.api_key_env=OPENAI_API_KEY)"
+            )
         if has_url_credentials(self.base_url):
-            raise self.error(f"{self.config}.base_url holds a user name or password: give the endpoint's URL without "
-                             f"them, and the key in the environment variable {self.config}.api_key_env names")
+            raise self.error(
+                f"{self.config}.base_url holds a user name or password: give the endpoint's URL without "
+                f"them, and the key in the environment variable {self.config}.api_key_env names"
+            )
 
     @classmethod
     def of(cls, settings, config: str, error: type[EndpointError] = EndpointError) -> Endpoint:
@@ -120,8 +124,9 @@ def connect(endpoint: Endpoint) -> openai.AsyncOpenAI:
     """The SDK's retries are off: `with_retries` is the only retry loop, so Retry-After and fatal statuses are ours."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    return openai.AsyncOpenAI(api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0,
-                              timeout=endpoint.timeout_s)
+    return openai.AsyncOpenAI(
+        api_key=api_key(endpoint), base_url=endpoint.base_url, max_retries=0, timeout=endpoint.timeout_s
+    )
 
 
 async def check_endpoint(api: openai.AsyncOpenAI, endpoint: Endpoint) -> None:
@@ -132,27 +137,41 @@ async def check_endpoint(api: openai.AsyncOpenAI, endpoint: Endpoint) -> None:
     try:
         raw = await api.models.with_raw_response.list()
     except openai.APIConnectionError as error:
-        raise endpoint.error(f"{config} endpoint {name} did not answer ({error.__class__.__name__}: {error}); "
-                             f"check {config}.base_url and that the server is running") from None
+        raise endpoint.error(
+            f"{config} endpoint {name} did not answer ({error.__class__.__name__}: {error}); "
+            f"check {config}.base_url and that the server is running"
+        ) from None
     except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
-        raise endpoint.error(f"{config} endpoint {name} refused the key (HTTP {error.status_code}): "
-                             f"check ${endpoint.api_key_env} ({config}.api_key_env names it)") from None
+        raise endpoint.error(
+            f"{config} endpoint {name} refused the key (HTTP {error.status_code}): "
+            f"check ${endpoint.api_key_env} ({config}.api_key_env names it)"
+        ) from None
     except openai.APIStatusError:
         return  # some servers do not list models; the first real request will say if the model is wrong
     served, problem = _listed_models(raw.text, raw.headers.get("content-type", "no content type").split(";")[0])
     if problem:
-        raise endpoint.error(f"{config} endpoint {name} is not an OpenAI-compatible API: GET /models answered "
-                             f"{problem}; set {config}.base_url to the API's root (OpenAI, vLLM and Ollama serve "
-                             "it under /v1)")
+        raise endpoint.error(
+            f"{config} endpoint {name} is not an OpenAI-compatible API: GET /models answered "
+            f"{problem}; set {config}.base_url to the API's root (OpenAI, vLLM and Ollama serve "
+            "it under /v1)"
+        )
     if served and endpoint.model not in served:
-        log.warning("%s endpoint %s does not list model %s (it lists %s); requests may fail with HTTP 404",
-                    config, name, endpoint.model, ", ".join(served[:5]))
+        log.warning(
+            "%s endpoint %s does not list model %s (it lists %s); requests may fail with HTTP 404",
+            config,
+            name,
+            endpoint.model,
+            ", ".join(served[:5]),
+        )
 
 
 def _listed_models(text: str, content_type: str) -> tuple[list[str], str | None]:
     """The model ids of a models-list body, or what the body was instead (a web page, not JSON, other JSON)."""
     if not content_type.endswith("json"):
-        return [], f"a web page ({content_type})" if "html" in content_type else f"a body that is not JSON ({content_type})"
+        return (
+            [],
+            f"a web page ({content_type})" if "html" in content_type else f"a body that is not JSON ({content_type})",
+        )
     try:
         listed = json.loads(text)
     except json.JSONDecodeError:
@@ -203,8 +222,11 @@ def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
     return min(max_s, base_s * 2**attempt) * random.uniform(0.5, 1.0)
 
 
-async def with_retries(endpoint: Endpoint, send: Callable[[int], Awaitable[T]],
-                       on_failure: Callable[[str, float | None], None] | None = None) -> T:
+async def with_retries(
+    endpoint: Endpoint,
+    send: Callable[[int], Awaitable[T]],
+    on_failure: Callable[[str, float | None], None] | None = None,
+) -> T:
     """`send(attempt)` makes one try (attempt 0 first) and returns its answer; this decides whether to try again.
 
     `on_failure(cause, retry_after_s)` hears of each failed try: cause is "HTTP 429", "timeout",
@@ -215,8 +237,9 @@ async def with_retries(endpoint: Endpoint, send: Callable[[int], Awaitable[T]],
     problem, wait = "", None
     for attempt in range(endpoint.max_retries + 1):
         if attempt:
-            await asyncio.sleep(backoff_delay(attempt - 1, endpoint.backoff_base_s, endpoint.backoff_max_s)
-                                if wait is None else wait)
+            await asyncio.sleep(
+                backoff_delay(attempt - 1, endpoint.backoff_base_s, endpoint.backoff_max_s) if wait is None else wait
+            )
         wait = None
         try:
             return await send(attempt)

@@ -10,12 +10,27 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("hakim", "torch", "transformers", "peft", "bitsandbytes", "lightning", "hydra-core", "omegaconf",
-            "datasets", "torchmetrics", "openai", "wandb", "tokenizers", "accelerate")
+PACKAGES = (
+    "hakim",
+    "torch",
+    "transformers",
+    "peft",
+    "bitsandbytes",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "datasets",
+    "torchmetrics",
+    "openai",
+    "wandb",
+    "tokenizers",
+    "accelerate",
+)
 # a secret-looking key holds one of these words (so `hf_token` and a header's `Authorization` do,
 # `max_new_tokens` does not); `*_env` keys name the environment variable that holds the secret instead
 SECRET_KEY = re.compile(
-    r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?|authorization|cookie)($|[_\-.])")
+    r"(^|[_\-.])(api_?key|key|token|secret|password|passwd|credentials?|authorization|cookie)($|[_\-.])"
+)
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # what an API key has and a variable's name does not: 16 or more letters and digits mixed, between underscores
 # (`hf_AbC…123`); `sk-…` keys already fail VARIABLE_NAME
@@ -60,8 +75,10 @@ def _untracked_diff(cwd: Path, paths: list[str]) -> str:
             lines = path.read_text().splitlines()
         except UnicodeDecodeError:
             continue
-        chunks.append(f"diff --git a/{name} b/{name}\nnew file (untracked)\n--- /dev/null\n+++ b/{name}\n"
-                      f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines))
+        chunks.append(
+            f"diff --git a/{name} b/{name}\nnew file (untracked)\n--- /dev/null\n+++ b/{name}\n"
+            f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+        )
     return "".join(chunks)
 
 
@@ -71,8 +88,12 @@ def git_state(cwd: Path | None = None) -> dict:
     diff = _git("diff", "HEAD", cwd=cwd) if commit else None
     untracked = (_git("ls-files", "--others", "--exclude-standard", cwd=cwd) or "").splitlines() if commit else []
     diff = (diff or "") + _untracked_diff(cwd, untracked)
-    return {"commit": commit.strip() if commit else None, "dirty": bool(diff or untracked), "untracked": untracked,
-            "diff": diff}
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": bool(diff or untracked),
+        "untracked": untracked,
+        "diff": diff,
+    }
 
 
 def is_secret_key(key: str) -> bool:

@@ -55,8 +55,9 @@ def label_pair_logits(states: torch.Tensor, head: torch.nn.Module, label_ids: di
     return head(states).float()[:, pair_ids]
 
 
-def probability_at(hidden: torch.Tensor, positions: torch.Tensor, head: torch.nn.Module,
-                   label_ids: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def probability_at(
+    hidden: torch.Tensor, positions: torch.Tensor, head: torch.nn.Module, label_ids: dict[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(P(1), label-pair logits) read from the hidden state at `positions` (one per row): the position
     whose next-token prediction is the verdict."""
     rows = torch.arange(hidden.size(0), device=hidden.device)
@@ -125,13 +126,17 @@ def choose_threshold(labels: list[int], probabilities: list[float]) -> float:
 def choose_source_thresholds(sources: list[str], labels: list[int], probabilities: list[float]) -> dict[str, float]:
     """One cut per source whose rows hold both classes (a source with one class keeps the overall cut)."""
     by_source: dict[str, tuple[list[int], list[float]]] = {}
-    for source, label, probability in zip(sources, labels, probabilities):
+    for source, label, probability in zip(sources, labels, probabilities, strict=True):
         by_source.setdefault(source, ([], []))
         by_source[source][0].append(label)
         by_source[source][1].append(probability)
     return {source: choose_threshold(y, p) for source, (y, p) in sorted(by_source.items()) if min(y) != max(y)}
 
 
-def choose_thresholds(sources: list[str], labels: list[int], probabilities: list[float], by_source: bool = True) -> Thresholds:
-    return Thresholds(choose_threshold(labels, probabilities),
-                      choose_source_thresholds(sources, labels, probabilities) if by_source else {})
+def choose_thresholds(
+    sources: list[str], labels: list[int], probabilities: list[float], by_source: bool = True
+) -> Thresholds:
+    return Thresholds(
+        choose_threshold(labels, probabilities),
+        choose_source_thresholds(sources, labels, probabilities) if by_source else {},
+    )

@@ -14,7 +14,9 @@ def wandb_mode(mode: str) -> str:
     if mode == "auto":
         if os.environ.get("WANDB_MODE"):
             if os.environ["WANDB_MODE"] not in WANDB_MODES:
-                raise ValueError(f"WANDB_MODE must be one of {', '.join(WANDB_MODES)}, got {os.environ['WANDB_MODE']!r}")
+                raise ValueError(
+                    f"WANDB_MODE must be one of {', '.join(WANDB_MODES)}, got {os.environ['WANDB_MODE']!r}"
+                )
             return WANDB_MODES[os.environ["WANDB_MODE"]]
         return "online" if os.environ.get("WANDB_API_KEY") else "offline"
     if mode not in ("online", "offline", "disabled"):

@@ -26,7 +26,9 @@ def _log_to_files_only(error: Exception) -> None:
     if isinstance(error, HakimError):
         record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
     else:
-        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), (type(error), error, error.__traceback__))
+        record = log.makeRecord(
+            log.name, logging.ERROR, __file__, 0, "run failed", (), (type(error), error, error.__traceback__)
+        )
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

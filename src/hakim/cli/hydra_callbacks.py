@@ -36,15 +36,19 @@ class RefuseLiteralSecrets(Callback):
     def _check(self, config: DictConfig) -> None:
         # unresolved: reading an element of the ListConfig would resolve `${oc.env:NAME}` into the secret itself
         overrides = OmegaConf.to_container(config.hydra.overrides.task)
-        composed = {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
+        composed = {
+            key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"
+        }
         keys = [key for override in override_values(overrides) for key in literal_secrets(override)]
         keys += literal_secrets(composed)
         if keys:
             # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings and carries on
-            raise SystemExit(f"error: {', '.join(sorted(set(keys)))}: a secret may not be written on the command line or "
-                             "in a config file (Hydra saves both); put it in an environment variable and name that "
-                             "variable (e.g. teacher.api_key_env=OPENAI_API_KEY, or key: ${oc.env:NAME}), and give "
-                             "URLs without a user name or password")
+            raise SystemExit(
+                f"error: {', '.join(sorted(set(keys)))}: a secret may not be written on the command line or "
+                "in a config file (Hydra saves both); put it in an environment variable and name that "
+                "variable (e.g. teacher.api_key_env=OPENAI_API_KEY, or key: ${oc.env:NAME}), and give "
+                "URLs without a user name or password"
+            )
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         self._check(config)
@@ -71,5 +75,4 @@ class LogJobFailure(Callback):
         if _pruned(error):
             log.info("job %s: %s", config.hydra.runtime.output_dir, error)
             return
-        log.error("job failed: %s", config.hydra.runtime.output_dir,
-                  exc_info=(type(error), error, error.__traceback__))
+        log.error("job failed: %s", config.hydra.runtime.output_dir, exc_info=(type(error), error, error.__traceback__))

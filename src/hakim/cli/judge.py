@@ -45,12 +45,18 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     judge = Judge.open(arguments.judge, batch_size=arguments.batch_size)
-    verdicts = judge.judge_batch([(r["passage"], r["_claim"], r.get("source", "default")) for r in rows], mode=arguments.mode)
+    verdicts = judge.judge_batch(
+        [(r["passage"], r["_claim"], r.get("source", "default")) for r in rows], mode=arguments.mode
+    )
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    for row, verdict in zip(rows, verdicts):
+    for row, verdict in zip(rows, verdicts, strict=True):
         row.pop("_claim")
-        row.update(label=verdict.label, probability=verdict.probability, reasoning=verdict.reasoning,
-                   parse_error=verdict.parse_error)
+        row.update(
+            label=verdict.label,
+            probability=verdict.probability,
+            reasoning=verdict.reasoning,
+            parse_error=verdict.parse_error,
+        )
     write_atomically(arguments.output, jsonl(rows))
     unparsed = sum(1 for v in verdicts if v.label is None)
     print(f"{len(rows)} rows judged ({unparsed} unparsed) → {arguments.output}")

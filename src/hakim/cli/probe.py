@@ -1,4 +1,5 @@
-"""A linear probe on a frozen base model: `python -m hakim.cli.probe --dataset-dir DIR --model conf/model/X.yaml --out DIR` (see hakim.eval.probe)."""
+"""A linear probe on a frozen base model (see hakim.eval.probe):
+`python -m hakim.cli.probe --dataset-dir DIR --model conf/model/X.yaml --out DIR`."""
 
 from __future__ import annotations
 
@@ -25,36 +26,68 @@ def base_style(path: Path | None) -> PromptStyle:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset-dir", required=True, type=Path, help="a prepared dataset (train, validation, eval splits)")
+    parser.add_argument(
+        "--dataset-dir", required=True, type=Path, help="a prepared dataset (train, validation, eval splits)"
+    )
     parser.add_argument("--model", required=True, type=Path, help="a model config, e.g. conf/model/smollm2_135m.yaml")
     parser.add_argument("--cache-dir", default=".cache/hakim/models", help="where converted/built models are cached")
     parser.add_argument("--quantization", default="none", choices=("none", "nf4"), help="frozen model precision")
-    parser.add_argument("--compute-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
-                        help="auto: bfloat16 on a GPU, float32 on CPU; bfloat16 is ~2x faster on CPUs with AVX-512 BF16 "
-                             "and ~100x slower on CPUs without it")
+    parser.add_argument(
+        "--compute-dtype",
+        default="auto",
+        choices=("auto", "bfloat16", "float32"),
+        help="auto: bfloat16 on a GPU, float32 on CPU; bfloat16 is ~2x faster on CPUs with AVX-512 BF16 "
+        "and ~100x slower on CPUs without it",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory (features cache + probe.json)")
     parser.add_argument("--input", default="full", choices=INPUTS)
-    parser.add_argument("--style", type=Path, default=None,
-                        help="the prompt style to probe with: a run directory (the style it was trained with) or a style "
-                             "YAML such as conf/style/v2.yaml (default: the v2 style); the three options below change it")
+    parser.add_argument(
+        "--style",
+        type=Path,
+        default=None,
+        help="the prompt style to probe with: a run directory (the style it was trained with) or a style "
+        "YAML such as conf/style/v2.yaml (default: the v2 style); the three options below change it",
+    )
     parser.add_argument("--instruction-language", choices=INSTRUCTION_LANGUAGES)
     parser.add_argument("--claim-position", choices=CLAIM_POSITIONS)
-    parser.add_argument("--passage-sentences", type=int,
-                        help="keep only the N passage sentences closest to the claim (default: the style's; v2: whole passages)")
+    parser.add_argument(
+        "--passage-sentences",
+        type=int,
+        help="keep only the N passage sentences closest to the claim (default: the style's; v2: whole passages)",
+    )
     parser.add_argument("--max-length", type=int, default=768)
-    parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)")
+    parser.add_argument(
+        "--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)"
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.model.read_text())
     config["cache_dir"] = args.cache_dir
     config["quantization"] = None if args.quantization == "none" else args.quantization
     config["compute_dtype"] = args.compute_dtype
-    style = replace(base_style(args.style), **{key: value for key, value in (
-        ("instruction_language", args.instruction_language), ("claim_position", args.claim_position),
-        ("passage_sentences", args.passage_sentences)) if value is not None})
+    style = replace(
+        base_style(args.style),
+        **{
+            key: value
+            for key, value in (
+                ("instruction_language", args.instruction_language),
+                ("claim_position", args.claim_position),
+                ("passage_sentences", args.passage_sentences),
+            )
+            if value is not None
+        },
+    )
     torch.manual_seed(0)
-    result = run_probe(ModelSpec.from_dict(config), args.dataset_dir, args.out, style, args.max_length, args.input,
-                       args.max_train_rows, batch_size=args.batch_size)
+    result = run_probe(
+        ModelSpec.from_dict(config),
+        args.dataset_dir,
+        args.out,
+        style,
+        args.max_length,
+        args.input,
+        args.max_train_rows,
+        batch_size=args.batch_size,
+    )
     print_result(result)
 
 

@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     # pruner stopped is no failure
     not_ok = [job for job in jobs if not job.passed]
     if not_ok:
-        raise SystemExit(f"{len(not_ok)} of {len(jobs)} jobs did not end ok: "
-                         + ", ".join(f"{job.name} ({job.status})" for job in not_ok))
+        raise SystemExit(
+            f"{len(not_ok)} of {len(jobs)} jobs did not end ok: "
+            + ", ".join(f"{job.name} ({job.status})" for job in not_ok)
+        )
 
 
 if __name__ == "__main__":

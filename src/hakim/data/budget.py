@@ -57,8 +57,11 @@ class FailureBudget:
             "max_reject_fraction": self.max_fraction,
             "passed": self.passed,
             "sources": {
-                source: {**{stage: {"failed": failed, "total": total} for stage, (failed, total) in stages.items()},
-                         "rows_kept": self.kept.get(source), "over_budget": self.over(source)}
+                source: {
+                    **{stage: {"failed": failed, "total": total} for stage, (failed, total) in stages.items()},
+                    "rows_kept": self.kept.get(source),
+                    "over_budget": self.over(source),
+                }
                 for source, stages in self.stages.items()
             },
         }

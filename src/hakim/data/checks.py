@@ -49,14 +49,19 @@ def _found(ids: list[str], **details) -> dict:
 
 def still_english(records: list[JudgeRecord]) -> dict:
     flagged = [r.id for r in records if r.language == "ms" and (looks_english(r.passage) or looks_english(r.claim))]
-    rule = (f">= {STILL_ENGLISH_MIN_WORDS} English function words and >= {STILL_ENGLISH_MIN_SHARE:.0%} of the "
-            "English + Malay function words in the passage or claim of a row labelled 'ms'")
+    rule = (
+        f">= {STILL_ENGLISH_MIN_WORDS} English function words and >= {STILL_ENGLISH_MIN_SHARE:.0%} of the "
+        "English + Malay function words in the passage or claim of a row labelled 'ms'"
+    )
     return _found(flagged, rule=rule)
 
 
 def empty_text(records: list[JudgeRecord]) -> dict:
-    flagged = [r.id for r in records if not r.passage.strip() or not r.claim.strip()
-               or (r.reasoning is not None and not r.reasoning.strip())]
+    flagged = [
+        r.id
+        for r in records
+        if not r.passage.strip() or not r.claim.strip() or (r.reasoning is not None and not r.reasoning.strip())
+    ]
     return _found(flagged, rule="passage or claim empty, or reasoning present but blank")
 
 
@@ -67,8 +72,11 @@ def extreme_length_ratio(records: list[JudgeRecord]) -> dict:
     for record in records:
         if record.language != "ms":
             continue
-        ratios = [len(getattr(record, name)) / record.extra[key]
-                  for name, key in SOURCE_CHARS_KEYS.items() if record.extra.get(key)]
+        ratios = [
+            len(getattr(record, name)) / record.extra[key]
+            for name, key in SOURCE_CHARS_KEYS.items()
+            if record.extra.get(key)
+        ]
         measured += len(ratios)
         if any(not low <= ratio <= high for ratio in ratios):
             flagged.append(record.id)
@@ -84,8 +92,10 @@ def duplicates(splits: dict[str, list[JudgeRecord]]) -> tuple[dict, dict]:
             rows_of[(record.passage, record.claim)].append(record)
     repeated = [r.id for rows in rows_of.values() if len(rows) > 1 for r in rows[1:]]
     across = [rows[0].id for rows in rows_of.values() if len({r.split for r in rows}) > 1]
-    return (_found(repeated, rule="same passage and claim as an earlier row"),
-            _found(across, rule="same passage and claim in more than one split"))
+    return (
+        _found(repeated, rule="same passage and claim as an earlier row"),
+        _found(across, rule="same passage and claim in more than one split"),
+    )
 
 
 def repeated_rows(records: list[JudgeRecord]) -> list[tuple[JudgeRecord, JudgeRecord]]:

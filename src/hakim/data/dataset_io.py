@@ -21,7 +21,9 @@ from hakim.file_writes import write_atomically
 SPLIT_FILES = ("train", "validation", "test", "eval")
 LATEST_POINTER = "LATEST"
 COLUMNS = ("id", "source", "language", "passage", "claim", "label", "doc_id", "split", "reasoning", "extra")
-COLUMN_FINGERPRINT = "sha256 over the column's values as stored in the Parquet file, each JSON-encoded on its own line, in row order"
+COLUMN_FINGERPRINT = (
+    "sha256 over the column's values as stored in the Parquet file, each JSON-encoded on its own line, in row order"
+)
 
 
 def fingerprint(records: list[JudgeRecord]) -> str:
@@ -57,8 +59,13 @@ def counts_by_group(records: list[JudgeRecord]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_extra: dict, files: dict[str, str] | None = None,
-                  point_latest: bool = True) -> Path:
+def write_dataset(
+    splits: dict[str, list[JudgeRecord]],
+    root: Path,
+    manifest_extra: dict,
+    files: dict[str, str] | None = None,
+    point_latest: bool = True,
+) -> Path:
     """Write splits (and `files`: name -> text, e.g. rejects) under root/<version>/ and, if point_latest,
     point root/LATEST at it. The version is the content hash of the rows."""
     version = fingerprint([r for name in sorted(splits) for r in splits[name]])[:12]
@@ -72,8 +79,12 @@ def write_dataset(splits: dict[str, list[JudgeRecord]], root: Path, manifest_ext
     manifest = {
         "version": version,
         "splits": {
-            name: {"rows": len(records), "fingerprint": fingerprint(records), "counts": counts_by_group(records),
-                   "column_fingerprints": column_fingerprints(records)}
+            name: {
+                "rows": len(records),
+                "fingerprint": fingerprint(records),
+                "counts": counts_by_group(records),
+                "column_fingerprints": column_fingerprints(records),
+            }
             for name, records in splits.items()
         },
         "column_fingerprint": COLUMN_FINGERPRINT,
@@ -95,7 +106,9 @@ def resolve_dataset_dir(path: str | Path) -> Path:
     pointer = path / LATEST_POINTER
     if pointer.exists():
         return path / pointer.read_text().strip()
-    raise FileNotFoundError(f"no prepared dataset at {path}: run `python prepare_data.py` first (expected manifest.json or LATEST)")
+    raise FileNotFoundError(
+        f"no prepared dataset at {path}: run `python prepare_data.py` first (expected manifest.json or LATEST)"
+    )
 
 
 def read_split(dataset_dir: str | Path, split: str) -> list[JudgeRecord]:

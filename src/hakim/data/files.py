@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from hakim.data.records import BadRowError
 from hakim.errors import HakimError
@@ -71,14 +71,19 @@ def read_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 cut = "; the file ends mid-row (cut off while writing?)" if not raw.endswith(b"\n") else ""
-                yield location, BadRowError(location, "<line>", f"not valid JSON ({error.msg}, column {error.colno}){cut}")
+                yield (
+                    location,
+                    BadRowError(location, "<line>", f"not valid JSON ({error.msg}, column {error.colno}){cut}"),
+                )
                 continue
             yield location, row if isinstance(row, dict) else BadRowError(location, "<line>", "expected a JSON object")
 
 
 def _not_utf8(location: str, field_name: str, raw: bytes, error: UnicodeDecodeError) -> BadRowError:
     byte = raw[error.start]
-    return BadRowError(location, field_name, f"byte 0x{byte:02x} at column {error.start + 1} is not UTF-8; re-save the file as UTF-8")
+    return BadRowError(
+        location, field_name, f"byte 0x{byte:02x} at column {error.start + 1} is not UTF-8; re-save the file as UTF-8"
+    )
 
 
 def _read_json(path: Path) -> Iterator[tuple[str, Row]]:
@@ -91,11 +96,15 @@ def _read_json(path: Path) -> Iterator[tuple[str, Row]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise SourceError(f"{path}:{line}: byte 0x{data[error.start]:02x} is not UTF-8; re-save the file as UTF-8") from None
+        raise SourceError(
+            f"{path}:{line}: byte 0x{data[error.start]:02x} is not UTF-8; re-save the file as UTF-8"
+        ) from None
     try:
         items = json.loads(text)
     except json.JSONDecodeError as error:
-        raise SourceError(f"{path}:{error.lineno}: not a valid JSON array ({error.msg}, column {error.colno})") from None
+        raise SourceError(
+            f"{path}:{error.lineno}: not a valid JSON array ({error.msg}, column {error.colno})"
+        ) from None
     for index, item in enumerate(items):
         location = f"{path}:row {index}"
         yield location, item if isinstance(item, dict) else BadRowError(location, "<row>", "expected a JSON object")

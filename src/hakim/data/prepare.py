@@ -11,7 +11,7 @@ import logging
 import sys
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 REJECTS_FILE = "rejects.jsonl"  # rows refused while reading: {source, location, field, problem}
 # {id, source, stage, reason, location, language, passage, claim, label}; reasoning rejects keep the row for V2
 TEACHER_REJECTS_FILE = "teacher_rejects.jsonl"
-AUGMENT_REJECTS_FILE = "augment_rejects.jsonl"  # {doc_id, row, stage, reason}: documents the teacher wrote no claims for
+AUGMENT_REJECTS_FILE = (
+    "augment_rejects.jsonl"  # {doc_id, row, stage, reason}: documents the teacher wrote no claims for
+)
 
 
 def source_name(record_id: str) -> str:
@@ -49,20 +51,34 @@ def read_all_sources(sources: dict, on_bad_row: str) -> tuple[list[JudgeRecord],
         # ids must be unique across sources even when two files share a source and language
         records.extend(replace(record, id=f"{name}-{record.id.rsplit('-', 1)[-1]}") for record in result.records)
         all_rejects.extend({"source": name, **reject} for reject in result.rejects)
-        report[name] = {"origin": spec.origin, "layout": spec.layout, "rows_read": result.rows_read,
-                        "records": len(result.records), "rejected": len(result.rejects),
-                        **(file_identity(Path(spec.path)) if spec.path else {})}
+        report[name] = {
+            "origin": spec.origin,
+            "layout": spec.layout,
+            "rows_read": result.rows_read,
+            "records": len(result.records),
+            "rejected": len(result.rejects),
+            **(file_identity(Path(spec.path)) if spec.path else {}),
+        }
         if result.rejects:
-            log.warning("%s: %d of %d rows rejected (listed in %s)", name, len(result.rejects), result.rows_read, REJECTS_FILE)
+            log.warning(
+                "%s: %d of %d rows rejected (listed in %s)", name, len(result.rejects), result.rows_read, REJECTS_FILE
+            )
     return records, report, all_rejects
 
 
 def with_source_lengths(records: list[JudgeRecord]) -> list[JudgeRecord]:
     """Keep each English text's length in `extra` (the teacher keeps `extra`) for the length-ratio check."""
     return [
-        replace(record, extra={**record.extra, "source_passage_chars": len(record.passage),
-                               "source_claim_chars": len(record.claim)})
-        if record.language == "en" else record
+        replace(
+            record,
+            extra={
+                **record.extra,
+                "source_passage_chars": len(record.passage),
+                "source_claim_chars": len(record.claim),
+            },
+        )
+        if record.language == "en"
+        else record
         for record in records
     ]
 
@@ -71,7 +87,9 @@ def teacher_options(teacher_cfg: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(teacher_cfg, resolve=True).items() if key != "enabled"}
 
 
-def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool, retry_rejects: bool):
+def apply_teacher(
+    records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir: Path, dry_run: bool, retry_rejects: bool
+):
     """Translate and explain with the configured teacher; returns the kept records, a manifest entry and the rejects."""
     from hakim.data.teacher import TeacherSettings, run_teacher
     from hakim.data.teacher.requests import TEMPLATE_VERSION
@@ -88,9 +106,15 @@ def apply_teacher(records: list[JudgeRecord], teacher_cfg: DictConfig, work_dir:
         "output_tokens": stats.answers_output_tokens,
         "cost_usd": stats.answers_cost_usd,
         # What this invocation sent and paid, retries and refused answers included
-        "this_run": {"requests": stats.requests, "retries": stats.retries, "failed_attempts": stats.failed_attempts,
-                     "cache_hits": stats.cache_hits, "input_tokens": stats.input_tokens,
-                     "output_tokens": stats.output_tokens, "cost_usd": stats.cost_usd},
+        "this_run": {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "failed_attempts": stats.failed_attempts,
+            "cache_hits": stats.cache_hits,
+            "input_tokens": stats.input_tokens,
+            "output_tokens": stats.output_tokens,
+            "cost_usd": stats.cost_usd,
+        },
         "rejects": len(result.rejects),
         "without_reasoning_for_v3": len(result.v3_excluded),
         "settings": options,
@@ -108,8 +132,13 @@ def read_budget(source_report: dict, max_fraction: float) -> FailureBudget:
     return budget
 
 
-def add_teacher_stages(budget: FailureBudget, read: list[JudgeRecord], kept: list[JudgeRecord], rejects: list[dict],
-                       teacher_cfg: DictConfig) -> None:
+def add_teacher_stages(
+    budget: FailureBudget,
+    read: list[JudgeRecord],
+    kept: list[JudgeRecord],
+    rejects: list[dict],
+    teacher_cfg: DictConfig,
+) -> None:
     """Translation is judged on the English rows, reasoning on the rows that reached it."""
     for name in budget.stages:
         mine = [record for record in read if source_name(record.id) == name]
@@ -150,8 +179,6 @@ def apply_augment(records: list[JudgeRecord], settings, cfg: DictConfig, budget:
     return result
 
 
-
-
 def run_provenance(started: str) -> dict:
     """Which code, command and overrides made this version, and when: two manifests can then be told apart."""
     from hydra.core.hydra_config import HydraConfig
@@ -167,7 +194,7 @@ def run_provenance(started: str) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def prepare(cfg: DictConfig) -> Path:
@@ -182,14 +209,23 @@ def prepare(cfg: DictConfig) -> Path:
     teacher_report, teacher_rejects = None, []
     fractions = OmegaConf.to_container(cfg.splits, resolve=True)
     if teacher_on and cfg.dry_run:
-        apply_teacher(with_source_lengths(records), cfg.teacher, output_root / "teacher", dry_run=True,
-                      retry_rejects=cfg.retry_rejects)
+        apply_teacher(
+            with_source_lengths(records),
+            cfg.teacher,
+            output_root / "teacher",
+            dry_run=True,
+            retry_rejects=cfg.retry_rejects,
+        )
         if augmenting is not None and augmenting.teacher_claims:
             from hakim.data.perturb.stage import estimate_written
             from hakim.data.teacher import TeacherSettings
 
-            estimate_written(split_by_document(records, fractions, cfg.seed), augmenting,
-                             TeacherSettings(**teacher_options(cfg.teacher)), output_root / "teacher")
+            estimate_written(
+                split_by_document(records, fractions, cfg.seed),
+                augmenting,
+                TeacherSettings(**teacher_options(cfg.teacher)),
+                output_root / "teacher",
+            )
         log.info("dry run: %d rows read, %d rejected; no dataset written", len(records), len(rejects))
         for line in budget.lines():
             (log.info if budget.passed else log.warning)(line)
@@ -198,7 +234,12 @@ def prepare(cfg: DictConfig) -> Path:
     if teacher_on and budget.passed:
         read = records
         records, teacher_report, teacher_rejects = apply_teacher(
-            with_source_lengths(read), cfg.teacher, output_root / "teacher", dry_run=False, retry_rejects=cfg.retry_rejects)
+            with_source_lengths(read),
+            cfg.teacher,
+            output_root / "teacher",
+            dry_run=False,
+            retry_rejects=cfg.retry_rejects,
+        )
         add_teacher_stages(budget, read, records, teacher_rejects, cfg.teacher)
     assigned = split_by_document(records, fractions, cfg.seed)
     augment_report, augment_rejects, synthetic_in_eval = None, [], True
@@ -219,9 +260,13 @@ def prepare(cfg: DictConfig) -> Path:
         "split_fractions": fractions,
         "seed": cfg.seed,
         "eval_protocol": f"first {cfg.eval_per_group} rows per source × language of the '{cfg.eval_split}' split",
-        "rejects": {"read": len(rejects), "read_file": REJECTS_FILE,
-                    "teacher": len(teacher_rejects), "teacher_file": TEACHER_REJECTS_FILE,
-                    **({"augment": len(augment_rejects), "augment_file": AUGMENT_REJECTS_FILE} if augmenting else {})},
+        "rejects": {
+            "read": len(rejects),
+            "read_file": REJECTS_FILE,
+            "teacher": len(teacher_rejects),
+            "teacher_file": TEACHER_REJECTS_FILE,
+            **({"augment": len(augment_rejects), "augment_file": AUGMENT_REJECTS_FILE} if augmenting else {}),
+        },
         "checks": checks,
         "teacher": teacher_report,
         "augment": augment_report,
@@ -237,7 +282,8 @@ def prepare(cfg: DictConfig) -> Path:
         raise BudgetExceeded(
             f"{summary}\nnot published: {target} holds the rows and rejects ({REJECTS_FILE}, {TEACHER_REJECTS_FILE}); "
             f"{output_root / LATEST_POINTER} was left as it was. Fix the source or endpoint and rerun "
-            "(retry_rejects=true asks the teacher again for its failures), or raise max_reject_fraction.")
+            "(retry_rejects=true asks the teacher again for its failures), or raise max_reject_fraction."
+        )
     log.info("prepared dataset: %s (%s)", target, {name: len(rows) for name, rows in splits.items()})
     for line in budget.lines():
         log.info(line)

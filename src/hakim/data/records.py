@@ -46,7 +46,7 @@ class JudgeRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: dict, location: str = "<dict>") -> "JudgeRecord":
+    def from_dict(cls, row: dict, location: str = "<dict>") -> JudgeRecord:
         names = {f.name for f in fields(cls)}
         unknown = set(row) - names
         if unknown:
@@ -66,7 +66,8 @@ def text_problem(value) -> str | None:
     if isinstance(value, float) and math.isnan(value):
         return "must be text, got NaN (how pandas writes an empty cell)"
     kind = {dict: "a JSON object", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
     return f"must be text, got {kind}: {value!r:.60}"
 
 
@@ -87,7 +88,11 @@ def parse_label(value, location: str, field_name: str = "answer") -> int:
     if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
         return 1 if value.strip().lower() in ("1", "true") else 0
     if value == -1 or value == "-1":
-        raise BadRowError(location, field_name, "label -1 means unlabelled (e.g. a SuperGLUE test row); only 0/1 can train or evaluate a judge")
+        raise BadRowError(
+            location,
+            field_name,
+            "label -1 means unlabelled (e.g. a SuperGLUE test row); only 0/1 can train or evaluate a judge",
+        )
     raise BadRowError(location, field_name, f"label must be 0/1 or true/false, got {value!r}")
 
 

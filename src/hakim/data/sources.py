@@ -11,9 +11,9 @@ per candidate: label 1 for the correct one, 0 for the others, all with the docum
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from hakim.data.files import Row, SourceError, read_jsonl, read_rows
 from hakim.data.records import BadRowError, JudgeRecord, document_id, parse_label, parse_language, text_problem
@@ -95,10 +95,12 @@ def _iter_hub(spec: SourceSpec) -> Iterator[tuple[str, dict]]:
         dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
     except ConnectionError:  # offline (HF_HUB_OFFLINE=1 or no network) and not in the local cache
         raise SourceError(
-            f"source '{spec.label}': {spec.origin} is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"source '{spec.label}': {spec.origin} is not in the local Hugging Face cache "
+            "and the hub cannot be reached; "
             f"run once with network to cache it, or save its rows to a file and use it with "
             f"corpus.sources.{spec.label}.hub_id=null corpus.sources.{spec.label}.path=FILE "
-            "(any JSONL/JSON/CSV/Parquet; conf/corpus/local_files.yaml shows the column mapping)") from None
+            "(any JSONL/JSON/CSV/Parquet; conf/corpus/local_files.yaml shows the column mapping)"
+        ) from None
     for index, row in enumerate(dataset):
         yield f"{spec.origin}:row {index}", row
 
@@ -120,7 +122,9 @@ def _language(spec: SourceSpec, row: dict, location: str) -> str:
     raise BadRowError(location, spec.language_column, "column missing and no `language` set in the source config")
 
 
-def _record(spec: SourceSpec, location: str, row: dict, record_id: str, passage: str, claim: str, label: int) -> JudgeRecord:
+def _record(
+    spec: SourceSpec, location: str, row: dict, record_id: str, passage: str, claim: str, label: int
+) -> JudgeRecord:
     language = _language(spec, row, location)
     source = _text(row, spec.source_column, location) if spec.source_column else spec.source
     reasoning = row.get(spec.reasoning_column)
@@ -178,9 +182,13 @@ def _choice_index(row: dict, column: str, n_choices: int, location: str) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     if value == -1:
-        raise BadRowError(location, column, "index -1 means unlabelled; only rows with a known correct candidate can be used")
+        raise BadRowError(
+            location, column, "index -1 means unlabelled; only rows with a known correct candidate can be used"
+        )
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:
-        raise BadRowError(location, column, f"must be the index (0 to {n_choices - 1}) of the correct candidate, got {value!r}")
+        raise BadRowError(
+            location, column, f"must be the index (0 to {n_choices - 1}) of the correct candidate, got {value!r}"
+        )
     return value
 
 
@@ -205,4 +213,3 @@ def read_source(spec: SourceSpec, on_bad_row: str = "error") -> ReadResult:
                 raise
             rejects.append({"location": error.location, "field": error.field_name, "problem": error.problem})
     return ReadResult(records=records, rejects=rejects, rows_read=rows_read)
-

@@ -31,7 +31,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def anchor_words(text: str) -> set[str]:
     """Lower-cased words that survive translation often enough to be evidence: numbers and longer words."""
-    return {word for word in (w.lower() for w in _WORD.findall(text)) if len(word) >= 4 or any(c.isdigit() for c in word)}
+    return {
+        word for word in (w.lower() for w in _WORD.findall(text)) if len(word) >= 4 or any(c.isdigit() for c in word)
+    }
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class TwinMatch:
     reason: str | None = None
 
 
-def match_passages(originals: list[str], translations: list[str], min_score: float = 12.0,
-                   min_ratio: float = 2.0) -> dict[str, TwinMatch]:
+def match_passages(
+    originals: list[str], translations: list[str], min_score: float = 12.0, min_ratio: float = 2.0
+) -> dict[str, TwinMatch]:
     """For each distinct translated passage, its original passage (or why none was chosen)."""
     original_words = {passage: anchor_words(passage) for passage in dict.fromkeys(originals)}
     frequency = Counter(word for words in original_words.values() for word in words)
@@ -65,8 +68,9 @@ def match_passages(originals: list[str], translations: list[str], min_score: flo
         if best is None or score < min_score:
             matches[translated] = TwinMatch(None, score, runner_up, f"best score {score:.1f} < min_score {min_score}")
         elif score < min_ratio * runner_up:
-            matches[translated] = TwinMatch(None, score, runner_up,
-                                            f"best score {score:.1f} not {min_ratio}x the runner-up's {runner_up:.1f}")
+            matches[translated] = TwinMatch(
+                None, score, runner_up, f"best score {score:.1f} not {min_ratio}x the runner-up's {runner_up:.1f}"
+            )
         else:
             matches[translated] = TwinMatch(best, score, runner_up)
     return matches
@@ -86,8 +90,9 @@ def _read(path: Path, name: str) -> list[tuple[str, dict]]:
 
 def link_files(original: Path, translation: Path, out: Path, min_score: float, min_ratio: float) -> dict:
     originals, translated = _read(original, "original"), _read(translation, "translation")
-    matches = match_passages([row["passage"] for _, row in originals], [row["passage"] for _, row in translated],
-                             min_score, min_ratio)
+    matches = match_passages(
+        [row["passage"] for _, row in originals], [row["passage"] for _, row in translated], min_score, min_ratio
+    )
     unmatched_path = out.with_name(out.stem + ".unmatched.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = 0
@@ -99,7 +104,12 @@ def link_files(original: Path, translation: Path, out: Path, min_score: float, m
                 continue
             linked.write(jsonl_line({**row, TWIN_COLUMN: match.original}))
             kept += 1
-    summary = {"translation_rows": len(translated), "linked": kept, "unmatched": len(translated) - kept,
-               "distinct_originals_linked": len({m.original for m in matches.values() if m.original}),
-               "out": str(out), "unmatched_file": str(unmatched_path)}
+    summary = {
+        "translation_rows": len(translated),
+        "linked": kept,
+        "unmatched": len(translated) - kept,
+        "distinct_originals_linked": len({m.original for m in matches.values() if m.original}),
+        "out": str(out),
+        "unmatched_file": str(unmatched_path),
+    }
     return summary

@@ -57,13 +57,13 @@ def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list
             "passage": record.passage,
             "claim": record.claim,
         }
-        for record, verdict in zip(records, verdicts)
+        for record, verdict in zip(records, verdicts, strict=True)
     ]
 
 
 def rows_per_class(sources: list[str], labels: list[int]) -> dict[str, dict[str, int]]:
     """How many rows of each label every source has: {"boolq": {"0": 107, "1": 195}, ...}."""
-    counts = Counter(zip(sources, labels))
+    counts = Counter(zip(sources, labels, strict=True))
     return {source: {str(label): counts[(source, label)] for label in (0, 1)} for source in sorted(set(sources))}
 
 
@@ -72,14 +72,18 @@ def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> lis
     own cut (cut_sources), and the pooled cut when some source has none of its own and uses it."""
     cuts = {source: class_rows[source] for source in cut_sources}
     if set(class_rows) - set(cut_sources):
-        cuts["all sources (the pooled cut)"] = {label: sum(rows[label] for rows in class_rows.values()) for label in ("0", "1")}
+        cuts["all sources (the pooled cut)"] = {
+            label: sum(rows[label] for rows in class_rows.values()) for label in ("0", "1")
+        }
     warnings = []
     for name, counts in cuts.items():
         label, rows = min(counts.items(), key=lambda item: item[1])
         if rows < STEADY_CUT_ROWS_PER_CLASS:
-            warnings.append(f"the cut for {name} was chosen on {rows} validation rows of class {label} "
-                            f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
-                            "F1 and balanced accuracy as rough, AUROC does not depend on it")
+            warnings.append(
+                f"the cut for {name} was chosen on {rows} validation rows of class {label} "
+                f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
+                "F1 and balanced accuracy as rough, AUROC does not depend on it"
+            )
     return warnings
 
 
@@ -91,10 +95,12 @@ def check_verdicts(rows: list[dict], max_fraction: float, judge: str, out_dir: P
     if not rows or missing / len(rows) <= max_fraction:
         return
     error, count = errors.most_common(1)[0]
-    raise NoVerdicts(f"judge {judge} gave no verdict for {missing}/{len(rows)} rows (more than "
-                     f"max_unparsed_fraction={max_fraction}); commonest error ({count} rows): {error}; fix the judge "
-                     f"or its endpoint and rerun, or accept it with max_unparsed_fraction=1.0 (predictions and "
-                     f"report are in {out_dir})")
+    raise NoVerdicts(
+        f"judge {judge} gave no verdict for {missing}/{len(rows)} rows (more than "
+        f"max_unparsed_fraction={max_fraction}); commonest error ({count} rows): {error}; fix the judge "
+        f"or its endpoint and rerun, or accept it with max_unparsed_fraction=1.0 (predictions and "
+        f"report are in {out_dir})"
+    )
 
 
 def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir, by_source: bool = True) -> dict:
@@ -104,7 +110,9 @@ def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir
     probabilities, _ = judge.probabilities([(r.passage, r.claim, r.source) for r in records])
     labels, sources = [r.label for r in records], [r.source for r in records]
     thresholds = choose_thresholds(sources, labels, probabilities, by_source)
-    return run.write_thresholds(thresholds, chosen_on=split, rows=len(records), rows_per_class=rows_per_class(sources, labels))
+    return run.write_thresholds(
+        thresholds, chosen_on=split, rows=len(records), rows_per_class=rows_per_class(sources, labels)
+    )
 
 
 def warn_repeated_rows(records: list[JudgeRecord]) -> int:
@@ -112,11 +120,18 @@ def warn_repeated_rows(records: list[JudgeRecord]) -> int:
     which lines repeat which. Returns how many rows repeat an earlier one."""
     pairs = repeated_rows(records)
     if pairs:
-        examples = [f"{row.extra['origin']} repeats {earlier.extra['origin']}"
-                    + (" with another label" if row.label != earlier.label else "") for row, earlier in pairs[:3]]
-        log.warning("%d rows repeat an earlier row's passage and claim (%s%s): each is scored and counted in the metrics "
-                    "again; remove them to count every row once", len(pairs), "; ".join(examples),
-                    "; …" if len(pairs) > 3 else "")
+        examples = [
+            f"{row.extra['origin']} repeats {earlier.extra['origin']}"
+            + (" with another label" if row.label != earlier.label else "")
+            for row, earlier in pairs[:3]
+        ]
+        log.warning(
+            "%d rows repeat an earlier row's passage and claim (%s%s): each is scored and counted in the metrics "
+            "again; remove them to count every row once",
+            len(pairs),
+            "; ".join(examples),
+            "; …" if len(pairs) > 3 else "",
+        )
     return len(pairs)
 
 
@@ -126,11 +141,19 @@ def records_to_judge(cfg: DictConfig, run: RunDir | None) -> tuple[list[JudgeRec
         records, rejects = read_rows_file(cfg)
         for reject in rejects:
             log.warning("rejected %s: field '%s': %s", reject["location"], reject["field"], reject["problem"])
-        origin = {"rows": str(cfg.rows), "columns": OmegaConf.to_container(cfg.columns, resolve=True),
-                  "rows_rejected": len(rejects), "rows_repeated": warn_repeated_rows(records)}
+        origin = {
+            "rows": str(cfg.rows),
+            "columns": OmegaConf.to_container(cfg.columns, resolve=True),
+            "rows_rejected": len(rejects),
+            "rows_repeated": warn_repeated_rows(records),
+        }
         return records, Path(cfg.rows).name, origin
     dataset_dir = dataset_dir_for(cfg, run)
-    return read_split(dataset_dir, cfg.split), f"{dataset_dir.name}/{cfg.split}", {"dataset_dir": str(dataset_dir), "split": cfg.split}
+    return (
+        read_split(dataset_dir, cfg.split),
+        f"{dataset_dir.name}/{cfg.split}",
+        {"dataset_dir": str(dataset_dir), "split": cfg.split},
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -139,7 +162,9 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.threshold == "validation":
         if run is None or judge.default_mode != "score":
             raise ValueError("threshold=validation needs a score-mode judge from a run directory")
-        stored = calibrate_threshold(judge, dataset_dir_for(cfg, run), cfg.threshold_split, run, by_source=cfg.threshold_by_source)
+        stored = calibrate_threshold(
+            judge, dataset_dir_for(cfg, run), cfg.threshold_split, run, by_source=cfg.threshold_by_source
+        )
         judge.thresholds = Thresholds(stored["threshold"], stored["by_source"])
         warnings = thin_cut_warnings(stored["rows_per_class"], stored["by_source"])
         for warning in warnings:
@@ -153,9 +178,18 @@ def evaluate(cfg: DictConfig) -> dict:
         records = records[: cfg.limit]
     rows = verdict_rows(records, judge, mode)
     out_dir = Path(cfg.paths.output_dir)
-    extra = {"judge": cfg.judge.kind, **describe_judge(cfg, run), "mode": mode, "threshold": judge.thresholds.overall,
-             "source_thresholds": judge.thresholds.by_source, **threshold_notes, **origin}
-    summary = write_report(rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra)
+    extra = {
+        "judge": cfg.judge.kind,
+        **describe_judge(cfg, run),
+        "mode": mode,
+        "threshold": judge.thresholds.overall,
+        "source_thresholds": judge.thresholds.by_source,
+        **threshold_notes,
+        **origin,
+    }
+    summary = write_report(
+        rows, out_dir, title=f"Hakim judge evaluation: {judge.name}", judge_name=judge.name, extra=extra
+    )
     print_summary(summary["subsets"], title=f"{judge.name} on {rows_name} ({mode})")
     print(f"predictions, metrics.json, report.md and plots: {out_dir}")
     if cfg.wandb.enabled:
@@ -174,7 +208,9 @@ def read_evaluation(path: str | Path) -> tuple[str, list[dict]]:
     path = Path(path)
     predictions = path / PREDICTIONS_FILE
     if not predictions.exists():
-        raise FileNotFoundError(f"{path} is not an evaluation output directory (no {PREDICTIONS_FILE}); pass directories evaluate.py wrote")
+        raise FileNotFoundError(
+            f"{path} is not an evaluation output directory (no {PREDICTIONS_FILE}); pass directories evaluate.py wrote"
+        )
     metrics = path / "metrics.json"
     name = json.loads(metrics.read_text())["judge"] if metrics.exists() else path.name
     with open(predictions, encoding="utf-8") as f:
@@ -189,10 +225,12 @@ def compare(cfg: DictConfig) -> dict:
     loaded = [read_evaluation(d) for d in directories]
     names = [name for name, _ in loaded]
     # The same judge evaluated twice (another split, another threshold) is told apart by its directory.
-    labels = [name if names.count(name) == 1 else f"{name} [{d.name}]" for name, d in zip(names, directories)]
+    labels = [
+        name if names.count(name) == 1 else f"{name} [{d.name}]" for name, d in zip(names, directories, strict=True)
+    ]
     if len(set(labels)) < len(labels):
         raise ValueError(f"two of {[str(d) for d in directories]} have the same judge and directory name; rename one")
-    named_rows = {label: rows for label, (_, rows) in zip(labels, loaded)}
+    named_rows = {label: rows for label, (_, rows) in zip(labels, loaded, strict=True)}
     table, _ = compare_judges(named_rows)
     wide_console().print(table)
     out_dir = Path(cfg.paths.output_dir)

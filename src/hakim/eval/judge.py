@@ -31,8 +31,17 @@ JUDGE_FILE = "hakim_judge.json"
 class Judge:
     modes = ("score", "generate")
 
-    def __init__(self, model, tokenizer, style: PromptStyle, thresholds: Thresholds = Thresholds(), max_length: int = 1024,
-                 batch_size: int = 8, max_new_tokens: int = 384, name: str = "judge"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        style: PromptStyle,
+        thresholds: Thresholds = Thresholds(),
+        max_length: int = 1024,
+        batch_size: int = 8,
+        max_new_tokens: int = 384,
+        name: str = "judge",
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.style = style
@@ -48,16 +57,23 @@ class Judge:
         return "generate" if self.style.must_generate else "score"
 
     @classmethod
-    def load(cls, run_dir: str | Path | RunDir, quantization: str | None = "as_trained", trust_remote_code: bool = False,
-             **overrides) -> "Judge":
+    def load(
+        cls,
+        run_dir: str | Path | RunDir,
+        quantization: str | None = "as_trained",
+        trust_remote_code: bool = False,
+        **overrides,
+    ) -> Judge:
         """Base model (quantized as in training, unless `quantization` says otherwise) + the run's
         adapter, with the run's prompt style and stored thresholds. A run trained with
         model.trust_remote_code needs `trust_remote_code=True` here too: a run directory can be handed to you."""
         run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir, trained=True)
         spec = run.model_spec
         if spec.trust_remote_code and not trust_remote_code:
-            raise ValueError(f"{run.config_path} sets model.trust_remote_code: true, which runs code shipped with the model; "
-                             "pass trust_remote_code=True only if you trust this run directory and its model")
+            raise ValueError(
+                f"{run.config_path} sets model.trust_remote_code: true, which runs code shipped with the model; "
+                "pass trust_remote_code=True only if you trust this run directory and its model"
+            )
         if quantization != "as_trained":
             spec = replace(spec, quantization=quantization)
         model = load_adapter(load_base_model(spec), run.adapter_dir)
@@ -65,8 +81,14 @@ class Judge:
         return cls(model, load_tokenizer(str(run.adapter_dir)), run.style, **options)
 
     @classmethod
-    def from_pretrained(cls, path: str, style: PromptStyle | None = None, quantization: str | None = None,
-                        compute_dtype: str = "auto", **options) -> "Judge":
+    def from_pretrained(
+        cls,
+        path: str,
+        style: PromptStyle | None = None,
+        quantization: str | None = None,
+        compute_dtype: str = "auto",
+        **options,
+    ) -> Judge:
         """A merged Hakim model (its hakim_judge.json gives style and threshold) or any causal LM zero-shot."""
         info_path = Path(path) / JUDGE_FILE
         if info_path.exists():
@@ -76,12 +98,17 @@ class Judge:
             options = {"thresholds": thresholds, "max_length": info["max_length"], **options}
         if style is None:
             raise ValueError(f"{path} has no {JUDGE_FILE}: pass the PromptStyle the model should be prompted with")
-        spec = ModelSpec(name=Path(path).name, source="local" if Path(path).exists() else "hub", path=path,
-                         quantization=quantization, compute_dtype=compute_dtype)
+        spec = ModelSpec(
+            name=Path(path).name,
+            source="local" if Path(path).exists() else "hub",
+            path=path,
+            quantization=quantization,
+            compute_dtype=compute_dtype,
+        )
         return cls(load_base_model(spec), load_tokenizer(path), style, name=options.pop("name", spec.name), **options)
 
     @classmethod
-    def open(cls, path: str | Path, **options) -> "Judge":
+    def open(cls, path: str | Path, **options) -> Judge:
         """A training run directory or an exported model directory, whichever `path` is."""
         try:
             run = RunDir.open(path, trained=True)
@@ -107,8 +134,15 @@ class Judge:
     def passage_as_read(self, passage: str, claim: str, source: str = "default", mode: str | None = None) -> str:
         """The passage as this judge reads it in `mode`: focused and cut as judge_batch would."""
         generating = (mode or self.default_mode) == "generate"
-        return passage_as_read(self.tokenizer, passage, claim, source, self.style, self.max_length,
-                               self.max_new_tokens if generating else None)
+        return passage_as_read(
+            self.tokenizer,
+            passage,
+            claim,
+            source,
+            self.style,
+            self.max_length,
+            self.max_new_tokens if generating else None,
+        )
 
     def _padded(self, sequences: list[list[int]], left: bool):
         input_ids, attention = pad_with_mask(sequences, self.tokenizer.pad_token_id, left)
@@ -127,40 +161,59 @@ class Judge:
             input_ids, attention = self._padded([sequences[i] for i in batch], left=False)
             hidden = backbone(input_ids=input_ids, attention_mask=attention).last_hidden_state
             probability, _ = probability_at(hidden, attention.sum(dim=1) - 1, head, self.label_ids)
-            for index, value in zip(batch, probability.tolist()):
+            for index, value in zip(batch, probability.tolist(), strict=True):
                 result[index] = value
         return result
 
     def _score(self, items) -> list[Verdict]:
         probabilities, truncated = self.probabilities(items)
-        return [Verdict(self.thresholds.label(p, source), p, truncated=t)
-                for (_, _, source), p, t in zip(items, probabilities, truncated)]
+        return [
+            Verdict(self.thresholds.label(p, source), p, truncated=t)
+            for (_, _, source), p, t in zip(items, probabilities, truncated, strict=True)
+        ]
 
     @torch.no_grad()
     def _generate(self, items) -> list[Verdict]:
-        encoded = [encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
-                   for p, c, s in items]
+        encoded = [
+            encode_for_generation(self.tokenizer, p, c, s, self.style, self.max_length, self.max_new_tokens)
+            for p, c, s in items
+        ]
         sequences = [ids for ids, _ in encoded]
         answers: list[tuple[list[int], str, ParsedAnswer] | None] = [None] * len(items)
         for batch in length_sorted_batches([len(s) for s in sequences], self.batch_size):
             input_ids, attention = self._padded([sequences[i] for i in batch], left=True)
             output = self.model.generate(
-                input_ids=input_ids, attention_mask=attention, max_new_tokens=self.max_new_tokens, do_sample=False,
+                input_ids=input_ids,
+                attention_mask=attention,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
             for row, index in enumerate(batch):
-                tokens = output[row, input_ids.size(1):].tolist()
+                tokens = output[row, input_ids.size(1) :].tolist()
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                 answers[index] = (tokens, text, parse_answer(text))
         # P(1) where the answer wrote its verdict, scored again in float32 over prompt + answer so far:
         # generate's own scores come from the model's dtype (bf16 rounds them to a dozen values).
-        verdict_at = {index: self._verdict_position(tokens) for index, (tokens, _, parsed) in enumerate(answers)
-                      if parsed.label is not None}
+        verdict_at = {
+            index: self._verdict_position(tokens)
+            for index, (tokens, _, parsed) in enumerate(answers)
+            if parsed.label is not None
+        }
         scored = [index for index, position in verdict_at.items() if position is not None]
-        probabilities = dict(zip(scored, self._next_token_probabilities(
-            [sequences[index] + answers[index][0][:verdict_at[index]] for index in scored])))
-        return [Verdict(parsed.label, probabilities.get(index), parsed.reasoning, text, parsed.error, encoded[index][1])
-                for index, (_, text, parsed) in enumerate(answers)]
+        probabilities = dict(
+            zip(
+                scored,
+                self._next_token_probabilities(
+                    [sequences[index] + answers[index][0][: verdict_at[index]] for index in scored]
+                ),
+                strict=True,
+            )
+        )
+        return [
+            Verdict(parsed.label, probabilities.get(index), parsed.reasoning, text, parsed.error, encoded[index][1])
+            for index, (_, text, parsed) in enumerate(answers)
+        ]
 
     def _verdict_position(self, tokens: list[int]) -> int | None:
         """Index of the generated label token that is the verdict (the last one after the verdict key)."""

@@ -72,8 +72,9 @@ def _model(cfg: DictConfig):
     if (Path(settings.path) / JUDGE_FILE).exists():
         # an exported Hakim judge carries the prompt style, thresholds and max length it was trained with
         return Judge.from_pretrained(settings.path, quantization=settings.quantization, **_options(cfg)), None
-    return Judge.from_pretrained(settings.path, _style(cfg), quantization=settings.quantization,
-                                 max_length=settings.max_length, **_options(cfg)), None
+    return Judge.from_pretrained(
+        settings.path, _style(cfg), quantization=settings.quantization, max_length=settings.max_length, **_options(cfg)
+    ), None
 
 
 def _openai(cfg: DictConfig):
@@ -96,10 +97,20 @@ def _majority(cfg: DictConfig):
 JUDGES: dict[str, JudgeKind] = {
     "run": JudgeKind(_run, lambda cfg, run: {"run_dir": str(run.path)}, local=True),
     "model": JudgeKind(_model, lambda cfg, run: {"model_path": cfg.judge.path}, local=True),
-    "openai": JudgeKind(_openai, lambda cfg, run: {"openai_model": cfg.judge.model, "base_url": cfg.judge.base_url,
-                                                   "api_key_env": cfg.judge.api_key_env}, local=False),
-    "majority": JudgeKind(_majority, lambda cfg, run: {
-        "baseline_split": "rows" if _majority_of_rows(cfg) else cfg.judge.baseline_split}, local=False),
+    "openai": JudgeKind(
+        _openai,
+        lambda cfg, run: {
+            "openai_model": cfg.judge.model,
+            "base_url": cfg.judge.base_url,
+            "api_key_env": cfg.judge.api_key_env,
+        },
+        local=False,
+    ),
+    "majority": JudgeKind(
+        _majority,
+        lambda cfg, run: {"baseline_split": "rows" if _majority_of_rows(cfg) else cfg.judge.baseline_split},
+        local=False,
+    ),
     "always_one": JudgeKind(lambda cfg: (always_one_judge(), None), lambda cfg, run: {}, local=False),
 }
 

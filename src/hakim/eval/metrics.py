@@ -39,8 +39,15 @@ from torchmetrics.functional.classification import binary_auroc
 ECE_BINS = 10
 INTERVAL_METRICS = ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc")
 COUNT_METRICS = (
-    "accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy", "mcc",
-    "unparsed_rate", "predicted_positive_rate",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "specificity",
+    "balanced_accuracy",
+    "mcc",
+    "unparsed_rate",
+    "predicted_positive_rate",
 )
 PROBABILITY_METRICS = ("auroc", "brier", "ece")
 ROW_FIELDS = ("id", "label", "prediction", "probability")
@@ -58,7 +65,7 @@ def _encode(labels, predictions, probabilities) -> tuple[np.ndarray, np.ndarray,
         probabilities = [None] * n
     if len(probabilities) != n:
         raise ValueError(f"{n} labels but {len(probabilities)} probabilities")
-    for i, (y, pred, p) in enumerate(zip(labels, predictions, probabilities)):
+    for i, (y, pred, p) in enumerate(zip(labels, predictions, probabilities, strict=True)):
         if y not in (0, 1):
             raise ValueError(f"row {i}: label must be 0 or 1, got {y!r}")
         if pred is not None and pred not in (0, 1):
@@ -75,8 +82,12 @@ def _counts(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     """Confusion counts along the last axis; u1/u0 are unparsed rows with gold 1/0."""
     gold1 = y == 1
     return {
-        "tp": (gold1 & (pred == 1)).sum(-1), "fn": (gold1 & (pred == 0)).sum(-1), "u1": (gold1 & (pred == -1)).sum(-1),
-        "tn": (~gold1 & (pred == 0)).sum(-1), "fp": (~gold1 & (pred == 1)).sum(-1), "u0": (~gold1 & (pred == -1)).sum(-1),
+        "tp": (gold1 & (pred == 1)).sum(-1),
+        "fn": (gold1 & (pred == 0)).sum(-1),
+        "u1": (gold1 & (pred == -1)).sum(-1),
+        "tn": (~gold1 & (pred == 0)).sum(-1),
+        "fp": (~gold1 & (pred == 1)).sum(-1),
+        "u0": (~gold1 & (pred == -1)).sum(-1),
     }
 
 
@@ -92,7 +103,9 @@ def _count_metrics(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     recall, specificity = _ratio(tp, pos), _ratio(tn, neg)
     wrong_pos, wrong_neg = fn + u1, fp + u0
     mcc_den = np.sqrt(pos * neg * (tp + wrong_neg) * (tn + wrong_pos))
-    mcc = np.where(pos * neg == 0, np.nan, np.where(mcc_den == 0, 0.0, _ratio(tp * tn - wrong_neg * wrong_pos, mcc_den)))
+    mcc = np.where(
+        pos * neg == 0, np.nan, np.where(mcc_den == 0, 0.0, _ratio(tp * tn - wrong_neg * wrong_pos, mcc_den))
+    )
     return {
         "accuracy": _ratio(tp + tn, n),
         "precision": _ratio(tp, tp + fp),
@@ -128,7 +141,9 @@ def _binned_sums(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
-def _probability_metrics(y: np.ndarray, p: np.ndarray, names: Iterable[str] = PROBABILITY_METRICS) -> dict[str, np.ndarray]:
+def _probability_metrics(
+    y: np.ndarray, p: np.ndarray, names: Iterable[str] = PROBABILITY_METRICS
+) -> dict[str, np.ndarray]:
     """AUROC, Brier and ECE per row of the (batch, n) arrays, over the entries that have a probability."""
     scored = ~np.isnan(p)
     out = {"brier": _ratio(np.where(scored, (p - y) ** 2, 0.0).sum(1), scored.sum(1))}
@@ -147,7 +162,9 @@ def reliability_bins(labels: Sequence[int], probabilities: Sequence[float | None
     count, sum_p, sum_y = (a[0] for a in _binned_sums(y[None], p[None]))
     return [
         {
-            "low": k / ECE_BINS, "high": (k + 1) / ECE_BINS, "n": int(count[k]),
+            "low": k / ECE_BINS,
+            "high": (k + 1) / ECE_BINS,
+            "n": int(count[k]),
             "mean_probability": _none_if_nan(_ratio(sum_p[k], count[k])),
             "positive_rate": _none_if_nan(_ratio(sum_y[k], count[k])),
         }
@@ -160,7 +177,9 @@ def _none_if_nan(x) -> float | None:
     return None if np.isnan(x) else x
 
 
-def binary_metrics(labels: Sequence[int], predictions: Sequence[int | None], probabilities: Sequence[float | None] | None = None) -> dict:
+def binary_metrics(
+    labels: Sequence[int], predictions: Sequence[int | None], probabilities: Sequence[float | None] | None = None
+) -> dict:
     """All metrics for one judge on one set of rows; see the module docstring for the conventions."""
     y, pred, prob = _encode(labels, predictions, probabilities)
     c = {k: int(v) for k, v in _counts(y, pred).items()}
@@ -233,7 +252,9 @@ def subset_majority_baseline(labels: Sequence[int], subsets: Sequence[str]) -> d
     The honest floor for a pooled "overall" row when subsets differ in balance (BoolQ mostly "yes",
     FIB mostly "no"): a judge that only recognises the task scores this much without reading anything.
     """
-    rates = {s: float(np.mean([y for y, t in zip(labels, subsets) if t == s])) for s in sorted(set(subsets))}
+    rates = {
+        s: float(np.mean([y for y, t in zip(labels, subsets, strict=True) if t == s])) for s in sorted(set(subsets))
+    }
     predictions = [int(rates[s] >= 0.5) for s in subsets]
     metrics = binary_metrics(labels, predictions, [rates[s] for s in subsets])
     return {"constant": None, "per_subset": {s: int(rate >= 0.5) for s, rate in rates.items()}, **metrics}
@@ -290,8 +311,13 @@ def metrics_by_subset(
         probabilities = [r["probability"] for r in groups[name]]
         out[name] = {
             **binary_metrics(labels, predictions, probabilities),
-            "intervals": bootstrap_intervals(labels, predictions, probabilities, INTERVAL_METRICS, n_resamples, confidence, seed),
-            "majority_baseline": (subset_majority_baseline(labels, [subset_name(r, key) for r in groups[name]])
-                                  if name == "overall" and len(groups) > 2 else majority_baseline(labels)),
+            "intervals": bootstrap_intervals(
+                labels, predictions, probabilities, INTERVAL_METRICS, n_resamples, confidence, seed
+            ),
+            "majority_baseline": (
+                subset_majority_baseline(labels, [subset_name(r, key) for r in groups[name]])
+                if name == "overall" and len(groups) > 2
+                else majority_baseline(labels)
+            ),
         }
     return out

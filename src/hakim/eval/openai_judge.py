@@ -48,7 +48,9 @@ class OpenAISettings:
     """How the endpoint is reached; safe to print, because the key itself is never a field."""
 
     model: str = "gpt-4o-mini"
-    base_url: str | None = None  # None: OpenAI; else e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama)
+    base_url: str | None = (
+        None  # None: OpenAI; else e.g. http://localhost:8000/v1 (vLLM) or http://localhost:11434/v1 (Ollama)
+    )
     api_key_env: str = "OPENAI_API_KEY"  # name of the variable holding the key, read only when sending
     max_in_flight: int = 8  # more: faster until the server answers 429
     use_logprobs: bool = True  # false for servers that refuse the logprobs parameter
@@ -102,7 +104,13 @@ class OpenAIJudge:
 
     modes = MODES
 
-    def __init__(self, settings: OpenAISettings, style: PromptStyle, thresholds: Thresholds = Thresholds(), name: str | None = None):
+    def __init__(
+        self,
+        settings: OpenAISettings,
+        style: PromptStyle,
+        thresholds: Thresholds = Thresholds(),
+        name: str | None = None,
+    ):
         self.settings = settings
         self.style = style
         self.thresholds = thresholds
@@ -132,8 +140,13 @@ class OpenAIJudge:
         messages = [{"role": "user", "content": user_message(passage, claim, source, self.style)}]
         if self.settings.system_prompt:
             messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
-        body = {"model": self.settings.model, "messages": messages, "temperature": 0,
-                "response_format": response_format(self.style), "max_completion_tokens": self.settings.max_output_tokens}
+        body = {
+            "model": self.settings.model,
+            "messages": messages,
+            "temperature": 0,
+            "response_format": response_format(self.style),
+            "max_completion_tokens": self.settings.max_output_tokens,
+        }
         if logprobs:
             body.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         return body

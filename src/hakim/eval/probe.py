@@ -49,8 +49,9 @@ def probe_text(record: JudgeRecord, input_kind: str) -> tuple[str, str, str]:
 
 
 @torch.no_grad()
-def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]], style: PromptStyle, max_length: int,
-                            batch_size: int = 1) -> torch.Tensor:
+def verdict_position_states(
+    model, tokenizer, items: list[tuple[str, str, str]], style: PromptStyle, max_length: int, batch_size: int = 1
+) -> torch.Tensor:
     """[rows, layers + 1, hidden]: every layer's hidden state where the judge would write its verdict.
 
     One row per forward pass by default: on CPU in bf16 that was the fastest (padding costs more
@@ -60,8 +61,12 @@ def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]],
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for batch in length_sorted_batches([len(ids) for ids in encoded], batch_size):
         input_ids, attention = pad_with_mask([encoded[i] for i in batch], pad_id)
-        output = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                       output_hidden_states=True, logits_to_keep=1)
+        output = model(
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention.to(model.device),
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
         last = attention.sum(dim=1) - 1
         states = torch.stack(output.hidden_states, dim=1)  # [batch, layers + 1, width, hidden]
         for row, index in enumerate(batch):
@@ -69,8 +74,17 @@ def verdict_position_states(model, tokenizer, items: list[tuple[str, str, str]],
     return torch.stack(out)
 
 
-def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptStyle, max_length: int,
-                    input_kind: str, cache_dir: Path, log=print, batch_size: int = 1) -> torch.Tensor:
+def cached_features(
+    model,
+    tokenizer,
+    records: list[JudgeRecord],
+    style: PromptStyle,
+    max_length: int,
+    input_kind: str,
+    cache_dir: Path,
+    log=print,
+    batch_size: int = 1,
+) -> torch.Tensor:
     """Features of `records`, computed shard by shard under cache_dir (kept shards are reused)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -84,8 +98,9 @@ def cached_features(model, tokenizer, records: list[JudgeRecord], style: PromptS
                 shards.append(stored["features"])
                 continue
             log(f"  {path} holds other rows than the split now has: computing it again")
-        features = verdict_position_states(model, tokenizer, [probe_text(r, input_kind) for r in chunk], style,
-                                           max_length, batch_size)
+        features = verdict_position_states(
+            model, tokenizer, [probe_text(r, input_kind) for r in chunk], style, max_length, batch_size
+        )
         shard = io.BytesIO()
         torch.save({"ids": ids, "features": features}, shard)
         write_atomically(path, shard.getvalue())  # a shard exists whole or not at all
@@ -123,7 +138,9 @@ def fit_linear_probe(features: torch.Tensor, labels: list[int], l2: float, max_i
     def loss_fn():
         optimizer.zero_grad()
         logits = z @ weight + bias
-        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * sample_weight).mean()
+        loss = (
+            torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * sample_weight
+        ).mean()
         loss = loss + l2 * weight.pow(2).sum()
         loss.backward()
         return loss
@@ -134,9 +151,15 @@ def fit_linear_probe(features: torch.Tensor, labels: list[int], l2: float, max_i
 
 def _rows(records: list[JudgeRecord], probabilities: np.ndarray, thresholds: Thresholds = Thresholds()) -> list[dict]:
     return [
-        {"id": r.id, "source": r.source, "language": r.language, "label": r.label,
-         "prediction": thresholds.label(float(p), r.source), "probability": float(p)}
-        for r, p in zip(records, probabilities)
+        {
+            "id": r.id,
+            "source": r.source,
+            "language": r.language,
+            "label": r.label,
+            "prediction": thresholds.label(float(p), r.source),
+            "probability": float(p),
+        }
+        for r, p in zip(records, probabilities, strict=True)
     ]
 
 
@@ -147,8 +170,12 @@ def mean_subset_auroc(records: list[JudgeRecord], probabilities: np.ndarray) -> 
     return float(np.mean(values)) if values else float("nan")
 
 
-def select_probe(train: tuple[list[JudgeRecord], torch.Tensor], validation: tuple[list[JudgeRecord], torch.Tensor],
-                 layers: list[int] | None = None, strengths=L2_STRENGTHS) -> tuple[dict, list[dict]]:
+def select_probe(
+    train: tuple[list[JudgeRecord], torch.Tensor],
+    validation: tuple[list[JudgeRecord], torch.Tensor],
+    layers: list[int] | None = None,
+    strengths=L2_STRENGTHS,
+) -> tuple[dict, list[dict]]:
     """Fit every (layer, L2) on train, score each on validation; the best by mean subset AUROC."""
     train_records, train_x = train
     val_records, val_x = validation
@@ -159,9 +186,16 @@ def select_probe(train: tuple[list[JudgeRecord], torch.Tensor], validation: tupl
         for l2 in strengths:
             probe = fit_linear_probe(train_x[:, layer], labels, l2)
             val_p = probe.probabilities(val_x[:, layer])
-            trials.append({"layer": layer, "l2": l2, "val_auroc": mean_subset_auroc(val_records, val_p),
-                           "train_auroc": mean_subset_auroc(train_records, probe.probabilities(train_x[:, layer])),
-                           "probe": probe, "val_probabilities": val_p})
+            trials.append(
+                {
+                    "layer": layer,
+                    "l2": l2,
+                    "val_auroc": mean_subset_auroc(val_records, val_p),
+                    "train_auroc": mean_subset_auroc(train_records, probe.probabilities(train_x[:, layer])),
+                    "probe": probe,
+                    "val_probabilities": val_p,
+                }
+            )
     best = max(trials, key=lambda t: (np.nan_to_num(t["val_auroc"], nan=-1.0), -t["l2"]))
     return best, trials
 
@@ -174,8 +208,13 @@ def seeded_order(total: int, seed: int = 0) -> list[int]:
     return random.Random(seed).sample(range(total), total)
 
 
-def probe_learning_curve(train: tuple[list[JudgeRecord], torch.Tensor], validation: tuple[list[JudgeRecord], torch.Tensor],
-                         layer: int, l2: float, sizes: list[int] | None = None) -> list[dict]:
+def probe_learning_curve(
+    train: tuple[list[JudgeRecord], torch.Tensor],
+    validation: tuple[list[JudgeRecord], torch.Tensor],
+    layer: int,
+    l2: float,
+    sizes: list[int] | None = None,
+) -> list[dict]:
     """Validation AUROC of the chosen probe fitted on n train rows (nested seeded samples): would more rows help?"""
     train_records, train_x = train
     val_records, val_x = validation
@@ -189,22 +228,37 @@ def probe_learning_curve(train: tuple[list[JudgeRecord], torch.Tensor], validati
         if min(labels) == max(labels):
             continue
         probe = fit_linear_probe(train_x[rows, layer], labels, l2)
-        points.append({"train_rows": n, "val_auroc": mean_subset_auroc(val_records, probe.probabilities(val_x[:, layer]))})
+        points.append(
+            {"train_rows": n, "val_auroc": mean_subset_auroc(val_records, probe.probabilities(val_x[:, layer]))}
+        )
     return points
 
 
-def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: PromptStyle, max_length: int,
-              input_kind: str = "full", max_train_rows: int | None = None, log=print, batch_size: int = 1) -> dict:
+def run_probe(
+    model_spec: ModelSpec,
+    dataset_dir: Path,
+    out_dir: Path,
+    style: PromptStyle,
+    max_length: int,
+    input_kind: str = "full",
+    max_train_rows: int | None = None,
+    log=print,
+    batch_size: int = 1,
+) -> dict:
     path = resolve_model_path(model_spec)
     model = load_base_model(model_spec, path).eval()
-    log(f"probe: {model_spec.name} ({model_spec.quantization or model_spec.compute_dtype}), {input_kind} input, dataset {dataset_dir}")
+    log(
+        f"probe: {model_spec.name} ({model_spec.quantization or model_spec.compute_dtype}), {input_kind} input, "
+        f"dataset {dataset_dir}"
+    )
     tokenizer = load_tokenizer(path)
     splits = {name: read_split(dataset_dir, name) for name in ("train", "validation", "eval")}
     if max_train_rows and max_train_rows < len(splits["train"]):
         splits["train"] = [splits["train"][i] for i in sorted(seeded_order(len(splits["train"]))[:max_train_rows])]
     features = {
-        name: cached_features(model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log,
-                              batch_size)
+        name: cached_features(
+            model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log, batch_size
+        )
         for name, records in splits.items()
     }
     best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
@@ -213,13 +267,26 @@ def run_probe(model_spec: ModelSpec, dataset_dir: Path, out_dir: Path, style: Pr
     eval_p = best["probe"].probabilities(features["eval"][:, best["layer"]])
     by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, thresholds))
     result = {
-        "model": model_spec.name, "quantization": model_spec.quantization, "dataset_dir": str(dataset_dir),
-        "input": input_kind, "style": style.to_dict(), "max_length": max_length,
+        "model": model_spec.name,
+        "quantization": model_spec.quantization,
+        "dataset_dir": str(dataset_dir),
+        "input": input_kind,
+        "style": style.to_dict(),
+        "max_length": max_length,
         "rows": {name: len(records) for name, records in splits.items()},
-        "chosen": {"layer": best["layer"], "l2": best["l2"], "val_mean_subset_auroc": best["val_auroc"], "threshold": thresholds.overall,
-                   "source_thresholds": thresholds.by_source},
-        "learning_curve": probe_learning_curve((splits["train"], features["train"]), (splits["validation"], features["validation"]),
-                                               best["layer"], best["l2"]),
+        "chosen": {
+            "layer": best["layer"],
+            "l2": best["l2"],
+            "val_mean_subset_auroc": best["val_auroc"],
+            "threshold": thresholds.overall,
+            "source_thresholds": thresholds.by_source,
+        },
+        "learning_curve": probe_learning_curve(
+            (splits["train"], features["train"]),
+            (splits["validation"], features["validation"]),
+            best["layer"],
+            best["l2"],
+        ),
         "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],
         "eval": by_subset,
     }
@@ -231,8 +298,10 @@ def print_result(result: dict) -> None:
     from hakim.eval.report import print_summary
 
     chosen = result["chosen"]
-    print(f"probe ({result['input']}): layer {chosen['layer']}, l2 {chosen['l2']}, "
-          f"validation mean subset AUROC {chosen['val_mean_subset_auroc']:.3f}, thresholds {chosen['source_thresholds']}")
+    print(
+        f"probe ({result['input']}): layer {chosen['layer']}, l2 {chosen['l2']}, "
+        f"validation mean subset AUROC {chosen['val_mean_subset_auroc']:.3f}, thresholds {chosen['source_thresholds']}"
+    )
     best_per_layer = {}
     for trial in result["trials"]:
         if trial["layer"] not in best_per_layer or trial["val_auroc"] > best_per_layer[trial["layer"]]["val_auroc"]:

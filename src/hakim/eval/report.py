@@ -23,8 +23,16 @@ PREDICTIONS_FILE = "predictions.jsonl"  # one row per judged row: gold, label, P
 
 # (column title, metric name); metrics with a bootstrap interval are shown with it.
 REPORT_COLUMNS = (
-    ("n", "n"), ("Accuracy", "accuracy"), ("Bal. acc.", "balanced_accuracy"), ("Precision", "precision"),
-    ("Recall", "recall"), ("F1", "f1"), ("MCC", "mcc"), ("AUROC", "auroc"), ("ECE", "ece"), ("Unparsed", "unparsed_rate"),
+    ("n", "n"),
+    ("Accuracy", "accuracy"),
+    ("Bal. acc.", "balanced_accuracy"),
+    ("Precision", "precision"),
+    ("Recall", "recall"),
+    ("F1", "f1"),
+    ("MCC", "mcc"),
+    ("AUROC", "auroc"),
+    ("ECE", "ece"),
+    ("Unparsed", "unparsed_rate"),
 )
 CONSOLE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c[1] not in ("precision", "recall", "ece"))
 N_WORST = 5
@@ -63,7 +71,10 @@ def verdict(m: Mapping) -> str:
     base = m["majority_baseline"]
     always = _baseline_words(base)
     if m["balanced_accuracy"] is None:
-        return f"Only one gold class here, so balanced accuracy is undefined; accuracy {_fmt(m['accuracy'])} vs {_fmt(base['accuracy'])} for {always}."
+        return (
+            f"Only one gold class here, so balanced accuracy is undefined; accuracy {_fmt(m['accuracy'])} "
+            f"vs {_fmt(base['accuracy'])} for {always}."
+        )
     low, high = m["intervals"]["balanced_accuracy"]
     shown = _cell(m, "balanced_accuracy")
     if low > base["balanced_accuracy"]:
@@ -71,7 +82,9 @@ def verdict(m: Mapping) -> str:
     elif high < base["balanced_accuracy"]:
         text = f"Worse than {always}: balanced accuracy {shown} is below {_fmt(base['balanced_accuracy'])}."
     else:
-        text = f"Not distinguishable from {always}: balanced accuracy {shown} includes {_fmt(base['balanced_accuracy'])}."
+        text = (
+            f"Not distinguishable from {always}: balanced accuracy {shown} includes {_fmt(base['balanced_accuracy'])}."
+        )
     text += f" Accuracy {_fmt(m['accuracy'])} vs {_fmt(base['accuracy'])} for {always}."
     if m["n_unparsed"]:
         text += f" {m['n_unparsed']} unparsed answer(s) ({m['unparsed_rate']:.1%}) counted as wrong."
@@ -85,7 +98,13 @@ def render_table(by_subset: Mapping[str, Mapping], title: str | None = None) -> 
         table.add_column(header)
     for name, m in by_subset.items():
         table.add_row(name, "judge", *(_cell(m, c) for _, c in CONSOLE_COLUMNS))
-        table.add_row("", _baseline_label(m["majority_baseline"]), *(_cell(m["majority_baseline"], c) for _, c in CONSOLE_COLUMNS), style="dim", end_section=True)
+        table.add_row(
+            "",
+            _baseline_label(m["majority_baseline"]),
+            *(_cell(m["majority_baseline"], c) for _, c in CONSOLE_COLUMNS),
+            style="dim",
+            end_section=True,
+        )
     return table
 
 
@@ -145,7 +164,8 @@ def plot_roc(groups: Mapping[str, Sequence[Mapping]], by_subset: Mapping[str, Ma
             continue
         scored = [r for r in rows if r["probability"] is not None]
         fpr, tpr, _ = binary_roc(
-            torch.tensor([r["probability"] for r in scored], dtype=torch.float64), torch.tensor([r["label"] for r in scored])
+            torch.tensor([r["probability"] for r in scored], dtype=torch.float64),
+            torch.tensor([r["label"] for r in scored]),
         )
         ax.plot(fpr.numpy(), tpr.numpy(), label=f"{name} (AUROC {_fmt(by_subset[name]['auroc'])})")
     ax.set_xlabel("false positive rate")
@@ -161,10 +181,29 @@ def plot_reliability(rows: Sequence[Mapping], m: Mapping, path: Path) -> None:
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    ax.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["positive_rate"] for b in bins], width=0.1, edgecolor="black", alpha=0.6, label="share of gold 1s per bin")
-    ax.plot([b["mean_probability"] for b in bins], [b["positive_rate"] for b in bins], "o-", color="darkred", label="same, at the bin's mean P(1)")
+    ax.bar(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["positive_rate"] for b in bins],
+        width=0.1,
+        edgecolor="black",
+        alpha=0.6,
+        label="share of gold 1s per bin",
+    )
+    ax.plot(
+        [b["mean_probability"] for b in bins],
+        [b["positive_rate"] for b in bins],
+        "o-",
+        color="darkred",
+        label="same, at the bin's mean P(1)",
+    )
     for b in bins:
-        ax.text((b["low"] + b["high"]) / 2, min(b["positive_rate"] + 0.02, 0.97), f"n={b['n']}", ha="center", fontsize="x-small")
+        ax.text(
+            (b["low"] + b["high"]) / 2,
+            min(b["positive_rate"] + 0.02, 0.97),
+            f"n={b['n']}",
+            ha="center",
+            fontsize="x-small",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("P(1) bin")
@@ -177,6 +216,7 @@ def plot_reliability(rows: Sequence[Mapping], m: Mapping, path: Path) -> None:
 def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
     return [line(header), line(["---"] * len(header)), *(line(r) for r in body)]
 
 
@@ -196,7 +236,13 @@ def _report_markdown(rows, by_subset, title, judge_name, extra, key, plots) -> s
     body = []
     for name, m in by_subset.items():
         body.append([name, judge_name, *(_cell(m, c) for _, c in REPORT_COLUMNS)])
-        body.append([name, _baseline_label(m["majority_baseline"]), *(_cell(m["majority_baseline"], c) for _, c in REPORT_COLUMNS)])
+        body.append(
+            [
+                name,
+                _baseline_label(m["majority_baseline"]),
+                *(_cell(m["majority_baseline"], c) for _, c in REPORT_COLUMNS),
+            ]
+        )
     lines = [f"# {title}", "", f"Judge: **{judge_name}**", ""]
     for k, v in (extra or {}).items():
         if isinstance(v, list) and all(isinstance(item, str) for item in v):  # sentences, e.g. threshold warnings
@@ -231,7 +277,8 @@ def _report_markdown(rows, by_subset, title, judge_name, extra, key, plots) -> s
     for r in errors:
         p = "—" if r["probability"] is None else f"{r['probability']:.3f}"
         lines += [
-            f"- `{r['id']}` ({subset_name(r, key) or 'overall'}) gold {r['label']}, predicted {r['prediction']}, P(1) = {p}",
+            f"- `{r['id']}` ({subset_name(r, key) or 'overall'}) gold {r['label']}, "
+            f"predicted {r['prediction']}, P(1) = {p}",
             f"  - Claim: {_excerpt(r.get('claim'))}",
             f"  - Passage: {_excerpt(r.get('passage'))}",
         ]
@@ -279,7 +326,9 @@ def write_report(
     plot_roc(groups, by_subset, out / "roc.png")
     plot_reliability(rows, by_subset["overall"], out / "reliability.png")
     plots = [*confusion_files.values(), "roc.png", "reliability.png"]
-    (out / "report.md").write_text(_report_markdown(rows, by_subset, title, judge_name, extra, key, plots), encoding="utf-8")
+    (out / "report.md").write_text(
+        _report_markdown(rows, by_subset, title, judge_name, extra, key, plots), encoding="utf-8"
+    )
     return summary
 
 
@@ -297,11 +346,15 @@ def _check_same_rows(named_rows: Mapping[str, Sequence[Mapping]], key: Sequence[
         if missing or only:
             raise ValueError(
                 f"judges '{ref_name}' and '{name}' were not scored on the same ids: "
-                f"{len(missing)} missing from '{name}' (e.g. {missing[:5]}), {len(only)} only in '{name}' (e.g. {only[:5]})"
+                f"{len(missing)} missing from '{name}' (e.g. {missing[:5]}), "
+                f"{len(only)} only in '{name}' (e.g. {only[:5]})"
             )
         differ = [r["id"] for r in rows if any(r[f] != reference[r["id"]][f] for f in ("label", *key))]
         if differ:
-            raise ValueError(f"judges '{ref_name}' and '{name}' disagree on the gold label or subset of {len(differ)} ids (e.g. {differ[:5]})")
+            raise ValueError(
+                f"judges '{ref_name}' and '{name}' disagree on the gold label or subset of {len(differ)} ids "
+                f"(e.g. {differ[:5]})"
+            )
 
 
 def compare_judges(
@@ -310,7 +363,9 @@ def compare_judges(
     """Side-by-side metrics per subset and an exact McNemar test for every pair of judges."""
     _check_same_rows(named_rows, key)
     names = list(named_rows)
-    per_judge = {name: metrics_by_subset(rows, key, n_resamples=n_resamples, seed=seed) for name, rows in named_rows.items()}
+    per_judge = {
+        name: metrics_by_subset(rows, key, n_resamples=n_resamples, seed=seed) for name, rows in named_rows.items()
+    }
     ref_rows = named_rows[names[0]]
     predictions = {name: {r["id"]: r["prediction"] for r in rows} for name, rows in named_rows.items()}
     result = {"judges": names, "key": list(key), "subsets": {}}
@@ -320,7 +375,11 @@ def compare_judges(
             "majority_baseline": per_judge[names[0]][subset]["majority_baseline"],
             "judges": {n: {k: v for k, v in per_judge[n][subset].items() if k != "majority_baseline"} for n in names},
             "mcnemar": [
-                {"judge_a": a, "judge_b": b, **mcnemar(labels, [predictions[a][i] for i in ids], [predictions[b][i] for i in ids])}
+                {
+                    "judge_a": a,
+                    "judge_b": b,
+                    **mcnemar(labels, [predictions[a][i] for i in ids], [predictions[b][i] for i in ids]),
+                }
                 for a, b in itertools.combinations(names, 2)
             ],
         }
@@ -336,9 +395,16 @@ def _comparison_table(result: Mapping) -> Table:
         p_vs_first = {t["judge_b"]: t["p_value"] for t in s["mcnemar"] if t["judge_a"] == first}
         for name, m in s["judges"].items():
             p = p_vs_first.get(name)
-            table.add_row(subset if name == first else "", name, *(_cell(m, c) for _, c in CONSOLE_COLUMNS), "" if p is None else f"{p:.3g}")
+            table.add_row(
+                subset if name == first else "",
+                name,
+                *(_cell(m, c) for _, c in CONSOLE_COLUMNS),
+                "" if p is None else f"{p:.3g}",
+            )
         base = s["majority_baseline"]
-        table.add_row("", _baseline_label(base), *(_cell(base, c) for _, c in CONSOLE_COLUMNS), "", style="dim", end_section=True)
+        table.add_row(
+            "", _baseline_label(base), *(_cell(base, c) for _, c in CONSOLE_COLUMNS), "", style="dim", end_section=True
+        )
     return table
 
 
@@ -359,7 +425,11 @@ def _comparison_markdown(result: Mapping) -> str:
 
 
 def write_comparison(
-    named_rows: Mapping[str, Sequence[Mapping]], out_dir: str | Path, key: Sequence[str] = SUBSET_KEY, n_resamples: int = 1000, seed: int = 0
+    named_rows: Mapping[str, Sequence[Mapping]],
+    out_dir: str | Path,
+    key: Sequence[str] = SUBSET_KEY,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict:
     """Write comparison.json and comparison.md into out_dir; return the comparison dict."""
     _, result = compare_judges(named_rows, key, n_resamples, seed)

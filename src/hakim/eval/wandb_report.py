@@ -6,16 +6,35 @@ from pathlib import Path
 
 from hakim.wandb_mode import wandb_mode
 
-TABLE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "balanced_accuracy", "mcc", "auroc", "brier", "ece", "unparsed_rate")
+TABLE_METRICS = (
+    "n",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "balanced_accuracy",
+    "mcc",
+    "auroc",
+    "brier",
+    "ece",
+    "unparsed_rate",
+)
 
 
 def log_evaluation(summary: dict, rows: list[dict], out_dir: Path, settings: dict, config: dict) -> str | None:
     """One W&B run holding the metrics per subset (judge and majority rows), predictions and PNGs."""
     import wandb
 
-    run = wandb.init(project=settings["project"], entity=settings.get("entity"), tags=list(settings.get("tags") or []),
-                     mode=wandb_mode(settings["mode"]), dir=str(out_dir), job_type="evaluation", config=config,
-                     name=f"eval-{summary['judge']}")
+    run = wandb.init(
+        project=settings["project"],
+        entity=settings.get("entity"),
+        tags=list(settings.get("tags") or []),
+        mode=wandb_mode(settings["mode"]),
+        dir=str(out_dir),
+        job_type="evaluation",
+        config=config,
+        name=f"eval-{summary['judge']}",
+    )
     metrics_table = wandb.Table(columns=["subset", "judge", *TABLE_METRICS])
     for subset, metrics in summary["subsets"].items():
         metrics_table.add_data(subset, summary["judge"], *(metrics.get(name) for name in TABLE_METRICS))

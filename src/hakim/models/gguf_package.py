@@ -32,7 +32,7 @@ class GgufShipment:
     install: str = ""  # the command that installs the packages, quoted in errors
 
     @classmethod
-    def from_config(cls, config: dict, model_name: str) -> "GgufShipment":
+    def from_config(cls, config: dict, model_name: str) -> GgufShipment:
         unknown = set(config) - {"parts", "file_name", "sha256", "install"}
         if unknown:
             raise ValueError(f"model '{model_name}': unknown keys in model.gguf: {sorted(unknown)}")
@@ -40,7 +40,9 @@ class GgufShipment:
         if isinstance(parts, str):
             parts = [parts]
         if not parts:
-            raise ValueError(f"model '{model_name}': source=gguf_package needs model.gguf.parts (package/path of each file)")
+            raise ValueError(
+                f"model '{model_name}': source=gguf_package needs model.gguf.parts (package/path of each file)"
+            )
         return cls(tuple(parts), config.get("file_name"), config.get("sha256"), config.get("install") or "")
 
     @property

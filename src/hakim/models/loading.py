@@ -33,7 +33,7 @@ class ModelSpec:
     trust_remote_code: bool = False
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelSpec":
+    def from_dict(cls, values: dict) -> ModelSpec:
         """From a conf/model file or a run's stored config; Hydra's `_target_` is ignored, never followed."""
         return cls(**{key: value for key, value in values.items() if key != "_target_"})
 
@@ -178,12 +178,13 @@ def add_lora(model, spec: ModelSpec, lora: LoraSpec):
 def never_repack_4bit_weights_for_cpu(model) -> int:
     """Turn off bitsandbytes' CPU inference repacking in every 4-bit linear layer; returns how many layers.
 
-    On CPUs with AVX-512 BF16, bitsandbytes (since its fused CPU kernel, PR #1804, late 2025) repacks a layer's 4-bit weight into another layout
-    the first time the layer runs in eval mode on an input without gradients, and leaves it repacked. The
-    repacked matmul is a bf16-only kernel with no backward: a model validated this way and trained again
-    gets no gradient through its frozen base layers, and every eval-mode score is computed in bf16
-    whatever `compute_dtype` says, so the same judge scores differently on an AVX2 CPU. With repacking off,
-    every CPU takes the dequantize-then-matmul path in the compute dtype, in training and evaluation alike.
+    On CPUs with AVX-512 BF16, bitsandbytes (since its fused CPU kernel, PR #1804, late 2025) repacks a layer's
+    4-bit weight into another layout the first time the layer runs in eval mode on an input without gradients,
+    and leaves it repacked. The repacked matmul is a bf16-only kernel with no backward: a model validated this
+    way and trained again gets no gradient through its frozen base layers, and every eval-mode score is
+    computed in bf16 whatever `compute_dtype` says, so the same judge scores differently on an AVX2 CPU. With
+    repacking off, every CPU takes the dequantize-then-matmul path in the compute dtype, in training and
+    evaluation alike.
     """
     import bitsandbytes as bnb
 
@@ -210,5 +211,7 @@ def load_adapter(base_model, adapter_dir: str | Path, trainable: bool = False):
 
 def backbone_and_head(peft_or_causal_lm):
     """The decoder that yields hidden states and the vocabulary projection, LoRA layers included."""
-    causal_lm = peft_or_causal_lm.get_base_model() if hasattr(peft_or_causal_lm, "get_base_model") else peft_or_causal_lm
+    causal_lm = (
+        peft_or_causal_lm.get_base_model() if hasattr(peft_or_causal_lm, "get_base_model") else peft_or_causal_lm
+    )
     return causal_lm.get_decoder(), causal_lm.get_output_embeddings()

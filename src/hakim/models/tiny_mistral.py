@@ -47,8 +47,9 @@ def build_tokenizer(vocab_size: int):
     )
 
 
-def build_tiny_mistral(target: Path, seed: int = 0, vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2,
-                       tokenizer=None) -> Path:
+def build_tiny_mistral(
+    target: Path, seed: int = 0, vocab_size: int = 1024, hidden_size: int = 64, layers: int = 2, tokenizer=None
+) -> Path:
     """Write a random Mistral + tokenizer to `target` once; later calls reuse it. `tokenizer` (a loaded one,
     such as Mistral 7B's own) replaces the small BPE one, and sets the vocabulary size."""
     from transformers import MistralConfig, MistralForCausalLM

@@ -56,15 +56,22 @@ def precedes_verdict(answer_so_far: str) -> bool:
 
 
 def answer_shape(style: PromptStyle, verdict: str, reasoning: str = '"..."') -> str:
-    """The answer as an instruction shows it, keys in the style's order: `{"penaakulan": "...", "jawapan": 1 atau 0}`."""
+    """The answer as an instruction shows it, keys in the style's order:
+    `{"penaakulan": "...", "jawapan": 1 atau 0}`."""
     values = {VERDICT_KEY: verdict, REASONING_KEY: reasoning}
     return "{" + ", ".join(f"{json.dumps(key)}: {values[key]}" for key in answer_keys(style)) + "}"
 
 
 def json_schema(style: PromptStyle) -> dict:
     """Strict JSON schema of the answer, keys in the prompt's order (OpenAI structured output)."""
-    types = {VERDICT_KEY: {"type": "integer", "enum": [int(token) for token in LABEL_TOKENS.values()]},
-             REASONING_KEY: {"type": "string"}}
+    types = {
+        VERDICT_KEY: {"type": "integer", "enum": [int(token) for token in LABEL_TOKENS.values()]},
+        REASONING_KEY: {"type": "string"},
+    }
     keys = answer_keys(style)
-    return {"type": "object", "properties": {key: types[key] for key in keys}, "required": list(keys),
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {key: types[key] for key in keys},
+        "required": list(keys),
+        "additionalProperties": False,
+    }

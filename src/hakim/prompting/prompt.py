@@ -37,9 +37,17 @@ INSTRUCTIONS = {
         "or": "atau",
     },
     "en": {
-        "boolq": "Read the passage below and answer the yes/no question from the passage alone. Answer 1 for yes, 0 for no.",
-        "fib": "Read the document below and decide whether the summary is factually consistent with it. Answer 1 if consistent, 0 if not.",
-        "default": "Read the document below and decide whether the statement is supported by it. Answer 1 if supported, 0 if not.",
+        "boolq": (
+            "Read the passage below and answer the yes/no question from the passage alone. Answer 1 for yes, 0 for no."
+        ),
+        "fib": (
+            "Read the document below and decide whether the summary is factually consistent with it. "
+            "Answer 1 if consistent, 0 if not."
+        ),
+        "default": (
+            "Read the document below and decide whether the statement is supported by it. "
+            "Answer 1 if supported, 0 if not."
+        ),
         "passage": "Document",
         "claim": {"boolq": "Question", "fib": "Summary", "default": "Statement"},
         "format_v2": "Reply with JSON only: {one} or {zero}.",
@@ -57,8 +65,11 @@ def _answer_format(text: dict, style: PromptStyle) -> str:
     else:
         template = text["format_v3"] if style.reasoning_first else text["format_v3_verdict_first"]
     one, zero = LABEL_TOKENS[1], LABEL_TOKENS[0]
-    return template.format(one=answer_shape(style, one), zero=answer_shape(style, zero),
-                           either=answer_shape(style, f"{one} {text['or']} {zero}"))
+    return template.format(
+        one=answer_shape(style, one),
+        zero=answer_shape(style, zero),
+        either=answer_shape(style, f"{one} {text['or']} {zero}"),
+    )
 
 
 def judged_passage(passage: str, claim: str, style: PromptStyle) -> str:
@@ -98,13 +109,17 @@ def read_user_message(message: str, style: PromptStyle) -> tuple[str, str, str]:
             "before": f"{claim_line}(?P<claim>.*?)\n\n{passage_head}(?P<passage>.*)",
             "both": f"{claim_line}(?P<claim>.*?)\n\n{passage_head}(?P<passage>.*)\n\n{claim_line}(?P=claim)",
         }
-        pattern = f"{re.escape(text[source])}\n\n{shapes[style.claim_position]}\n\n{re.escape(_answer_format(text, style))}"
+        pattern = (
+            f"{re.escape(text[source])}\n\n{shapes[style.claim_position]}\n\n{re.escape(_answer_format(text, style))}"
+        )
         found = re.fullmatch(pattern, message, flags=re.DOTALL)
         if found and user_message(found["passage"], found["claim"], source, plain) == message:
             return found["passage"], found["claim"], source
-    raise ValueError(f"the message is not a judge prompt in this judge's style ({style.variant}, instructions in "
-                     f"{style.instruction_language}, claim {style.claim_position} the passage): send the user message "
-                     "hakim.prompting.prompt.user_message writes in that style (evaluate.py judge=openai with the same style=)")
+    raise ValueError(
+        f"the message is not a judge prompt in this judge's style ({style.variant}, instructions in "
+        f"{style.instruction_language}, claim {style.claim_position} the passage): send the user message "
+        "hakim.prompting.prompt.user_message writes in that style (evaluate.py judge=openai with the same style=)"
+    )
 
 
 def render_prompt(tokenizer, passage: str, claim: str, source: str, style: PromptStyle) -> str:
@@ -171,7 +186,9 @@ def _fit_passage(tokenizer, passage: str, claim: str, source: str, style: Prompt
     return None
 
 
-def _completion_ids(tokenizer, before: str, before_ids: list[int], verdict: str, after: str, label_id: int) -> list[int]:
+def _completion_ids(
+    tokenizer, before: str, before_ids: list[int], verdict: str, after: str, label_id: int
+) -> list[int]:
     """The answer's ids as the tokenizer writes the whole answer, when that puts the label token right after
     `before_ids` (the scoring prefix); else the three parts tokenized apart.
 
@@ -216,7 +233,9 @@ def _reserved(tokenizer, style: PromptStyle, max_new_tokens: int | None) -> int:
 
 
 def _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens):
-    fitted = _fit_passage(tokenizer, passage, claim, source, style, _reserved(tokenizer, style, max_new_tokens), max_length)
+    fitted = _fit_passage(
+        tokenizer, passage, claim, source, style, _reserved(tokenizer, style, max_new_tokens), max_length
+    )
     if fitted is not None:
         return fitted
     if max_new_tokens is None:
@@ -230,13 +249,22 @@ def encode_for_scoring(tokenizer, passage: str, claim: str, source: str, style: 
     return prompt + _ids(tokenizer, scoring_prefix(style)), truncated
 
 
-def encode_for_generation(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int, max_new_tokens: int):
+def encode_for_generation(
+    tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int, max_new_tokens: int
+):
     prompt, truncated, _ = _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens)
     return prompt, truncated
 
 
-def passage_as_read(tokenizer, passage: str, claim: str, source: str, style: PromptStyle, max_length: int,
-                    max_new_tokens: int | None = None) -> str:
+def passage_as_read(
+    tokenizer,
+    passage: str,
+    claim: str,
+    source: str,
+    style: PromptStyle,
+    max_length: int,
+    max_new_tokens: int | None = None,
+) -> str:
     """The passage as it stands in the prompt a judge reads: focused (style.passage_sentences) and cut to fit,
     for scoring (max_new_tokens None) or for generating that many tokens. What a person should see beside a verdict."""
     return _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens)[2]

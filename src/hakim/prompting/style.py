@@ -29,7 +29,9 @@ class PromptStyle:
         if self.variant not in VARIANTS:
             raise ValueError(f"style.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.instruction_language not in INSTRUCTION_LANGUAGES:
-            raise ValueError(f"style.instruction_language must be one of {INSTRUCTION_LANGUAGES}, got {self.instruction_language!r}")
+            raise ValueError(
+                f"style.instruction_language must be one of {INSTRUCTION_LANGUAGES}, got {self.instruction_language!r}"
+            )
         if self.claim_position not in CLAIM_POSITIONS:
             raise ValueError(f"style.claim_position must be one of {CLAIM_POSITIONS}, got {self.claim_position!r}")
         if self.passage_sentences is not None and self.passage_sentences < 1:
@@ -48,7 +50,7 @@ class PromptStyle:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PromptStyle":
+    def from_dict(cls, values: dict) -> PromptStyle:
         """From a config node or a stored file; `_target_` (Hydra's) is ignored, unknown keys are refused."""
         fields = {key: value for key, value in dict(values).items() if key != "_target_"}
         unknown = set(fields) - set(cls.__dataclass_fields__)

@@ -48,7 +48,9 @@ def _show(value) -> str:
 
 def describe(key: str, a, b) -> str:
     if key == "git.diff":
-        return f"git.diff: differs ({len(a.splitlines()) if a is not ABSENT else 0} vs {len(b.splitlines()) if b is not ABSENT else 0} lines)"
+        lines_a = len(a.splitlines()) if a is not ABSENT else 0
+        lines_b = len(b.splitlines()) if b is not ABSENT else 0
+        return f"git.diff: differs ({lines_a} vs {lines_b} lines)"
     if isinstance(a, list) and isinstance(b, list):
         removed = [item for item in a if item not in b]
         added = [item for item in b if item not in a]
@@ -62,7 +64,11 @@ def diff_group(a: dict | None, b: dict | None) -> list[str]:
     if a is None or b is None:
         return [] if a is b else [f"file missing in run {'A' if a is None else 'B'}"]
     keys = list(dict.fromkeys([*a, *b]))
-    return [describe(key, a.get(key, ABSENT), b.get(key, ABSENT)) for key in keys if a.get(key, ABSENT) != b.get(key, ABSENT)]
+    return [
+        describe(key, a.get(key, ABSENT), b.get(key, ABSENT))
+        for key in keys
+        if a.get(key, ABSENT) != b.get(key, ABSENT)
+    ]
 
 
 def diff_runs(run_a: Path, run_b: Path) -> dict[str, list[str]]:

@@ -21,7 +21,9 @@ def validation_points(run_dir: Path, metric: str) -> list[tuple[int, float]]:
     return points
 
 
-def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/balanced_accuracy", chance: float | None = 0.5) -> Path:
+def plot_learning_curves(
+    run_dirs: list[Path], out: Path, metric: str = "val/balanced_accuracy", chance: float | None = 0.5
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +31,7 @@ def plot_learning_curves(run_dirs: list[Path], out: Path, metric: str = "val/bal
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for run_dir in run_dirs:
-        examples, values = zip(*validation_points(run_dir, metric))
+        examples, values = zip(*validation_points(run_dir, metric), strict=True)
         axis.plot(examples, values, marker="o", label=run_dir.name)
     if chance is not None:
         axis.axhline(chance, color="grey", linestyle=":", label="chance / always-majority")

@@ -58,7 +58,7 @@ def _replace_in_strings(value, old: str, new: str):
     if isinstance(value, list):
         return [_replace_in_strings(item, old, new) for item in value]
     if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-        return new + value[len(old):]
+        return new + value[len(old) :]
     return value
 
 
@@ -67,7 +67,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def open(cls, path: str | Path, trained: bool = False) -> "RunDir":
+    def open(cls, path: str | Path, trained: bool = False) -> RunDir:
         """An existing run; `trained=True` also needs the adapter training writes at its end."""
         run = cls(Path(path))
         if not run.config_path.exists():
@@ -77,7 +77,7 @@ class RunDir:
         return run
 
     @classmethod
-    def resolve(cls, name: str | Path, runs_dir: str | Path, trained: bool = False) -> "RunDir":
+    def resolve(cls, name: str | Path, runs_dir: str | Path, trained: bool = False) -> RunDir:
         """`latest` is the run recorded in runs_dir/LATEST by the last training run; anything else a path."""
         if str(name) == "latest":
             pointer = Path(runs_dir) / LATEST

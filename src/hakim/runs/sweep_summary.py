@@ -63,7 +63,7 @@ def last_exception(log_text: str) -> str | None:
     starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
     if not starts:
         return None
-    for line in lines[starts[-1] + 1:]:
+    for line in lines[starts[-1] + 1 :]:
         if line and not line[0].isspace():
             return line.strip()
     return None
@@ -101,19 +101,34 @@ def read_job(directory: Path, names: dict[str, bool]) -> Job:
     rows = read_metrics(run)
     summary = run.summary()
     if summary is not None:
-        return Job(directory.name, directory, overrides, summary.get("status", "ok"), error=summary.get("error"),
-                   metrics=best_metrics(rows, summary.get("metrics", {}), names),
-                   tokens_per_second=tokens_per_second(summary, rows), wall_seconds=summary.get("wall_seconds"),
-                   step=summary.get("global_step"))
+        return Job(
+            directory.name,
+            directory,
+            overrides,
+            summary.get("status", "ok"),
+            error=summary.get("error"),
+            metrics=best_metrics(rows, summary.get("metrics", {}), names),
+            tokens_per_second=tokens_per_second(summary, rows),
+            wall_seconds=summary.get("wall_seconds"),
+            step=summary.get("global_step"),
+        )
     errors = [last_exception(log.read_text(errors="replace")) for log in sorted(directory.glob("*.log"))]
     error = next((line for line in errors if line), None)
-    return Job(directory.name, directory, overrides, "failed" if error else "unfinished",
-               error=error or "no run.json and no traceback in the job log", metrics=best_metrics(rows, {}, names))
+    return Job(
+        directory.name,
+        directory,
+        overrides,
+        "failed" if error else "unfinished",
+        error=error or "no run.json and no traceback in the job log",
+        metrics=best_metrics(rows, {}, names),
+    )
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
     directories = [path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    return sorted(directories, key=lambda path: (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name))
+    return sorted(
+        directories, key=lambda path: (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
+    )
 
 
 def optimized_metric(job_dirs: list[Path]) -> str:
@@ -138,13 +153,20 @@ def split_overrides(jobs: list[Job]) -> tuple[dict[str, str], list[str]]:
 def rank(jobs: list[Job], metric: str, higher_is_better: bool) -> list[Job]:
     """Jobs that ended ok, then pruned ones, then the rest (failed, diverged, unfinished); within each, those with
     the metric best first, then those without by job number."""
+
     def best_first(group: list[Job]) -> list[Job]:
-        scored = sorted((job for job in group if metric in job.metrics), key=lambda job: job.metrics[metric],
-                        reverse=higher_is_better)
+        scored = sorted(
+            (job for job in group if metric in job.metrics),
+            key=lambda job: job.metrics[metric],
+            reverse=higher_is_better,
+        )
         return scored + [job for job in group if metric not in job.metrics]
 
-    return (best_first([job for job in jobs if job.status == "ok"]) + best_first([job for job in jobs if job.status == PRUNED])
-            + best_first([job for job in jobs if not job.passed]))
+    return (
+        best_first([job for job in jobs if job.status == "ok"])
+        + best_first([job for job in jobs if job.status == PRUNED])
+        + best_first([job for job in jobs if not job.passed])
+    )
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -153,9 +175,17 @@ def _number(value: float | None, digits: int) -> str:
 
 def table_rows(jobs: list[Job], varying: list[str], names: list[str]) -> tuple[list[str], list[list[str]]]:
     header = ["job", "status", *varying, *names, "tokens/s", "wall s"]
-    rows = [[job.name, job.status, *(job.overrides.get(key, MISSING) for key in varying),
-             *(_number(job.metrics.get(name), 4) for name in names),
-             _number(job.tokens_per_second, 1), _number(job.wall_seconds, 1)] for job in jobs]
+    rows = [
+        [
+            job.name,
+            job.status,
+            *(job.overrides.get(key, MISSING) for key in varying),
+            *(_number(job.metrics.get(name), 4) for name in names),
+            _number(job.tokens_per_second, 1),
+            _number(job.wall_seconds, 1),
+        ]
+        for job in jobs
+    ]
     return header, rows
 
 
@@ -165,15 +195,30 @@ def error_lines(jobs: list[Job]) -> list[str]:
 
 def pruned_line(jobs: list[Job]) -> str | None:
     """Pruned jobs apart from failed ones: the search stopped them early, by design."""
-    pruned = [f"job {job.name} at step {MISSING if job.step is None else job.step}" for job in jobs if job.status == PRUNED]
+    pruned = [
+        f"job {job.name} at step {MISSING if job.step is None else job.step}" for job in jobs if job.status == PRUNED
+    ]
     return "pruned by the search (not failures): " + ", ".join(pruned) if pruned else None
 
 
-def markdown(sweep_dir: Path, constant: dict[str, str], metric: str, header: list[str], rows: list[list[str]],
-             errors: list[str], pruned: str | None) -> str:
-    lines = [f"# Sweep {sweep_dir}", "", f"Sorted by `{metric}`, best first (ended ok, then pruned, then the rest). Shared overrides: "
-             + (", ".join(f"`{key}={value}`" for key, value in constant.items()) or "none"), "",
-             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+def markdown(
+    sweep_dir: Path,
+    constant: dict[str, str],
+    metric: str,
+    header: list[str],
+    rows: list[list[str]],
+    errors: list[str],
+    pruned: str | None,
+) -> str:
+    lines = [
+        f"# Sweep {sweep_dir}",
+        "",
+        f"Sorted by `{metric}`, best first (ended ok, then pruned, then the rest). Shared overrides: "
+        + (", ".join(f"`{key}={value}`" for key, value in constant.items()) or "none"),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+    ]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     lines += ["", *(f"- {line}" for line in errors)] if errors else []
     lines += ["", f"- {pruned}"] if pruned else []
@@ -186,20 +231,31 @@ def write_csv(path: Path, jobs: list[Job], names: list[str]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["job", *keys, *names, "tokens_per_second", "wall_seconds", "status", "error", "run_dir"])
         for job in jobs:
-            writer.writerow([job.name, *(job.overrides.get(key, "") for key in keys),
-                             *(job.metrics.get(name, "") for name in names),
-                             "" if job.tokens_per_second is None else job.tokens_per_second,
-                             "" if job.wall_seconds is None else job.wall_seconds, job.status, job.error or "", job.directory])
+            writer.writerow(
+                [
+                    job.name,
+                    *(job.overrides.get(key, "") for key in keys),
+                    *(job.metrics.get(name, "") for name in names),
+                    "" if job.tokens_per_second is None else job.tokens_per_second,
+                    "" if job.wall_seconds is None else job.wall_seconds,
+                    job.status,
+                    job.error or "",
+                    job.directory,
+                ]
+            )
 
 
-def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool | None = None,
-              console: Console | None = None) -> list[Job]:
+def summarize(
+    sweep_dir: Path, metric: str | None = None, higher_is_better: bool | None = None, console: Console | None = None
+) -> list[Job]:
     """Read every job of the sweep, print the table, write sweep_summary.md/.csv; returns the ranked jobs."""
     sweep_dir = Path(sweep_dir)
     job_dirs = find_job_dirs(sweep_dir)
     if not job_dirs:
-        raise SystemExit(f"{sweep_dir}: no Hydra jobs here (no */.hydra/overrides.yaml); "
-                         "pass a multirun directory such as runs/train/multirun/<time>")
+        raise SystemExit(
+            f"{sweep_dir}: no Hydra jobs here (no */.hydra/overrides.yaml); "
+            "pass a multirun directory such as runs/train/multirun/<time>"
+        )
     metric = metric or optimized_metric(job_dirs)
     if higher_is_better is None:
         higher_is_better = METRICS.get(metric, "loss" not in metric)
@@ -211,14 +267,19 @@ def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool
     console = console or wide_console()
     statuses = list(dict.fromkeys(["ok", *(job.status for job in jobs)]))
     counts = ", ".join(f"{sum(job.status == status for job in jobs)} {status}" for status in statuses)
-    console.print(f"[bold]{sweep_dir}[/bold]: {len(jobs)} jobs, {counts}, sorted by {metric} "
-                  f"({'max' if higher_is_better else 'min'})")
-    console.print("shared overrides: " + (" ".join(f"{key}={value}" for key, value in constant.items()) or "none"),
-                  markup=False, highlight=False)
+    console.print(
+        f"[bold]{sweep_dir}[/bold]: {len(jobs)} jobs, {counts}, sorted by {metric} "
+        f"({'max' if higher_is_better else 'min'})"
+    )
+    console.print(
+        "shared overrides: " + (" ".join(f"{key}={value}" for key, value in constant.items()) or "none"),
+        markup=False,
+        highlight=False,
+    )
     table = Table(caption="val/* columns: the best value of any validation in the run")
     for name in header:
         table.add_column(escape(name.removeprefix("val/")), overflow="fold")
-    for row, job in zip(rows, jobs):
+    for row, job in zip(rows, jobs, strict=True):
         table.add_row(*map(escape, row), style="yellow" if job.status == PRUNED else None if job.passed else "red")
     console.print(table)
     for line in error_lines(jobs):
@@ -226,7 +287,8 @@ def summarize(sweep_dir: Path, metric: str | None = None, higher_is_better: bool
     if pruned_line(jobs):
         console.print(pruned_line(jobs), style="yellow", markup=False, highlight=False)
 
-    (sweep_dir / "sweep_summary.md").write_text(markdown(sweep_dir, constant, metric, header, rows, error_lines(jobs),
-                                                         pruned_line(jobs)))
+    (sweep_dir / "sweep_summary.md").write_text(
+        markdown(sweep_dir, constant, metric, header, rows, error_lines(jobs), pruned_line(jobs))
+    )
     write_csv(sweep_dir / "sweep_summary.csv", jobs, list(names))
     return jobs

@@ -23,7 +23,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 @dataclass(frozen=True)
 class SearchSpace:
     distributions: dict[str, BaseDistribution]  # override key (with its +/++ prefix) -> what the sampler draws from
-    fixed: list[str]                            # overrides every trial gets as written
+    fixed: list[str]  # overrides every trial gets as written
 
 
 def _distribution(override: Override) -> BaseDistribution:

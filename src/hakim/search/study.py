@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 OVERRIDES = "overrides"  # study user attribute: the command line's fixed overrides when the study began
-RUN_DIR = "run_dir"      # trial user attribute, set by the trial's job: where its run directory is
+RUN_DIR = "run_dir"  # trial user attribute, set by the trial's job: where its run directory is
 
 
 def build_pruner(pruner: DictConfig | None) -> optuna.pruners.BasePruner:
@@ -33,19 +33,30 @@ def open_study(settings: DictConfig, fixed_overrides: list[str]) -> optuna.Study
     name; a continued study must have been started in the same direction and with the same fixed overrides, or its
     trials would not compare."""
     if not settings.storage:
-        raise ValueError("hydra.sweeper.storage is null: trials report to the study through its storage; give a "
-                         "SQLAlchemy URL (the default is sqlite:///<sweep dir>/optuna.db)")
-    study = optuna.create_study(study_name=settings.study_name, storage=settings.storage, direction=settings.direction,
-                                pruner=build_pruner(settings.pruner), load_if_exists=True)
+        raise ValueError(
+            "hydra.sweeper.storage is null: trials report to the study through its storage; give a "
+            "SQLAlchemy URL (the default is sqlite:///<sweep dir>/optuna.db)"
+        )
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=settings.storage,
+        direction=settings.direction,
+        pruner=build_pruner(settings.pruner),
+        load_if_exists=True,
+    )
     if study.direction.name.lower() != settings.direction:
-        raise ValueError(f"study {settings.study_name} in {settings.storage} was started to {study.direction.name.lower()}"
-                         f", hydra.sweeper.direction is {settings.direction}: name a new study to change it")
+        raise ValueError(
+            f"study {settings.study_name} in {settings.storage} was started to {study.direction.name.lower()}"
+            f", hydra.sweeper.direction is {settings.direction}: name a new study to change it"
+        )
     started_with = study.user_attrs.get(OVERRIDES)
     if started_with is not None and started_with != list(fixed_overrides):
-        raise ValueError(f"study {settings.study_name} in {settings.storage} was started with the overrides "
-                         f"{started_with or 'none'}, this command gives {list(fixed_overrides) or 'none'}: its trials "
-                         "would not compare. Give the same overrides to continue it, or name a new study "
-                         "(hydra.sweeper.study_name=...)")
+        raise ValueError(
+            f"study {settings.study_name} in {settings.storage} was started with the overrides "
+            f"{started_with or 'none'}, this command gives {list(fixed_overrides) or 'none'}: its trials "
+            "would not compare. Give the same overrides to continue it, or name a new study "
+            "(hydra.sweeper.study_name=...)"
+        )
     trials = study.get_trials(deepcopy=False)
     if started_with is None:
         study.set_user_attr(OVERRIDES, list(fixed_overrides))

@@ -44,8 +44,10 @@ def only_search_in(sweep_dir: Path):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"error: another search is running in {sweep_dir}; wait for it, or stop it and run "
-                             "this command again to continue its study") from None
+            raise SystemExit(
+                f"error: another search is running in {sweep_dir}; wait for it, or stop it and run "
+                "this command again to continue its study"
+            ) from None
         yield
 
 
@@ -74,8 +76,13 @@ def consecutive(trials: list) -> list[list]:
 
 
 class Search:
-    def __init__(self, config: DictConfig, launch: Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]],
-                 check_batch: Callable[[Sequence[Sequence[str]]], None], settings: DictConfig):
+    def __init__(
+        self,
+        config: DictConfig,
+        launch: Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]],
+        check_batch: Callable[[Sequence[Sequence[str]]], None],
+        settings: DictConfig,
+    ):
         self.config = config
         self.launch = launch
         self.check_batch = check_batch
@@ -85,24 +92,28 @@ class Search:
 
     def run(self, arguments: list[str]) -> list[JobReturn]:
         with only_search_in(self.sweep_dir):
-            space = search_space(OmegaConf.to_container(self.settings.params) if self.settings.params else {}, arguments)
+            space = search_space(
+                OmegaConf.to_container(self.settings.params) if self.settings.params else {}, arguments
+            )
             if not space.distributions:
                 raise ValueError("hydra.sweeper.params is empty and the command line names no sweep: nothing to search")
             # compose one trial's config before the study is touched: a searched key that is not in the config
             # fails here, not as a trial
-            self.check_batch([trial_overrides({key: _drawable(d) for key, d in space.distributions.items()}, space.fixed)])
+            self.check_batch(
+                [trial_overrides({key: _drawable(d) for key, d in space.distributions.items()}, space.fixed)]
+            )
             study = open_study(self.settings, space.fixed)
             returns = []
             retries = self._interrupted(study)
             while self._finished(study) < self.settings.n_trials:
-                batch = retries[:self.settings.n_jobs]
-                retries = retries[len(batch):]
+                batch = retries[: self.settings.n_jobs]
+                retries = retries[len(batch) :]
                 if not batch:
                     wanted = min(self.settings.n_jobs, self.settings.n_trials - self._finished(study))
                     batch = [study.ask(space.distributions) for _ in range(wanted)]
                 for run in consecutive(batch):
                     jobs = self.launch([trial_overrides(trial.params, space.fixed) for trial in run], run[0].number)
-                    for trial, job in zip(run, jobs):
+                    for trial, job in zip(run, jobs, strict=True):
                         self._tell(study, trial.number, job)
                     returns += jobs
                 self._write_results(study)
@@ -119,8 +130,11 @@ class Search:
         for trial in running:
             run_dir = trial.user_attrs.get(RUN_DIR)
             if run_dir and Path(run_dir).exists():
-                log.info("trial %d was interrupted: running it again (its run directory moved to %s)", trial.number,
-                         set_aside(Path(run_dir), self.sweep_dir))
+                log.info(
+                    "trial %d was interrupted: running it again (its run directory moved to %s)",
+                    trial.number,
+                    set_aside(Path(run_dir), self.sweep_dir),
+                )
             else:
                 log.info("trial %d was interrupted before it trained: running it again", trial.number)
         return running
@@ -139,7 +153,9 @@ class Search:
             log.warning("trial %d failed: %s: %s", number, type(error).__name__, error)
         elif job.return_value is None or not math.isfinite(job.return_value):
             study.tell(number, state=TrialState.FAIL)
-            log.warning("trial %d failed: it returned %s for %s (never validated?)", number, job.return_value, self.metric)
+            log.warning(
+                "trial %d failed: it returned %s for %s (never validated?)", number, job.return_value, self.metric
+            )
         else:
             study.tell(number, job.return_value)
             log.info("trial %d: %s=%.4g", number, self.metric, job.return_value)
@@ -148,42 +164,70 @@ class Search:
         # a share of n_trials, not of the trials so far: one early failure does not end a search of twenty
         failed, allowed = self._counts(study)["failed"], self.settings.max_failure_rate * self.settings.n_trials
         if failed > allowed:
-            raise SystemExit(f"error: search stopped: {failed} trials failed, more than hydra.sweeper.max_failure_rate="
-                             f"{self.settings.max_failure_rate} of n_trials={self.settings.n_trials}; each failed "
-                             f"trial's train.log in {self.sweep_dir} says why")
+            raise SystemExit(
+                f"error: search stopped: {failed} trials failed, more than hydra.sweeper.max_failure_rate="
+                f"{self.settings.max_failure_rate} of n_trials={self.settings.n_trials}; each failed "
+                f"trial's train.log in {self.sweep_dir} says why"
+            )
 
     @staticmethod
     def _counts(study: optuna.Study) -> dict[str, int]:
         trials = study.get_trials(deepcopy=False)
-        return {"complete": sum(t.state == TrialState.COMPLETE for t in trials),
-                "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-                "failed": sum(t.state == TrialState.FAIL for t in trials)}
+        return {
+            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
+            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+            "failed": sum(t.state == TrialState.FAIL for t in trials),
+        }
 
     def _best(self, study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial if self._counts(study)["complete"] else None
 
     def _write_results(self, study: optuna.Study) -> None:
         best = self._best(study)
-        results = {"study_name": study.study_name, "storage": str(self.settings.storage),
-                   "direction": study.direction.name.lower(), "metric": self.metric, "trials": self._counts(study)}
+        results = {
+            "study_name": study.study_name,
+            "storage": str(self.settings.storage),
+            "direction": study.direction.name.lower(),
+            "metric": self.metric,
+            "trials": self._counts(study),
+        }
         if best is not None:
-            results |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
-                        "best_run_dir": best.user_attrs.get(RUN_DIR)}
+            results |= {
+                "best_trial": best.number,
+                "best_value": best.value,
+                "best_params": best.params,
+                "best_run_dir": best.user_attrs.get(RUN_DIR),
+            }
         (self.sweep_dir / RESULTS).write_text(yaml.safe_dump(results, sort_keys=False))
 
     def _report(self, study: optuna.Study) -> None:
         counts, best = self._counts(study), self._best(study)
-        log.info("study %s: %d complete, %d pruned, %d failed", study.study_name, counts["complete"], counts["pruned"], counts["failed"])
+        log.info(
+            "study %s: %d complete, %d pruned, %d failed",
+            study.study_name,
+            counts["complete"],
+            counts["pruned"],
+            counts["failed"],
+        )
         if best is None:
             log.warning("no trial completed")
         else:
             params = " ".join(f"{key}={value}" for key, value in best.params.items())
-            log.info("best: trial %d, %s=%.4g, %s (%s)", best.number, self.metric, best.value, params, self.sweep_dir / RESULTS)
+            log.info(
+                "best: trial %d, %s=%.4g, %s (%s)",
+                best.number,
+                self.metric,
+                best.value,
+                params,
+                self.sweep_dir / RESULTS,
+            )
         if counts["failed"]:
             failed = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
             # pruned trials are no failure; a failed one is, as in a grid multirun
-            raise SystemExit(f"error: {counts['failed']} of {sum(counts.values())} trials failed (trial "
-                             f"{', '.join(map(str, failed))}): python -m hakim.cli.sweep_summary {self.sweep_dir} shows why")
+            raise SystemExit(
+                f"error: {counts['failed']} of {sum(counts.values())} trials failed (trial "
+                f"{', '.join(map(str, failed))}): python -m hakim.cli.sweep_summary {self.sweep_dir} shows why"
+            )
 
 
 def _drawable(distribution: BaseDistribution):

@@ -45,29 +45,42 @@ from hakim.verdict import Verdict
 
 PAGE_DIR = Path(__file__).parent / "page"
 # The page's own files and nothing else: a judge's output shown on it can never load or run anything.
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-               "form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
-ERROR_RESPONSES = {status: {"description": text} for status, text in {
-    401: "no or wrong `Authorization: Bearer` key (with api_key_env set)",
-    413: "the body is over max_body_mb",
-    422: "a malformed request: the message names the item index and field",
-    503: "the model is still loading, or the queue is full: retry after Retry-After seconds",
-}.items()}
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+ERROR_RESPONSES = {
+    status: {"description": text}
+    for status, text in {
+        401: "no or wrong `Authorization: Bearer` key (with api_key_env set)",
+        413: "the body is over max_body_mb",
+        422: "a malformed request: the message names the item index and field",
+        503: "the model is still loading, or the queue is full: retry after Retry-After seconds",
+    }.items()
+}
 
 log = logging.getLogger("hakim.serve")
 
 
 class ApiError(HTTPException):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, headers: dict | None = None
+    ):
         super().__init__(status, message, headers)
         self.param, self.code = param, code
 
 
-def _error(status: int, message: str, param: str | None = None, code: str | None = None, headers=None,
-           errors: list | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers=None,
+    errors: list | None = None,
+) -> JSONResponse:
     kind = {401: "authentication_error", 404: "not_found_error", 503: "overloaded_error"}.get(
-        status, "server_error" if status >= 500 else "invalid_request_error")
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     if errors is not None:
         body["error"]["errors"] = errors
@@ -127,13 +140,21 @@ class Served:
 
     def ready(self) -> tuple[LocalJudge, Batcher]:
         if self.judge is None:
-            raise ApiError(503, "the judge failed to load: see the server's log" if self.failed else
-                           "the judge is still loading; GET /readyz says when it is ready", headers={"Retry-After": "5"})
+            raise ApiError(
+                503,
+                "the judge failed to load: see the server's log"
+                if self.failed
+                else "the judge is still loading; GET /readyz says when it is ready",
+                headers={"Retry-After": "5"},
+            )
         return self.judge, self.batcher
 
 
-def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
-               on_load_failure: Callable[[BaseException], None] = lambda error: None) -> FastAPI:
+def create_app(
+    load: Callable[[], LocalJudge],
+    settings: ServeSettings,
+    on_load_failure: Callable[[BaseException], None] = lambda error: None,
+) -> FastAPI:
     """`load` builds the judge (in a thread, after the server starts); `on_load_failure` hears if it fails."""
     served = Served()
     key = settings.api_key()
@@ -166,10 +187,14 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         return settings.served_name or judge.name
 
     # FastAPIOffline: /docs and /redoc from files installed with it, where FastAPI's own load them from a CDN
-    app = FastAPIOffline(title="Hakim judge", lifespan=lifespan, responses=ERROR_RESPONSES,
-                         description="A Hakim judge: is the claim (a yes/no question, a summary, a statement) "
-                                     "supported by the passage? `POST /v1/judge` for verdicts, `POST /v1/chat/completions` "
-                                     "for OpenAI-compatible clients, `/` for the page.")
+    app = FastAPIOffline(
+        title="Hakim judge",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        description="A Hakim judge: is the claim (a yes/no question, a summary, a statement) "
+        "supported by the passage? `POST /v1/judge` for verdicts, `POST /v1/chat/completions` "
+        "for OpenAI-compatible clients, `/` for the page.",
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     bearer = HTTPBearer(auto_error=False, description="the value of $api_key_env, when the server was started with one")
 
@@ -178,13 +203,22 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
             return
         # compare_digest: the time taken says nothing about how much of a guess was right
         if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), key.encode()):
-            raise ApiError(401, "send the server's key as `Authorization: Bearer <key>`",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "send the server's key as `Authorization: Bearer <key>`",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
-        return _error(error.status_code, str(error.detail), getattr(error, "param", None), getattr(error, "code", None),
-                      error.headers)
+        return _error(
+            error.status_code,
+            str(error.detail),
+            getattr(error, "param", None),
+            getattr(error, "code", None),
+            error.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
@@ -203,8 +237,11 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         try:
             return await batcher.judge(items, mode)
         except QueueFull as full:
-            raise ApiError(503, f"the judge is busy ({full}); retry in {settings.retry_after_s} s",
-                           headers={"Retry-After": str(settings.retry_after_s)}) from None
+            raise ApiError(
+                503,
+                f"the judge is busy ({full}); retry in {settings.retry_after_s} s",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            ) from None
 
     def mode_of(judge: LocalJudge, mode: str | None) -> str:
         if mode is not None and mode not in judge.modes:
@@ -215,9 +252,16 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         threshold = judge.thresholds.for_source(task)
         if isinstance(result, Unjudged):
             return dict(label=None, probability=None, threshold=threshold, error=result.reason, language=language)
-        return dict(label=result.label, probability=result.probability, threshold=threshold, reasoning=result.reasoning,
-                    truncated=result.truncated, unparsed=result.parse_error, raw_output=result.raw_output,
-                    language=language)
+        return dict(
+            label=result.label,
+            probability=result.probability,
+            threshold=threshold,
+            reasoning=result.reasoning,
+            truncated=result.truncated,
+            unparsed=result.parse_error,
+            raw_output=result.raw_output,
+            language=language,
+        )
 
     async def passages_read(judge: LocalJudge, items: list[Item], mode: str) -> list[str | None]:
         def read_all():
@@ -236,17 +280,31 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         """The process answers (the model may still be loading)."""
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Health, response_model_exclude_none=True, tags=["health"],
-             responses={503: {"model": Health}})
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        tags=["health"],
+        responses={503: {"model": Health}},
+    )
     async def readyz():
         """The judge is loaded and takes requests; also what the page needs to know and how batching goes."""
         if served.judge is None:
             return JSONResponse(Health(status="failed" if served.failed else "loading").model_dump(), status_code=503)
         stats = served.batcher.stats
-        return Health(status="ready", model=name_of(served.judge), default_mode=served.judge.default_mode,
-                      modes=list(served.judge.modes), auth_required=key is not None, max_items=settings.max_items,
-                      queued_rows=served.batcher.queued_rows, rows_admitted=stats.rows_admitted, model_calls=stats.model_calls,
-                      rows_judged=stats.rows_judged, largest_batch=stats.largest_batch)
+        return Health(
+            status="ready",
+            model=name_of(served.judge),
+            default_mode=served.judge.default_mode,
+            modes=list(served.judge.modes),
+            auth_required=key is not None,
+            max_items=settings.max_items,
+            queued_rows=served.batcher.queued_rows,
+            rows_admitted=stats.rows_admitted,
+            model_calls=stats.model_calls,
+            rows_judged=stats.rows_judged,
+            largest_batch=stats.largest_batch,
+        )
 
     @app.get("/v1/models", response_model=ModelList, dependencies=[Depends(require_key)], tags=["openai"])
     async def models() -> ModelList:
@@ -258,20 +316,30 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         """One verdict per item, in order."""
         judge, batcher = served.ready()
         if len(request.items) > settings.max_items:
-            raise ApiError(422, f"items: at most {settings.max_items} per request (serve max_items), got {len(request.items)}",
-                           param="items")
+            raise ApiError(
+                422,
+                f"items: at most {settings.max_items} per request (serve max_items), got {len(request.items)}",
+                param="items",
+            )
         mode = mode_of(judge, request.mode)
         results = await judge_rows(batcher, [(i.passage, i.claim, i.task) for i in request.items], mode)
         read = await passages_read(judge, request.items, mode) if request.return_passage else [None] * len(results)
-        verdicts = [ItemVerdict(**verdict_out(judge, item.task, result, item.language), passage_read=passage)
-                    for item, result, passage in zip(request.items, results, read)]
+        verdicts = [
+            ItemVerdict(**verdict_out(judge, item.task, result, item.language), passage_read=passage)
+            for item, result, passage in zip(request.items, results, read, strict=True)
+        ]
         return JudgeResponse(model=name_of(judge), mode=mode, verdicts=verdicts)
 
     @app.post("/v1/judge/file", response_model=FileVerdicts, dependencies=[Depends(require_key)], tags=["judge"])
-    async def judge_file(file: UploadFile = File(description="JSON Lines, a JSON array, CSV or Parquet"),
-                         passage_column: str = Form("passage"), claim_column: str = Form("claim"),
-                         task_column: str | None = Form(None), task: str = Form("default"),
-                         language_column: str = Form("language"), mode: str | None = Form(None)) -> FileVerdicts:
+    async def judge_file(
+        file: UploadFile = File(description="JSON Lines, a JSON array, CSV or Parquet"),
+        passage_column: str = Form("passage"),
+        claim_column: str = Form("claim"),
+        task_column: str | None = Form(None),
+        task: str = Form("default"),
+        language_column: str = Form("language"),
+        mode: str | None = Form(None),
+    ) -> FileVerdicts:
         """Every row of a file, with the column names `evaluate.py rows=` takes."""
         judge, batcher = served.ready()
         mode = mode_of(judge, mode or None)
@@ -279,27 +347,40 @@ def create_app(load: Callable[[], LocalJudge], settings: ServeSettings,
         data = await file.read()
         try:
             rows = await asyncio.get_running_loop().run_in_executor(
-                None, read_upload, data, file.filename, columns, settings.max_file_rows)
+                None, read_upload, data, file.filename, columns, settings.max_file_rows
+            )
         except BadUpload as bad:
             raise ApiError(422, str(bad), param="file") from None
         out = []
         # One request's worth at a time: a large file takes its turns with everyone else's requests.
         for start in range(0, len(rows), settings.max_items):
-            chunk = rows[start:start + settings.max_items]
+            chunk = rows[start : start + settings.max_items]
             results = await judge_rows(batcher, [(r.passage, r.claim, r.task) for r in chunk], mode)
-            out += [FileVerdict(**verdict_out(judge, row.task, result, row.language), row=row.location,
-                                passage=row.passage, claim=row.claim, task=row.task)
-                    for row, result in zip(chunk, results)]
+            out += [
+                FileVerdict(
+                    **verdict_out(judge, row.task, result, row.language),
+                    row=row.location,
+                    passage=row.passage,
+                    claim=row.claim,
+                    task=row.task,
+                )
+                for row, result in zip(chunk, results, strict=True)
+            ]
         return FileVerdicts(model=name_of(judge), mode=mode, rows=out)
 
-    @app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(require_key)],
-              tags=["openai"])
+    @app.post(
+        "/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(require_key)], tags=["openai"]
+    )
     async def chat_completions(request: ChatRequest) -> ChatCompletion:
         """The subset of OpenAI's chat completions `evaluate.py judge=openai` uses, for Hakim's judge prompt."""
         judge, batcher = served.ready()
         if request.model != name_of(judge):
-            raise ApiError(404, f"model {request.model!r} is not served here; this server serves {name_of(judge)!r}",
-                           param="model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"model {request.model!r} is not served here; this server serves {name_of(judge)!r}",
+                param="model",
+                code="model_not_found",
+            )
         try:
             item = item_of(request, judge.style)
         except NotAJudgeRequest as error:

@@ -61,8 +61,13 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, judge_batch: Callable[[list[Item], str], list[Verdict]], max_batch: int, max_wait_ms: float,
-                 max_queue: int):
+    def __init__(
+        self,
+        judge_batch: Callable[[list[Item], str], list[Verdict]],
+        max_batch: int,
+        max_wait_ms: float,
+        max_queue: int,
+    ):
         self.judge_batch = judge_batch
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
@@ -116,7 +121,9 @@ class Batcher:
                     break
             batch = self._take(oldest.mode)
             try:
-                results = await loop.run_in_executor(self._executor, self._judge_rows, [r.item for r in batch], oldest.mode)
+                results = await loop.run_in_executor(
+                    self._executor, self._judge_rows, [r.item for r in batch], oldest.mode
+                )
             except Exception as error:  # a broken model, not a bad row: every request in the batch fails with it
                 for row in batch:
                     if not row.job.future.done():
@@ -125,7 +132,7 @@ class Batcher:
             self.stats.model_calls += 1
             self.stats.rows_judged += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-            for row, result in zip(batch, results):
+            for row, result in zip(batch, results, strict=True):
                 self._deliver(row, result)
 
     def _waiting(self, mode: str) -> int:

@@ -54,8 +54,9 @@ def item_of(request: ChatRequest, style: PromptStyle) -> tuple[str, str, str]:
     if request.response_format is not None and request.response_format.json_schema is not None:
         asked = set(request.response_format.json_schema.schema_.get("properties", {}))
         if asked != expected:
-            raise NotAJudgeRequest(f"response_format: this judge answers with the keys {sorted(expected)}, "
-                                   f"not {sorted(asked)}")
+            raise NotAJudgeRequest(
+                f"response_format: this judge answers with the keys {sorted(expected)}, not {sorted(asked)}"
+            )
     try:
         return read_user_message(users[0].text, style)
     except ValueError as error:
@@ -71,7 +72,8 @@ def answer_text(verdict: Verdict, style: PromptStyle) -> str:
 
 
 def _verdict_piece(pieces: list[str]) -> int | None:
-    """Index of the piece that is the verdict digit (the last digit right after the verdict key), as the judge reads it."""
+    """Index of the piece that is the verdict digit (the last digit right after the verdict key), as the judge
+    reads it."""
     text, found = "", None
     for index, piece in enumerate(pieces):
         if piece in LABEL_TOKENS.values() and precedes_verdict(text):
@@ -85,8 +87,12 @@ def _logprob(probability: float) -> float:
 
 
 def _entry(token: str, logprob: float, top: list[tuple[str, float]]) -> TokenLogprob:
-    return TokenLogprob(token=token, logprob=logprob, bytes=list(token.encode()),
-                        top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=list(t.encode())) for t, lp in top])
+    return TokenLogprob(
+        token=token,
+        logprob=logprob,
+        bytes=list(token.encode()),
+        top_logprobs=[TopLogprob(token=t, logprob=lp, bytes=list(t.encode())) for t, lp in top],
+    )
 
 
 def _logprobs(pieces: list[str], verdict: Verdict, top_n: int) -> ChoiceLogprobs:
@@ -94,7 +100,10 @@ def _logprobs(pieces: list[str], verdict: Verdict, top_n: int) -> ChoiceLogprobs
     entries = []
     for index, piece in enumerate(pieces):
         if index == at:
-            labels = {LABEL_TOKENS[1]: _logprob(verdict.probability), LABEL_TOKENS[0]: _logprob(1 - verdict.probability)}
+            labels = {
+                LABEL_TOKENS[1]: _logprob(verdict.probability),
+                LABEL_TOKENS[0]: _logprob(1 - verdict.probability),
+            }
             top = sorted(labels.items(), key=lambda pair: -pair[1])[:top_n]
             entries.append(_entry(piece, labels[piece], top))
         else:
@@ -110,7 +119,14 @@ def completion(request: ChatRequest, verdict: Verdict, style: PromptStyle, model
         pieces, finish = pieces[:limit], "length"
     # A verdict without P(1) (an answer that did not parse, or no verdict position) sends no log probabilities:
     # the client then reads the parsed answer, as from any server that offers none.
-    logprobs = _logprobs(pieces, verdict, request.top_logprobs or 0) if request.logprobs and verdict.probability is not None else None
-    return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model,
-                          choices=[Choice(message=AssistantMessage(content="".join(pieces)), finish_reason=finish,
-                                          logprobs=logprobs)])
+    logprobs = (
+        _logprobs(pieces, verdict, request.top_logprobs or 0)
+        if request.logprobs and verdict.probability is not None
+        else None
+    )
+    return ChatCompletion(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(message=AssistantMessage(content="".join(pieces)), finish_reason=finish, logprobs=logprobs)],
+    )

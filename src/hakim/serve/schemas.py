@@ -26,8 +26,11 @@ class Item(BaseModel):
     passage: Text
     claim: Text = Field(description="the yes/no question (boolq), the summary (fib) or any statement")
     task: Text = Field("default", description="boolq | fib | any other name (asked as a plain statement)")
-    language: Literal["ms", "en"] | None = Field(None, description="the row's language, returned with its verdict; "
-                                                 "the judge is always asked in the instruction language it was trained with")
+    language: Literal["ms", "en"] | None = Field(
+        None,
+        description="the row's language, returned with its verdict; "
+        "the judge is always asked in the instruction language it was trained with",
+    )
 
 
 class JudgeRequest(BaseModel):
@@ -35,7 +38,9 @@ class JudgeRequest(BaseModel):
 
     items: list[Item] = Field(min_length=1)
     mode: StrictStr | None = Field(None, description="score | generate; default: the judge's own")
-    return_passage: bool = Field(False, description="also return each passage as the judge read it (focused, cut to fit)")
+    return_passage: bool = Field(
+        False, description="also return each passage as the judge read it (focused, cut to fit)"
+    )
 
 
 class ItemVerdict(BaseModel):

@@ -30,8 +30,10 @@ def judge_loader(cfg: DictConfig):
     kind = judge_kind(cfg)
     if not kind.local:
         local = [name for name, entry in JUDGES.items() if entry.local]
-        raise ValueError(f"serve.py serves a judge whose model runs here (judge={' or judge='.join(local)}), "
-                         f"not judge={cfg.judge.kind}")
+        raise ValueError(
+            f"serve.py serves a judge whose model runs here (judge={' or judge='.join(local)}), "
+            f"not judge={cfg.judge.kind}"
+        )
 
     def load():
         judge, _ = kind.build(cfg)
@@ -57,11 +59,25 @@ def serve(cfg: DictConfig) -> None:
         server.should_exit = True
 
     app = create_app(load, settings, on_load_failure=stop_on_failure)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                                           timeout_graceful_shutdown=settings.graceful_shutdown_s))
-    auth = f"callers must send Authorization: Bearer ${settings.api_key_env}" if settings.api_key_env else "no key asked"
-    log.info("serving judge=%s on http://%s:%d (page /, API docs /docs); %s", cfg.judge.kind, settings.host,
-             settings.port, auth)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        )
+    )
+    auth = (
+        f"callers must send Authorization: Bearer ${settings.api_key_env}" if settings.api_key_env else "no key asked"
+    )
+    log.info(
+        "serving judge=%s on http://%s:%d (page /, API docs /docs); %s",
+        cfg.judge.kind,
+        settings.host,
+        settings.port,
+        auth,
+    )
     previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run()

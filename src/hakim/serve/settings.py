@@ -26,19 +26,28 @@ class ServeSettings:
     graceful_shutdown_s: float | None  # on SIGTERM, how long requests in flight may take; None: as long as they need
 
     def __post_init__(self):
-        problems = [f"{name} must be at least 1, got {getattr(self, name)}"
-                    for name in ("max_batch", "max_queue", "max_items", "max_file_rows", "retry_after_s")
-                    if getattr(self, name) < 1]
-        problems += [f"{name} must be positive, got {getattr(self, name)}"
-                     for name in ("max_body_mb",) if getattr(self, name) <= 0]
+        problems = [
+            f"{name} must be at least 1, got {getattr(self, name)}"
+            for name in ("max_batch", "max_queue", "max_items", "max_file_rows", "retry_after_s")
+            if getattr(self, name) < 1
+        ]
+        problems += [
+            f"{name} must be positive, got {getattr(self, name)}"
+            for name in ("max_body_mb",)
+            if getattr(self, name) <= 0
+        ]
         if self.max_wait_ms < 0:
             problems.append(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
         if self.max_queue < self.max_items:
-            problems.append(f"max_queue ({self.max_queue}) must hold at least one full request (max_items={self.max_items})")
+            problems.append(
+                f"max_queue ({self.max_queue}) must hold at least one full request (max_items={self.max_items})"
+            )
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be 0-65535, got {self.port}")
         if self.api_key_env is not None and not os.environ.get(self.api_key_env):
-            problems.append(f"api_key_env names {self.api_key_env}, which is not set or empty: export it, or drop api_key_env")
+            problems.append(
+                f"api_key_env names {self.api_key_env}, which is not set or empty: export it, or drop api_key_env"
+            )
         if problems:
             raise ValueError("serve settings: " + "; ".join(problems))
 

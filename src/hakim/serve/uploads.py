@@ -61,9 +61,15 @@ def read_upload(data: bytes, filename: str, columns: Columns, max_rows: int) -> 
                         raise BadRowError(location, row.field_name, row.problem)
                     task = _text(row, columns.task_column, location) if columns.task_column else columns.task
                     language = row.get(columns.language_column)
-                    rows.append(UploadedRow(location, _text(row, columns.passage_column, location),
-                                            _text(row, columns.claim_column, location), task,
-                                            language if isinstance(language, str) else None))
+                    rows.append(
+                        UploadedRow(
+                            location,
+                            _text(row, columns.passage_column, location),
+                            _text(row, columns.claim_column, location),
+                            task,
+                            language if isinstance(language, str) else None,
+                        )
+                    )
                 except BadRowError as problem:
                     problems.append(str(problem))
                 if len(rows) + len(problems) > max_rows:

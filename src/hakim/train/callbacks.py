@@ -43,8 +43,13 @@ class RankAudit(L.Callback):
             digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
         self.output_dir.mkdir(parents=True, exist_ok=True)
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")}
-        audit = {"rank": trainer.global_rank, "world_size": trainer.world_size, "ids": self.ids,
-                 "weights_sha256": digest.hexdigest(), "metrics": metrics}
+        audit = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "ids": self.ids,
+            "weights_sha256": digest.hexdigest(),
+            "metrics": metrics,
+        }
         (self.output_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(audit) + "\n")
 
 
@@ -89,14 +94,17 @@ class PredictionTable(L.Callback):
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.tables:  # outputs: the module's P(consistent) for each row of the batch
-            self.rows.extend([list(row) for row in zip(batch["ids"], batch["target"].tolist(), outputs.tolist())])
+            self.rows.extend(
+                [list(row) for row in zip(batch["ids"], batch["target"].tolist(), outputs.tolist(), strict=True)]
+            )
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         for logger in self.tables:
-            logger.log_table("val/predictions", columns=["id", "label", "p_consistent"], data=self.rows,
-                             step=trainer.global_step)
+            logger.log_table(
+                "val/predictions", columns=["id", "label", "p_consistent"], data=self.rows, step=trainer.global_step
+            )
 
 
 class LossWatchdog(L.Callback):
@@ -127,11 +135,15 @@ class LossWatchdog(L.Callback):
         norm = trainer.callback_metrics.get("train/grad_norm")
         self.stuck = self.stuck + 1 if norm is not None and float(norm) == 0 else 0
         if self.spiking >= self.patience:
-            raise TrainingDiverged(f"training loss above callbacks.loss_watchdog.threshold={self.threshold} for "
-                                   f"{self.patience} steps (now {loss:.4g} at step {trainer.global_step}); {LOWER_LR}")
+            raise TrainingDiverged(
+                f"training loss above callbacks.loss_watchdog.threshold={self.threshold} for "
+                f"{self.patience} steps (now {loss:.4g} at step {trainer.global_step}); {LOWER_LR}"
+            )
         if self.stuck >= self.patience:
-            raise TrainingDiverged(f"gradient norm 0 for {self.patience} steps (step {trainer.global_step}, loss "
-                                   f"{loss:.4g}): the model is saturated and no longer learns; {LOWER_LR}")
+            raise TrainingDiverged(
+                f"gradient norm 0 for {self.patience} steps (step {trainer.global_step}, loss "
+                f"{loss:.4g}): the model is saturated and no longer learns; {LOWER_LR}"
+            )
 
     # kept in checkpoints, so a resumed run counts its patience on from where the killed one stopped
     def state_dict(self) -> dict:
@@ -161,7 +173,11 @@ class ProgressLog(L.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        values = [f"{name}={float(trainer.callback_metrics[name]):.4g}" for name in self.metrics if name in trainer.callback_metrics]
+        values = [
+            f"{name}={float(trainer.callback_metrics[name]):.4g}"
+            for name in self.metrics
+            if name in trainer.callback_metrics
+        ]
         self.last_validation = f"last validation (step {trainer.global_step}): {' '.join(values)}"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -174,8 +190,11 @@ class ProgressLog(L.Callback):
         tokens_per_second = (pl_module.tokens_trained - tokens_before) * trainer.world_size / max(now - before, 1e-9)
         self.previous = (now, pl_module.tokens_trained)
         planned = trainer.estimated_stepping_batches
-        parts = [f"step {step}" + (f"/{int(planned)}" if math.isfinite(planned) else ""),
-                 f"{pl_module.examples_trained * trainer.world_size} examples", f"{tokens_per_second:,.0f} tokens/s"]
+        parts = [
+            f"step {step}" + (f"/{int(planned)}" if math.isfinite(planned) else ""),
+            f"{pl_module.examples_trained * trainer.world_size} examples",
+            f"{tokens_per_second:,.0f} tokens/s",
+        ]
         if math.isfinite(planned):
             remaining = (planned - step) * (now - started) / max(step - first_step, 1)
             parts.append(f"ETA {datetime.timedelta(seconds=round(remaining))}")

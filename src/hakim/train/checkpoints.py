@@ -36,13 +36,19 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (it holds objects other than tensors and plain "
-                              f"values: tampered, or written by another program): {_unpickler_complaint(error)}") from None
+        raise CheckpointError(
+            f"{path}: refused: not a Hakim checkpoint (it holds objects other than tensors and plain "
+            f"values: tampered, or written by another program): {_unpickler_complaint(error)}"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         if not _written_by_torch_save(path):
-            raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (not a file torch.save writes: a plain "
-                                  "pickle, or another format)") from None
-        raise CheckpointError(f"{path}: unreadable (truncated or corrupt): {str(error).splitlines()[0][:200]}") from None
+            raise CheckpointError(
+                f"{path}: refused: not a Hakim checkpoint (not a file torch.save writes: a plain "
+                "pickle, or another format)"
+            ) from None
+        raise CheckpointError(
+            f"{path}: unreadable (truncated or corrupt): {str(error).splitlines()[0][:200]}"
+        ) from None
 
 
 def _written_by_torch_save(path: Path) -> bool:
@@ -55,8 +61,10 @@ def checkpoint_step(path: str | Path) -> int:
     """The optimizer step a training checkpoint was saved at; any other file is refused."""
     checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict) or not {"global_step", "state_dict"} <= checkpoint.keys():
-        raise CheckpointError(f"{path}: refused: not a Hakim checkpoint (no global_step and state_dict, which every "
-                              "training checkpoint holds)")
+        raise CheckpointError(
+            f"{path}: refused: not a Hakim checkpoint (no global_step and state_dict, which every "
+            "training checkpoint holds)"
+        )
     return int(checkpoint["global_step"])
 
 

@@ -8,9 +8,9 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import lightning as L
 import torch
@@ -35,8 +35,10 @@ ITEM_FIELDS = RECORD_FIELDS + ENCODED_FIELDS
 
 def encoded_item(record, encoded) -> dict:
     """What the loaders serve for one row: the fields of ITEM_FIELDS, read from the record and its encoding."""
-    return {**{name: getattr(record, name) for name in RECORD_FIELDS},
-            **{name: getattr(encoded, name) for name in ENCODED_FIELDS}}
+    return {
+        **{name: getattr(record, name) for name in RECORD_FIELDS},
+        **{name: getattr(encoded, name) for name in ENCODED_FIELDS},
+    }
 
 
 def _read_cache(path: Path) -> tuple[list[dict], dict] | None:
@@ -53,7 +55,9 @@ def _read_cache(path: Path) -> tuple[list[dict], dict] | None:
         if not all(set(item) == set(ITEM_FIELDS) for item in items):
             raise ValueError(f"items without the fields {ITEM_FIELDS}")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        log.warning("ignoring the tokenized cache %s (%s: %s); tokenizing again", path, type(error).__name__, str(error)[:120])
+        log.warning(
+            "ignoring the tokenized cache %s (%s: %s); tokenizing again", path, type(error).__name__, str(error)[:120]
+        )
         return None
     return items, report
 
@@ -109,8 +113,16 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     same number), and `resume_at` skips the batches a checkpointed run already trained on.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50,
-                 drop_last: bool = False, num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        seed: int,
+        pool_batches: int = 50,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         self.lengths = lengths
         self.batch_size = batch_size
         self.sampler = EpochShuffle(len(lengths), seed)
@@ -199,9 +211,20 @@ def collate(items: list[dict], pad_id: int) -> dict:
 class JudgeDataModule(L.LightningDataModule):
     """Prepared dataset → tokenized, cached splits; V3 uses only rows that carry reasoning."""
 
-    def __init__(self, dataset_dir: str, style: PromptStyle, max_length: int, batch_size: int, eval_batch_size: int,
-                 num_workers: int, seed: int, cache_dir: str, train_split: str, val_split: str,
-                 max_train_examples: int | None):
+    def __init__(
+        self,
+        dataset_dir: str,
+        style: PromptStyle,
+        max_length: int,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        seed: int,
+        cache_dir: str,
+        train_split: str,
+        val_split: str,
+        max_train_examples: int | None,
+    ):
         """Every argument comes from conf/data/ (its one set of defaults) but `style`, composed from conf/style/."""
         super().__init__()
         self.dataset_dir = dataset_dir
@@ -230,8 +253,16 @@ class JudgeDataModule(L.LightningDataModule):
 
     def _cache_path(self, split: str) -> Path:
         key = json.dumps(
-            [self.data_version, split, self._tokenizer_id, self.tokenizer.chat_template, asdict(self.style), self.max_length,
-             ITEM_FIELDS, ENCODING_VERSION],
+            [
+                self.data_version,
+                split,
+                self._tokenizer_id,
+                self.tokenizer.chat_template,
+                asdict(self.style),
+                self.max_length,
+                ITEM_FIELDS,
+                ENCODING_VERSION,
+            ],
             sort_keys=True,
         )
         return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
@@ -272,7 +303,8 @@ class JudgeDataModule(L.LightningDataModule):
             write_atomically(path, json.dumps({"items": items, "report": report}))
         if not items:
             raise ValueError(
-                f"split '{split}' of {resolve_dataset_dir(self.dataset_dir)} has no usable rows for {self.style.variant} "
+                f"split '{split}' of {resolve_dataset_dir(self.dataset_dir)} has no usable rows "
+                f"for {self.style.variant} "
                 f"(report: {report})"
             )
         if stage_name == "train" and self.max_train_examples is not None and self.max_train_examples < len(items):
@@ -286,8 +318,11 @@ class JudgeDataModule(L.LightningDataModule):
         if report["truncated_passages"] or report["too_long_even_without_passage"]:
             log.warning(
                 "%s: %d passages truncated to fit max_length=%d; %d rows too long even without a passage: %s",
-                split, report["truncated_passages"], self.max_length,
-                len(report["too_long_even_without_passage"]), report["too_long_even_without_passage"][:5],
+                split,
+                report["truncated_passages"],
+                self.max_length,
+                len(report["too_long_even_without_passage"]),
+                report["too_long_even_without_passage"][:5],
             )
         return EncodedDataset(items)
 
@@ -320,10 +355,15 @@ class JudgeDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         num_replicas, rank = self._replicas()
-        sampler = LengthGroupedBatchSampler(dataset.lengths, self.batch_size, self.seed, num_replicas=num_replicas, rank=rank)
+        sampler = LengthGroupedBatchSampler(
+            dataset.lengths, self.batch_size, self.seed, num_replicas=num_replicas, rank=rank
+        )
         return ResumableLoader(
-            dataset, batch_sampler=sampler, collate_fn=functools.partial(collate, pad_id=self.tokenizer.pad_token_id),
-            num_workers=self.num_workers, position=self._position,
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=functools.partial(collate, pad_id=self.tokenizer.pad_token_id),
+            num_workers=self.num_workers,
+            position=self._position,
         )
 
     def _eval_loader(self, name: str) -> DataLoader:

@@ -42,8 +42,11 @@ def build_module(cfg: DictConfig) -> JudgeModule:
     scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
     # partial, then called: objects handed to instantiate() as keyword overrides would be turned into configs
     return instantiate(cfg.module, _partial_=True)(
-        model=instantiate(cfg.model, _convert_="all"), lora=instantiate(cfg.lora, _convert_="all"),
-        optimizer=instantiate(cfg.optim.optimizer), scheduler=scheduler)
+        model=instantiate(cfg.model, _convert_="all"),
+        lora=instantiate(cfg.lora, _convert_="all"),
+        optimizer=instantiate(cfg.optim.optimizer),
+        scheduler=scheduler,
+    )
 
 
 def build_datamodule(cfg: DictConfig, tokenizer) -> JudgeDataModule:
@@ -91,8 +94,11 @@ def _log_adapter_artifact(cfg: DictConfig, loggers: list, adapter_dir: Path) -> 
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            artifact = wandb.Artifact(f"adapter-{logger.experiment.id}", type="model",
-                                      metadata={"base_model": cfg.model.name, "style": OmegaConf.to_container(cfg.style)})
+            artifact = wandb.Artifact(
+                f"adapter-{logger.experiment.id}",
+                type="model",
+                metadata={"base_model": cfg.model.name, "style": OmegaConf.to_container(cfg.style)},
+            )
             artifact.add_dir(str(adapter_dir))
             logger.experiment.log_artifact(artifact)
 
@@ -140,11 +146,19 @@ def records_outcome(fit):
             return fit(session)
         except BaseException as error:
             if rank_zero_only.rank == 0:
-                session.run.write_summary({
-                    "status": "diverged" if isinstance(error, TrainingDiverged) else
-                              "pruned" if isinstance(error, TrialPruned) else "failed",  # pruned: stopped by a search
-                    "error": f"{type(error).__name__}: {error}", "global_step": session.global_step,
-                    "wall_seconds": round(time.time() - session.started, 1), "tags": list(session.cfg.get("tags") or [])})
+                session.run.write_summary(
+                    {
+                        "status": "diverged"
+                        if isinstance(error, TrainingDiverged)
+                        else "pruned"
+                        if isinstance(error, TrialPruned)
+                        else "failed",  # pruned: stopped by a search
+                        "error": f"{type(error).__name__}: {error}",
+                        "global_step": session.global_step,
+                        "wall_seconds": round(time.time() - session.started, 1),
+                        "tags": list(session.cfg.get("tags") or []),
+                    }
+                )
             raise
 
     return wrapper
@@ -169,10 +183,15 @@ def train(cfg: DictConfig) -> float | None:
 def _record_launch(session: TrainingSession) -> None:
     cfg, run = session.cfg, session.run
     if session.resuming:
-        run.record_resume({"checkpoint": cfg.ckpt_path, "step": session.resumed_at_step,
-                           "overrides": redact_overrides(session.overrides),
-                           "git": {key: value for key, value in git_state().items() if key != "diff"},
-                           "versions": package_versions()})
+        run.record_resume(
+            {
+                "checkpoint": cfg.ckpt_path,
+                "step": session.resumed_at_step,
+                "overrides": redact_overrides(session.overrides),
+                "git": {key: value for key, value in git_state().items() if key != "diff"},
+                "versions": package_versions(),
+            }
+        )
     else:
         write_provenance(run, OmegaConf.to_container(cfg, resolve=True), overrides=session.overrides, seed=cfg.seed)
 
@@ -195,8 +214,9 @@ def fit(session: TrainingSession) -> float | None:
     loggers = start_loggers(build_loggers(cfg), redact(OmegaConf.to_container(cfg, resolve=True)))
     if session.resuming:
         drop_redone_steps(loggers, session.resumed_at_step)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False,
-                                     default_root_dir=str(run.path))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False, default_root_dir=str(run.path)
+    )
     session.trainer = trainer
     try:  # W&B runs are closed here, whatever happens, not at process exit: a sweep's jobs get a run each
         fit_started = time.time()
@@ -226,25 +246,34 @@ def _keep_best_adapter(trainer: L.Trainer, module: JudgeModule, metrics: dict) -
     return best, kept.get("hakim", {}).get("validation") or metrics
 
 
-def _write_finished_run(session: TrainingSession, module: JudgeModule, datamodule: JudgeDataModule, metrics: dict,
-                        best: str | None, kept_metrics: dict, fit_seconds: float) -> None:
+def _write_finished_run(
+    session: TrainingSession,
+    module: JudgeModule,
+    datamodule: JudgeDataModule,
+    metrics: dict,
+    best: str | None,
+    kept_metrics: dict,
+    fit_seconds: float,
+) -> None:
     cfg, run, trainer = session.cfg, session.run, session.trainer
     tokens_this_session = module.tokens_trained - module.tokens_at_resume
-    run.write_summary({
-        "status": "ok",
-        "run_dir": str(run.path),
-        "tags": list(cfg.get("tags") or []),
-        "model_path": module.model_path,
-        "best_checkpoint": best,
-        "metrics": metrics,  # at the end of training
-        "adapter_metrics": kept_metrics,  # the validation of the kept adapter (the best checkpoint)
-        "data_report": datamodule.report,
-        "global_step": trainer.global_step,
-        "planned_steps": _planned_steps(trainer),  # more than global_step: stopped early (max_time, early stopping)
-        "tokens_trained": module.tokens_trained,
-        "tokens_per_second": round(tokens_this_session / fit_seconds, 1) if fit_seconds > 0 else None,
-        "peak_memory_gb": _peak_memory_gb(),
-        "wall_seconds": round(time.time() - session.started, 1),
-    })
+    run.write_summary(
+        {
+            "status": "ok",
+            "run_dir": str(run.path),
+            "tags": list(cfg.get("tags") or []),
+            "model_path": module.model_path,
+            "best_checkpoint": best,
+            "metrics": metrics,  # at the end of training
+            "adapter_metrics": kept_metrics,  # the validation of the kept adapter (the best checkpoint)
+            "data_report": datamodule.report,
+            "global_step": trainer.global_step,
+            "planned_steps": _planned_steps(trainer),  # more than global_step: stopped early (max_time, early stopping)
+            "tokens_trained": module.tokens_trained,
+            "tokens_per_second": round(tokens_this_session / fit_seconds, 1) if fit_seconds > 0 else None,
+            "peak_memory_gb": _peak_memory_gb(),
+            "wall_seconds": round(time.time() - session.started, 1),
+        }
+    )
     run.mark_latest(cfg.paths.runs_dir)
     log.info("run directory: %s", run.path)

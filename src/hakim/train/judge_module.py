@@ -11,7 +11,7 @@ training (exact resume, throughput, gradient norm, prediction tables) is in call
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -93,7 +93,9 @@ class JudgeModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         if lm_loss_weight <= 0 and verdict_loss_weight <= 0:
-            raise ValueError("module.lm_loss_weight and module.verdict_loss_weight are both 0: nothing would be trained")
+            raise ValueError(
+                "module.lm_loss_weight and module.verdict_loss_weight are both 0: nothing would be trained"
+            )
         self.verdict_loss_weight = verdict_loss_weight
         self.lm_loss_weight = lm_loss_weight
         self.class_balanced = class_balanced
@@ -142,8 +144,10 @@ class JudgeModule(L.LightningModule):
         loss, verdict_loss, _, n_tokens = self.model_step(batch)
         total = self.weighted_loss(loss, verdict_loss)
         if not torch.isfinite(total):
-            raise TrainingDiverged(f"non-finite training loss at step {self.global_step} (batch {batch_index}); {LOWER_LR}. "
-                                   "No update was applied and the last good checkpoint is kept.")
+            raise TrainingDiverged(
+                f"non-finite training loss at step {self.global_step} (batch {batch_index}); {LOWER_LR}. "
+                "No update was applied and the last good checkpoint is kept."
+            )
         size = batch["input_ids"].size(0)
         self.tokens_trained += int(batch["attention_mask"].sum())
         self.examples_trained += size
@@ -157,15 +161,19 @@ class JudgeModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # Here with the loss and weight checks, not in a callback: callbacks are configurable, guards must not be.
         if not _all_finite(p.grad for p in self.net.parameters() if p.grad is not None):
-            raise TrainingDiverged(f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
-                                   "No update was applied and the last good checkpoint is kept.")
+            raise TrainingDiverged(
+                f"non-finite gradients at step {self.global_step}; {LOWER_LR}. "
+                "No update was applied and the last good checkpoint is kept."
+            )
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
         # Checked here, before the callbacks of this step run, so a checkpoint never holds the broken weights.
         if not _all_finite(p for p in self.net.parameters() if p.requires_grad):
-            raise TrainingDiverged(f"the update of step {self.global_step} made adapter weights non-finite; {LOWER_LR}. "
-                                   "The last good checkpoint is kept.")
+            raise TrainingDiverged(
+                f"the update of step {self.global_step} made adapter weights non-finite; {LOWER_LR}. "
+                "The last good checkpoint is kept."
+            )
 
     def setup(self, stage: str) -> None:
         """One set of validation metrics per source (task): pooled over BoolQ (62% yes) and FIB (15%
@@ -177,7 +185,9 @@ class JudgeModule(L.LightningModule):
         for source in sorted(labels_by_source):
             self.val_by_source[source] = _metrics(f"val/{source}/")
         # the val/* means cover the sources whose validation rows hold both classes (else every source)
-        self.scored_sources = [s for s in sorted(labels_by_source) if len(labels_by_source[s]) == 2] or sorted(labels_by_source)
+        self.scored_sources = [s for s in sorted(labels_by_source) if len(labels_by_source[s]) == 2] or sorted(
+            labels_by_source
+        )
 
     def validation_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         """Updates the metrics; returns each row's P(consistent) for callbacks (the prediction table)."""
@@ -210,7 +220,7 @@ class JudgeModule(L.LightningModule):
         names = list(self.val_by_source.keys())
         rows = torch.tensor([float(self.val_rows_by_source.get(name, 0)) for name in names], device=self.device)
         rows = self.trainer.strategy.reduce(rows, reduce_op="sum")
-        seen = [name for name, count in zip(names, rows.tolist()) if count > 0]
+        seen = [name for name, count in zip(names, rows.tolist(), strict=True) if count > 0]
         values: dict[str, torch.Tensor] = {}
         for source, metrics in self.val_by_source.items():
             if source in seen:
@@ -245,7 +255,9 @@ class JudgeModule(L.LightningModule):
         # Only adapters change during training; the frozen (4-bit) base is rebuilt from its source.
         checkpoint["state_dict"] = self.trainable_state_dict()
         if not _all_finite(checkpoint["state_dict"].values()):
-            raise TrainingDiverged(f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}")
+            raise TrainingDiverged(
+                f"refusing to write a checkpoint with non-finite adapter weights at step {self.global_step}"
+            )
         # the validation metrics these weights were last measured with: what the adapter kept from the best
         # checkpoint is reported (and returned to a sweep) with
         try:
@@ -253,9 +265,12 @@ class JudgeModule(L.LightningModule):
         except RuntimeError:  # saved outside a Trainer (export, tests): no validation to record
             metrics = {}
         validation = {name: float(value) for name, value in metrics.items() if name.startswith("val/")}
-        checkpoint["hakim"] = {"tokens_trained": self.tokens_trained, "examples_trained": self.examples_trained,
-                               "best_balanced_acc": self.best_balanced_acc,
-                               "validation": validation}
+        checkpoint["hakim"] = {
+            "tokens_trained": self.tokens_trained,
+            "examples_trained": self.examples_trained,
+            "best_balanced_acc": self.best_balanced_acc,
+            "validation": validation,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         counters = checkpoint.get("hakim", {})

@@ -62,8 +62,12 @@ class ResumableCSVLogger(CSVLogger):
             writer = csv.DictWriter(file, fieldnames=columns)
             writer.writeheader()
             writer.writerows(kept)
-        log.info("resume: %d rows of steps %d and later dropped from %s (they are done again)", len(rows) - len(kept),
-                 step, path)
+        log.info(
+            "resume: %d rows of steps %d and later dropped from %s (they are done again)",
+            len(rows) - len(kept),
+            step,
+            path,
+        )
 
 
 def drop_redone_steps(loggers: list, step: int) -> None:
@@ -79,14 +83,30 @@ def wandb_run_id(run_dir: Path) -> str | None:
     return folders[-1].name.rsplit("-", 1)[-1] if folders else None
 
 
-def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | None = None,
-                 tags: list[str] | None = None, log_model: bool = False, log_adapter: bool = False, **kwargs):
+def wandb_logger(
+    project: str,
+    save_dir: str,
+    mode: str = "auto",
+    entity: str | None = None,
+    tags: list[str] | None = None,
+    log_model: bool = False,
+    log_adapter: bool = False,
+    **kwargs,
+):
     """Lightning's WandbLogger with Hakim's mode rule (`log_adapter` is read by training, after fit)."""
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode(mode)
-    return WandbLogger(project=project, entity=entity, tags=list(tags or []), save_dir=save_dir,
-                       offline=mode == "offline", mode=mode, log_model=log_model, **kwargs)
+    return WandbLogger(
+        project=project,
+        entity=entity,
+        tags=list(tags or []),
+        save_dir=save_dir,
+        offline=mode == "offline",
+        mode=mode,
+        log_model=log_model,
+        **kwargs,
+    )
 
 
 def start_loggers(loggers: list, hyperparameters: dict) -> list:
@@ -98,8 +118,12 @@ def start_loggers(loggers: list, hyperparameters: dict) -> list:
         try:
             logger.log_hyperparams(hyperparameters)
         except Exception as error:  # W&B raises its own error types, from several layers
-            log.warning("%s failed to start (%s: %s); training goes on without it", type(logger).__name__,
-                        type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "")
+            log.warning(
+                "%s failed to start (%s: %s); training goes on without it",
+                type(logger).__name__,
+                type(error).__name__,
+                str(error).splitlines()[0][:200] if str(error) else "",
+            )
             continue
         started.append(logger)
     return started

@@ -46,12 +46,16 @@ class OptunaPruning(L.Callback):
         pruned, reason = False, ""
         if self.trial is not None:
             if self.monitor not in trainer.callback_metrics:
-                raise ValueError(f"callbacks.optuna_pruning.monitor={self.monitor} was not logged by this validation "
-                               f"(logged: {', '.join(sorted(trainer.callback_metrics))}); set it to one of those")
+                raise ValueError(
+                    f"callbacks.optuna_pruning.monitor={self.monitor} was not logged by this validation "
+                    f"(logged: {', '.join(sorted(trainer.callback_metrics))}); set it to one of those"
+                )
             value, step = float(trainer.callback_metrics[self.monitor]), trainer.global_step
             self.trial.report(value, step)
             pruned = self.trial.should_prune()
-            reason = f"pruned at step {step}: {self.monitor}={value:.4g}, losing to the study's other trials at that step"
+            reason = (
+                f"pruned at step {step}: {self.monitor}={value:.4g}, losing to the study's other trials at that step"
+            )
         if trainer.world_size > 1:
             pruned = trainer.strategy.broadcast(pruned, src=0)
         if pruned:

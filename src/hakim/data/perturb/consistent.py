@@ -30,11 +30,14 @@ CLOSING = re.compile(r",\s+(?:yang|iaitu|which|who|whose|where|menjadikannya|sek
 CONJUNCTIONS = frozenset({"dan", "serta", "atau", "and", "or"})
 # A parenthesis that limits the claim ("(tidak termasuk blackjack)", "(except ...)") is no aside: dropping it
 # would make the claim say more than the document.
-LIMITING = re.compile(r"\b(?:tidak|bukan|tiada|kecuali|melainkan|hanya|sahaja|not|no|except|excluding|unless|only)\b",
-                      re.IGNORECASE)
+LIMITING = re.compile(
+    r"\b(?:tidak|bukan|tiada|kecuali|melainkan|hanya|sahaja|not|no|except|excluding|unless|only)\b", re.IGNORECASE
+)
 # Words that make a list's order part of what it says ("A, B dan C masing-masing", "from highest to lowest").
-ORDERED = frozenset("masing-masing respectively berturut-turut diikuti followed urutan order ranked kedudukan tertinggi "
-                    "terendah highest lowest".split())
+ORDERED = frozenset(
+    "masing-masing respectively berturut-turut diikuti followed urutan order ranked kedudukan tertinggi "
+    "terendah highest lowest".split()
+)
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,19 @@ def shorter_versions(sentence: str) -> list[Rewrite]:
     found = []
     opening = OPENING.match(sentence)
     if opening:
-        found.append(Rewrite(_tidy(sentence[opening.end():]), {"dropped": opening.group().strip()}))
+        found.append(Rewrite(_tidy(sentence[opening.end() :]), {"dropped": opening.group().strip()}))
     for match in PARENTHESIS.finditer(sentence):
         if not LIMITING.search(match.group()):
-            found.append(Rewrite(_tidy(sentence[:match.start()] + sentence[match.end():]), {"dropped": match.group().strip()}))
+            found.append(
+                Rewrite(_tidy(sentence[: match.start()] + sentence[match.end() :]), {"dropped": match.group().strip()})
+            )
     closing = CLOSING.search(sentence)
     if closing:
-        found.append(Rewrite(_tidy(sentence[:closing.start()] + sentence[closing.end():]), {"dropped": closing.group()[1:].strip()}))
+        found.append(
+            Rewrite(
+                _tidy(sentence[: closing.start()] + sentence[closing.end() :]), {"dropped": closing.group()[1:].strip()}
+            )
+        )
     return found
 
 
@@ -88,7 +97,7 @@ def _items(sentence: str, document: Document, kinds: dict[str, str]) -> list[lis
         after = words[index + 1]
         if after.start() in names:
             last, kind = (after.start(), names[after.start()]), "name"
-        elif re.match(r"\s*(?:[.,;:!?)]|$)", sentence[after.end():]):
+        elif re.match(r"\s*(?:[.,;:!?)]|$)", sentence[after.end() :]):
             last, kind = (after.start(), after.end()), "word"
         else:
             continue
@@ -112,12 +121,16 @@ def _items(sentence: str, document: Document, kinds: dict[str, str]) -> list[lis
                 break
             chain.insert(0, (start, end))
             cursor, separator = start, ", "
-        opening = WORD.findall(sentence[:chain[0][0]])
+        opening = WORD.findall(sentence[: chain[0][0]])
         if kind == "name" and opening and opening[-1] in CONJUNCTIONS:  # "Hari Nenek dan Atuk" inside a longer list
             continue
         if kind == "name" and not _same_kind([sentence[start:end] for start, end in chain], kinds):
             continue
-        if kind == "name" and re.match(r", [^\W\d_]", sentence[chain[-1][1]:]) and sentence[chain[-1][1] + 2].isupper():
+        if (
+            kind == "name"
+            and re.match(r", [^\W\d_]", sentence[chain[-1][1] :])
+            and sentence[chain[-1][1] + 2].isupper()
+        ):
             continue  # "ke Singapura dan Kuala Kangsar, Perak": the last item's place would move to another item
         # A word list's first item may be longer than its last word ("minyak masak, sabun dan kosmetik"): only the
         # items with a separator on both sides are known whole.

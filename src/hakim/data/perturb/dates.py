@@ -13,9 +13,34 @@ import re
 from dataclasses import dataclass
 
 MONTHS = {
-    "ms": ("Januari", "Februari", "Mac", "April", "Mei", "Jun", "Julai", "Ogos", "September", "Oktober", "November", "Disember"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
-           "December"),
+    "ms": (
+        "Januari",
+        "Februari",
+        "Mac",
+        "April",
+        "Mei",
+        "Jun",
+        "Julai",
+        "Ogos",
+        "September",
+        "Oktober",
+        "November",
+        "Disember",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
 }
 WEEKDAYS = {
     "ms": ("Isnin", "Selasa", "Rabu", "Khamis", "Jumaat", "Sabtu", "Ahad"),
@@ -63,14 +88,22 @@ def date_changes(sentence: str, document_text: str, taken: set, language: str, r
     changes = []
     for match in YEAR.finditer(sentence):
         year = int(match.group())
-        options = [year + sign * shift for shift in YEAR_SHIFTS for sign in (-1, 1)
-                   if 1500 <= year + sign * shift <= 2099 and year + sign * shift not in taken]
+        options = [
+            year + sign * shift
+            for shift in YEAR_SHIFTS
+            for sign in (-1, 1)
+            if 1500 <= year + sign * shift <= 2099 and year + sign * shift not in taken
+        ]
         if options:
             changes.append(DateChange(match.start(), match.end(), match.group(), str(rng.choice(options[:4])), "year"))
     for start, end in days_of_month(sentence, language):
         day = int(sentence[start:end])
-        options = [day + sign * shift for shift in DAY_SHIFTS for sign in (-1, 1)
-                   if 1 <= day + sign * shift <= LAST_SAFE_DAY and day + sign * shift not in taken]
+        options = [
+            day + sign * shift
+            for shift in DAY_SHIFTS
+            for sign in (-1, 1)
+            if 1 <= day + sign * shift <= LAST_SAFE_DAY and day + sign * shift not in taken
+        ]
         if options:
             changes.append(DateChange(start, end, sentence[start:end], str(rng.choice(options)), "day"))
     for kind, table in (("month", MONTHS[language]), ("weekday", WEEKDAYS[language])):
@@ -78,7 +111,9 @@ def date_changes(sentence: str, document_text: str, taken: set, language: str, r
         for match in _named(sentence, table):
             position = table.index(match.group())
             # The nearest names first: "Mac" for "Februari" is a harder negative than "Oktober".
-            nearby = sorted((name for name in table if name not in named), key=lambda name: _distance(table, position, name))
+            nearby = sorted(
+                (name for name in table if name not in named), key=lambda name: _distance(table, position, name)
+            )
             if nearby:
                 changes.append(DateChange(match.start(), match.end(), match.group(), rng.choice(nearby[:3]), kind))
     return sorted(changes, key=lambda change: change.start)

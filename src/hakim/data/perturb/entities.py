@@ -50,10 +50,14 @@ ORG_HEADS = frozenset(
 ORG_TAILS = frozenset("berhad bhd sdn company corporation inc ltd plc fc united university council".split())
 # Lower-case words inside a name: "Hang Tuah bin Mahmud", "Bank of England", "Alfonso de Albuquerque".
 CONNECTORS = frozenset("bin binti bt of de da van von al el la".split())
-STARTERS = MALAY_FUNCTION_WORDS | ENGLISH_FUNCTION_WORDS | frozenset(
-    "pada setiap seramai sebanyak selain namun bagaimanapun malangnya kini sejak menurut beliau kemudian "
-    "sebahagian kebanyakan semua seluruh kedua-dua kira-kira a after before during despite however meanwhile "
-    "since while although according".split()
+STARTERS = (
+    MALAY_FUNCTION_WORDS
+    | ENGLISH_FUNCTION_WORDS
+    | frozenset(
+        "pada setiap seramai sebanyak selain namun bagaimanapun malangnya kini sejak menurut beliau kemudian "
+        "sebahagian kebanyakan semua seluruh kedua-dua kira-kira a after before during despite however meanwhile "
+        "since while although according".split()
+    )
 )
 DATE_WORDS = frozenset(name for table in (*MONTHS.values(), *WEEKDAYS.values()) for name in table)
 
@@ -90,7 +94,7 @@ def _runs(sentence: str, lowercase_words: set[str]) -> list[tuple[int, int, list
         run = [words[index]]
         index += 1
         while index < len(words) and not _possessive(run[-1].group()):
-            gap = sentence[run[-1].end():words[index].start()]
+            gap = sentence[run[-1].end() : words[index].start()]
             word = words[index].group()
             initial = gap == ". " and len(run[-1].group()) == 1  # "Courtney B. Vance" is one name
             if gap != " " and not initial:
@@ -98,9 +102,13 @@ def _runs(sentence: str, lowercase_words: set[str]) -> list[tuple[int, int, list
             if _capitalized(word) and word not in DATE_WORDS:
                 run.append(words[index])
                 index += 1
-            elif (word in CONNECTORS and index + 1 < len(words) and _capitalized(words[index + 1].group())
-                  and sentence[words[index].end():words[index + 1].start()] == " "):
-                run.extend(words[index:index + 2])
+            elif (
+                word in CONNECTORS
+                and index + 1 < len(words)
+                and _capitalized(words[index + 1].group())
+                and sentence[words[index].end() : words[index + 1].start()] == " "
+            ):
+                run.extend(words[index : index + 2])
                 index += 2
             else:
                 break
@@ -110,7 +118,7 @@ def _runs(sentence: str, lowercase_words: set[str]) -> list[tuple[int, int, list
         while run and run[0].group().lower() in ROLE_WORDS:  # "Pengurus Besar syarikat": a post, not a name
             run.pop(0)
         while run and (run[0].group().lower() in TITLES or [w.group() for w in run[:2]] == ["Tan", "Sri"]):
-            run[:2 if run[0].group() == "Tan" else 1] = []  # the title says who; it is no part of the swapped name
+            run[: 2 if run[0].group() == "Tan" else 1] = []  # the title says who; it is no part of the swapped name
         if run:
             end = run[-1].end() - (2 if _possessive(run[-1].group()) else 0)
             runs.append((run[0].start(), end, run))
@@ -118,7 +126,7 @@ def _runs(sentence: str, lowercase_words: set[str]) -> list[tuple[int, int, list
 
 
 def _possessive(word: str) -> bool:
-    """"Prince's Paisley Park" is two names, the first without its 's."""
+    """ "Prince's Paisley Park" is two names, the first without its 's."""
     return word.endswith(("'s", "’s"))
 
 
@@ -172,7 +180,7 @@ def sentence_entities(sentence: str, document: Document) -> list[Entity]:
             continue
         if " " not in text and re.match(r" \d", sentence[end:]):  # "Kilometer 41", "Taipei 101": a label
             continue
-        found.append(Entity(text, start, end, _kind(sentence, start, sentence[start:run[-1].end()])))
+        found.append(Entity(text, start, end, _kind(sentence, start, sentence[start : run[-1].end()])))
     return found
 
 
@@ -195,5 +203,8 @@ def apposed(document: Document, first: str, second: str) -> bool:
     """Whether the document writes the two names side by side ("Taman Kinabalu, Sabah", "Melaka (Malacca)"):
     one then likely names or contains the other, and a swap between them could still be true."""
     text = document.passage
-    return any(f"{one}{separator}{other}" in text for one, other in ((first, second), (second, first))
-               for separator in (", ", ",", " (", "("))
+    return any(
+        f"{one}{separator}{other}" in text
+        for one, other in ((first, second), (second, first))
+        for separator in (", ", ",", " (", "(")
+    )

@@ -44,9 +44,15 @@ class RuleCounts:
 
     def to_dict(self) -> dict:
         names = [name for name in RULES if self.tried[name]]
-        return {name: {"sentences_tried": self.tried[name], "claims_made": self.made[name],
-                       "refused": dict(sorted(self.refused.get(name, {}).items())), "rows_kept": self.kept[name]}
-                for name in names}
+        return {
+            name: {
+                "sentences_tried": self.tried[name],
+                "claims_made": self.made[name],
+                "refused": dict(sorted(self.refused.get(name, {}).items())),
+                "rows_kept": self.kept[name],
+            }
+            for name in names
+        }
 
 
 def refusal(claim: Claim, document: Document, real_claims: set[str], min_words: int) -> str | None:
@@ -67,14 +73,28 @@ def _rng(seed: int, document: Document, *parts) -> random.Random:
     return random.Random(":".join(str(part) for part in (seed, document.doc_id, *parts)))
 
 
-def rule_claims(document: Document, rules: list[str], max_rows: int, min_words: int, max_words: int, seed: int,
-                counts: RuleCounts, used: Counter) -> list[list[Claim]]:
+def rule_claims(
+    document: Document,
+    rules: list[str],
+    max_rows: int,
+    min_words: int,
+    max_words: int,
+    seed: int,
+    counts: RuleCounts,
+    used: Counter,
+) -> list[list[Claim]]:
     """The document's rule-made claims as units (a consistent/inconsistent pair, or one claim when only one label's
     rules are enabled), at most max_rows claims in all. `used` counts the rules taken so far, across documents."""
     facts = Facts(document)
     real_claims = {normalize(row.claim) for row in document.rows}
-    groups = [group for group in ([name for name in rules if RULES[name].label == 1],
-                                  [name for name in rules if RULES[name].label == 0]) if group]
+    groups = [
+        group
+        for group in (
+            [name for name in rules if RULES[name].label == 1],
+            [name for name in rules if RULES[name].label == 0],
+        )
+        if group
+    ]
     eligible = [sentence for sentence in document.sentences if min_words <= word_count(sentence.text) <= max_words]
     candidates = []  # per usable sentence, in seeded order: the claims each group's rules made of it
     for sentence in _rng(seed, document, "order").sample(eligible, len(eligible)):

@@ -44,9 +44,22 @@ MS_IDIOMS_AFTER = frozenset("kira lama terkira terhingga syak hairanlah seperti 
 EN_AUXILIARIES = frozenset("is are was were will would can could should must may might does did".split())
 EN_PERFECT = frozenset({"has", "have", "had"})
 EN_CONTRACTIONS = {
-    "don't": "do", "doesn't": "does", "didn't": "did", "isn't": "is", "aren't": "are", "wasn't": "was",
-    "weren't": "were", "won't": "will", "can't": "can", "cannot": "can", "couldn't": "could", "shouldn't": "should",
-    "wouldn't": "would", "hasn't": "has", "haven't": "have", "hadn't": "had",
+    "don't": "do",
+    "doesn't": "does",
+    "didn't": "did",
+    "isn't": "is",
+    "aren't": "are",
+    "wasn't": "was",
+    "weren't": "were",
+    "won't": "will",
+    "can't": "can",
+    "cannot": "can",
+    "couldn't": "could",
+    "shouldn't": "should",
+    "wouldn't": "would",
+    "hasn't": "has",
+    "haven't": "have",
+    "hadn't": "had",
 }
 
 
@@ -78,13 +91,23 @@ def _remove_ms(words: list[re.Match], negator: re.Match) -> PolarityChange | Non
     following = words[index + 1].group().lower() if index + 1 < len(words) else ""
     previous = words[index - 1].group().lower() if index else ""
     if text == "tiada":
-        return PolarityChange(negator.start(), negator.end(), negator.group(), _case_like(negator.group(), "ada"), "removed")
+        return PolarityChange(
+            negator.start(), negator.end(), negator.group(), _case_like(negator.group(), "ada"), "removed"
+        )
     if text == "belum":
-        return PolarityChange(negator.start(), negator.end(), negator.group(), _case_like(negator.group(), "sudah"), "removed")
+        return PolarityChange(
+            negator.start(), negator.end(), negator.group(), _case_like(negator.group(), "sudah"), "removed"
+        )
     if text == "tidak" and following and following not in MS_IDIOMS_AFTER and previous not in ("atau", "sama"):
-        end = words[index + 1].start() if following != "lagi" else words[index + 2].start() if index + 2 < len(words) else None
+        end = (
+            words[index + 1].start()
+            if following != "lagi"
+            else words[index + 2].start()
+            if index + 2 < len(words)
+            else None
+        )
         if end is not None:
-            return PolarityChange(negator.start(), end, negator.string[negator.start():end], "", "removed")
+            return PolarityChange(negator.start(), end, negator.string[negator.start() : end], "", "removed")
     return None
 
 
@@ -111,11 +134,17 @@ def _remove_en(words: list[re.Match], negator: re.Match) -> PolarityChange | Non
     index = words.index(negator)
     following = words[index + 1].group().lower() if index + 1 < len(words) else ""
     if text == "not" and following != "only" and index > 0:
-        return PolarityChange(words[index - 1].end(), negator.end(), negator.string[words[index - 1].end():negator.end()],
-                              "", "removed")
+        return PolarityChange(
+            words[index - 1].end(), negator.end(), negator.string[words[index - 1].end() : negator.end()], "", "removed"
+        )
     if text in EN_CONTRACTIONS:
-        return PolarityChange(negator.start(), negator.end(), negator.group(),
-                              _case_like(negator.group(), EN_CONTRACTIONS[text]), "removed")
+        return PolarityChange(
+            negator.start(),
+            negator.end(),
+            negator.group(),
+            _case_like(negator.group(), EN_CONTRACTIONS[text]),
+            "removed",
+        )
     return None
 
 

@@ -5,7 +5,8 @@ ten. It changes by about a quarter of its value, keeping its round zeros, decima
 ("21,000" -> "26,000", "5.8" -> "7.3", "tiga" -> "empat"), so "kira-kira 4,095 meter" cannot become "about 4,100"
 and still be true. The new value must be no number the document writes, in digits or words, whatever it counts
 there: "dua jalan ditutup" keeps "138 orang" from becoming "2 orang". Not quantities, so left alone: years
-and days of the month (hakim.data.perturb.dates), numbers glued to letters or hyphens ("39B", "ke-38", "3-1"), numbers that follow a
+and days of the month (hakim.data.perturb.dates), numbers glued to letters or hyphens ("39B", "ke-38", "3-1"),
+numbers that follow a
 name ("Taipei 101", "Perkara 152") and clock times with minutes ("pukul 2.17").
 """
 
@@ -45,9 +46,14 @@ def _word_pattern(language: str) -> re.Pattern:
 
 def document_values(text: str, language: str) -> set[Decimal]:
     """Every number the document writes, in digits (any form, years and scores too) or as a word."""
-    values = {Decimal(match.group().replace(",", "")) for match in ANY_NUMBER.finditer(text)
-              if match.group().replace(",", "").replace(".", "").isdigit()}
-    values |= {Decimal(NUMBER_WORDS[language][match.group().lower()]) for match in _word_pattern(language).finditer(text)}
+    values = {
+        Decimal(match.group().replace(",", ""))
+        for match in ANY_NUMBER.finditer(text)
+        if match.group().replace(",", "").replace(".", "").isdigit()
+    }
+    values |= {
+        Decimal(NUMBER_WORDS[language][match.group().lower()]) for match in _word_pattern(language).finditer(text)
+    }
     return values
 
 
@@ -57,7 +63,7 @@ def _is_year(match: re.Match) -> bool:
 
 
 def _identifier_or_clock(sentence: str, match: re.Match) -> bool:
-    before = sentence[:match.start()].rstrip()
+    before = sentence[: match.start()].rstrip()
     previous = before.rsplit(None, 1)[-1] if before else ""
     if match.group(3) is not None and previous.lower() in CLOCK_WORDS:
         return True
@@ -96,18 +102,27 @@ def number_changes(sentence: str, taken: set[Decimal], language: str, rng: rando
         if _is_year(match) or match.start() in days or _identifier_or_clock(sentence, match):
             continue
         currency, digits, decimals = match.groups()
-        percent = sentence[match.end():].startswith(PERCENT_WORDS)
-        options = [text for value, text in _candidates(digits, decimals)
-                   if value not in taken and not (percent and value > 100)]
+        percent = sentence[match.end() :].startswith(PERCENT_WORDS)
+        options = [
+            text
+            for value, text in _candidates(digits, decimals)
+            if value not in taken and not (percent and value > 100)
+        ]
         if options:
-            changes.append(NumberChange(match.start(), match.end(), match.group(), (currency or "") + rng.choice(options)))
+            changes.append(
+                NumberChange(match.start(), match.end(), match.group(), (currency or "") + rng.choice(options))
+            )
     values = NUMBER_WORDS[language]
     names = {value: word for word, value in values.items()}
     for match in _word_pattern(language).finditer(sentence):
         if match.group()[:1].isupper() and match.start() > 0:  # "Tiga Babi Kecil": a title, not a count
             continue
         value = values[match.group().lower()]
-        options = [names[other] for other in (value + 1, value - 1, value + 2) if other in names and Decimal(other) not in taken]
+        options = [
+            names[other]
+            for other in (value + 1, value - 1, value + 2)
+            if other in names and Decimal(other) not in taken
+        ]
         if options:
             new = rng.choice(options)
             new = new.title() if match.group()[:1].isupper() else new

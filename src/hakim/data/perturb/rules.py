@@ -11,9 +11,9 @@ the document) live with the caller, hakim.data.perturb.maker.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
 
 from hakim.data.perturb.consistent import reordered_versions, shorter_versions
 from hakim.data.perturb.dates import date_changes
@@ -26,7 +26,8 @@ from hakim.data.perturb.text import WORD, Document, Sentence, replace_span
 # Between two names these make the relation symmetric or a list ("A bertemu B", "A dengan B", "A dan B"),
 # so swapping the names could leave the claim true.
 SYMMETRIC_WORDS = frozenset(
-    "dan serta atau dengan bersama antara menentang bertemu berbanding lawan and or with against between versus vs met".split()
+    "dan serta atau dengan bersama antara menentang bertemu berbanding lawan "
+    "and or with against between versus vs met".split()
 )
 # Kinds a name may be swapped within; `other` names are swapped only with names that share their head word.
 SWAPPABLE_KINDS = frozenset({"person", "place", "org", "acronym"})
@@ -120,21 +121,27 @@ def role_swap(sentence: Sentence, document: Document, facts: Facts, rng: random.
     entities = facts.entities(sentence)
     pairs = []
     for index, first in enumerate(entities):
-        for second in entities[index + 1:]:
+        for second in entities[index + 1 :]:
             kind = facts.kind(first)
-            if (kind != facts.kind(second) or kind not in SWAPPABLE_KINDS or first.words & second.words
-                    or not same_level(first.text, second.text)):
+            if (
+                kind != facts.kind(second)
+                or kind not in SWAPPABLE_KINDS
+                or first.words & second.words
+                or not same_level(first.text, second.text)
+            ):
                 continue
             # Something must relate them: only names and commas between them is a list ("Jepun, New Zealand, Korea
             # Selatan"), only titles one person named twice ("Datuk Bandar Ipoh, Datuk Rumaizi Baharin").
-            between = {word for word in WORD.findall(sentence.text[first.end:second.start]) if word.islower()} - TITLES
+            between = {
+                word for word in WORD.findall(sentence.text[first.end : second.start]) if word.islower()
+            } - TITLES
             if between and not between & SYMMETRIC_WORDS:
                 pairs.append((first, second))
     if not pairs:
         return None
     first, second = rng.choice(pairs)
     text = sentence.text
-    claim = text[:first.start] + second.text + text[first.end:second.start] + first.text + text[second.end:]
+    claim = text[: first.start] + second.text + text[first.end : second.start] + first.text + text[second.end :]
     return Edit(claim, {"swapped": [first.text, second.text], "kind": facts.kind(first)})
 
 
@@ -143,7 +150,9 @@ def number(sentence: Sentence, document: Document, facts: Facts, rng: random.Ran
     if not changes:
         return None
     change = rng.choice(changes)
-    return Edit(replace_span(sentence.text, change.start, change.end, change.new), {"from": change.old, "to": change.new})
+    return Edit(
+        replace_span(sentence.text, change.start, change.end, change.new), {"from": change.old, "to": change.new}
+    )
 
 
 def date(sentence: Sentence, document: Document, facts: Facts, rng: random.Random) -> Edit | None:
@@ -172,13 +181,16 @@ class Rule:
     make: Callable[[Sentence, Document, Facts, random.Random], Edit | None]
 
 
-RULES = {rule.name: rule for rule in (
-    Rule("sentence", 1, sentence_rule),
-    Rule("shorter", 1, shorter),
-    Rule("reordered", 1, reordered),
-    Rule("entity_swap", 0, entity_swap),
-    Rule("number", 0, number),
-    Rule("date", 0, date),
-    Rule("negation", 0, negation),
-    Rule("role_swap", 0, role_swap),
-)}
+RULES = {
+    rule.name: rule
+    for rule in (
+        Rule("sentence", 1, sentence_rule),
+        Rule("shorter", 1, shorter),
+        Rule("reordered", 1, reordered),
+        Rule("entity_swap", 0, entity_swap),
+        Rule("number", 0, number),
+        Rule("date", 0, date),
+        Rule("negation", 0, negation),
+        Rule("role_swap", 0, role_swap),
+    )
+}

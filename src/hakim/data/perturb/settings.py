@@ -41,10 +41,12 @@ class AugmentSettings:
         return [name for name in RULES if name in self.rules and RULES[name].label == 0]
 
     @classmethod
-    def from_config(cls, options: dict, teacher_on: bool) -> "AugmentSettings":
+    def from_config(cls, options: dict, teacher_on: bool) -> AugmentSettings:
         """Every problem at once, in one line, each naming its key."""
         known = {item.name for item in fields(cls)}
-        problems = [f"augment.{key}: no such setting (known: {', '.join(sorted(known))})" for key in options if key not in known]
+        problems = [
+            f"augment.{key}: no such setting (known: {', '.join(sorted(known))})" for key in options if key not in known
+        ]
         values = {key: value for key, value in options.items() if key in known}
         for key in ("rules", "splits"):
             if isinstance(values.get(key), (list, tuple)):
@@ -60,7 +62,12 @@ class AugmentSettings:
 
         def whole(key: str, low: int, high: int | None = None) -> None:
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < low
+                or (high is not None and value > high)
+            ):
                 bound = f"from {low} to {high}" if high is not None else f"at least {low}"
                 found.append(f"augment.{key}: must be a whole number {bound}, got {value!r}")
 
@@ -75,8 +82,9 @@ class AugmentSettings:
         if not isinstance(self.source, str) or not self.source.strip():
             found.append(f"augment.source: must be a name for the synthetic rows, got {self.source!r}")
         whole("max_per_document", 1)
-        if self.max_ratio is not None and (isinstance(self.max_ratio, bool) or not isinstance(self.max_ratio, (int, float))
-                                           or self.max_ratio <= 0):
+        if self.max_ratio is not None and (
+            isinstance(self.max_ratio, bool) or not isinstance(self.max_ratio, (int, float)) or self.max_ratio <= 0
+        ):
             found.append(f"augment.max_ratio: must be a number above 0, or null for no cap, got {self.max_ratio!r}")
         whole("min_words", 1)
         whole("max_words", self.min_words if isinstance(self.min_words, int) else 1)
@@ -88,6 +96,8 @@ class AugmentSettings:
         whole("seed", 0)
         whole("claims_per_document", 1, MAX_CLAIMS_PER_DOCUMENT)
         if self.teacher_claims is True and not teacher_on:
-            found.append("augment.teacher_claims=true needs a teacher: add teacher=openai "
-                         "(with teacher.translate=false teacher.reasoning=false it only writes claims)")
+            found.append(
+                "augment.teacher_claims=true needs a teacher: add teacher=openai "
+                "(with teacher.translate=false teacher.reasoning=false it only writes claims)"
+            )
         return found

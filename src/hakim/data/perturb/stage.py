@@ -29,7 +29,6 @@ from hakim.data.teacher.settings import TeacherSettings
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class AugmentResult:
     records: list[JudgeRecord]  # the real rows (unless keep_real_rows=false), then the synthetic ones
@@ -44,25 +43,52 @@ def documents_of(records: list[JudgeRecord], splits: tuple[str, ...]) -> list[Do
     for record in records:
         if record.split in splits:
             rows[(record.doc_id, record.passage)].append(record)
-    return [Document(doc_id, passage, group[0].language, group[0].split, group) for (doc_id, passage), group in rows.items()]
+    return [
+        Document(doc_id, passage, group[0].language, group[0].split, group) for (doc_id, passage), group in rows.items()
+    ]
 
 
-def _record(settings: AugmentSettings, document: Document, rule: str, label: int, claim: str, passage: str,
-            suffix: str, details: dict) -> JudgeRecord:
+def _record(
+    settings: AugmentSettings,
+    document: Document,
+    rule: str,
+    label: int,
+    claim: str,
+    passage: str,
+    suffix: str,
+    details: dict,
+) -> JudgeRecord:
     row = document.rows[0]
     return JudgeRecord(
-        id=f"{settings.source}-{row.id}.{suffix}.{rule}", source=settings.source, language=document.language,
-        passage=passage, claim=claim, label=label, doc_id=document.doc_id, split=document.split,
-        extra={"origin": row.extra.get("origin"),
-               SYNTHETIC: {"rule": rule, "row": row.id, "row_source": row.source, **details}},
+        id=f"{settings.source}-{row.id}.{suffix}.{rule}",
+        source=settings.source,
+        language=document.language,
+        passage=passage,
+        claim=claim,
+        label=label,
+        doc_id=document.doc_id,
+        split=document.split,
+        extra={
+            "origin": row.extra.get("origin"),
+            SYNTHETIC: {"rule": rule, "row": row.id, "row_source": row.source, **details},
+        },
     )
 
 
 def _rule_unit(settings: AugmentSettings, document: Document, unit: list[Claim]) -> list[JudgeRecord]:
-    records = [_record(settings, document, claim.rule, claim.label, claim.claim, document.passage,
-                       f"s{claim.sentence.index + 1:02d}",
-                       {"sentence": claim.sentence.index, "sentence_text": claim.sentence.text, "change": claim.change})
-               for claim in unit]
+    records = [
+        _record(
+            settings,
+            document,
+            claim.rule,
+            claim.label,
+            claim.claim,
+            document.passage,
+            f"s{claim.sentence.index + 1:02d}",
+            {"sentence": claim.sentence.index, "sentence_text": claim.sentence.text, "change": claim.change},
+        )
+        for claim in unit
+    ]
     if len(records) == 2:  # a minimal pair: each names the other
         first, second = records
         records = [_with(first, pair=second.id), _with(second, pair=first.id)]
@@ -70,20 +96,33 @@ def _rule_unit(settings: AugmentSettings, document: Document, unit: list[Claim])
 
 
 def _with(record: JudgeRecord, **details) -> JudgeRecord:
-    return JudgeRecord(**{**record.to_dict(), "extra": {**record.extra, SYNTHETIC: {**record.extra[SYNTHETIC], **details}}})
+    return JudgeRecord(
+        **{**record.to_dict(), "extra": {**record.extra, SYNTHETIC: {**record.extra[SYNTHETIC], **details}}}
+    )
 
 
 def _written_unit(settings: AugmentSettings, document: Document, row: Written, model: str) -> list[JudgeRecord]:
-    return [_record(settings, document, row.rule, row.label, row.claim, row.passage, f"c{row.number:02d}",
-                    {**row.details, "model": model})]
+    return [
+        _record(
+            settings,
+            document,
+            row.rule,
+            row.label,
+            row.claim,
+            row.passage,
+            f"c{row.number:02d}",
+            {**row.details, "model": model},
+        )
+    ]
 
 
 def _rank(seed: int, doc_id: str) -> str:
     return hashlib.sha256(f"{seed}:augment:{doc_id}".encode()).hexdigest()
 
 
-def _capped(units: dict[str, list[list[JudgeRecord]]], documents: list[Document], real_rows: Counter,
-            settings: AugmentSettings) -> tuple[list[JudgeRecord], dict[str, int]]:
+def _capped(
+    units: dict[str, list[list[JudgeRecord]]], documents: list[Document], real_rows: Counter, settings: AugmentSettings
+) -> tuple[list[JudgeRecord], dict[str, int]]:
     """Round-robin over the documents of each split (in a seeded order) until max_ratio × real rows is reached."""
     kept, dropped = [], Counter()
     by_split: dict[str, list[Document]] = defaultdict(list)
@@ -113,36 +152,66 @@ def _teacher_report(outcome: WrittenOutcome, stats, teacher: TeacherSettings, do
         "documents_rejected": sum(reject["stage"] == "claims" for reject in outcome.rejects),
         "removal_checks_rejected": sum(reject["stage"] == "removal_check" for reject in outcome.rejects),
         "claims_refused": dict(sorted(outcome.refused.items())),
-        "answers": stats.answers_used, "input_tokens": stats.answers_input_tokens,
-        "output_tokens": stats.answers_output_tokens, "cost_usd": stats.answers_cost_usd,
-        "this_run": {"requests": stats.requests, "retries": stats.retries, "failed_attempts": stats.failed_attempts,
-                     "cache_hits": stats.cache_hits, "cost_usd": stats.cost_usd},
+        "answers": stats.answers_used,
+        "input_tokens": stats.answers_input_tokens,
+        "output_tokens": stats.answers_output_tokens,
+        "cost_usd": stats.answers_cost_usd,
+        "this_run": {
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "failed_attempts": stats.failed_attempts,
+            "cache_hits": stats.cache_hits,
+            "cost_usd": stats.cost_usd,
+        },
     }
 
 
-def augment(records: list[JudgeRecord], settings: AugmentSettings, teacher: TeacherSettings | None, work_dir: Path,
-            retry_rejects: bool = False) -> AugmentResult:
+def augment(
+    records: list[JudgeRecord],
+    settings: AugmentSettings,
+    teacher: TeacherSettings | None,
+    work_dir: Path,
+    retry_rejects: bool = False,
+) -> AugmentResult:
     """`records` carry their splits; returns them with the synthetic rows added (see the module docstring)."""
     clash = sorted({record.source for record in records if record.source == settings.source})
     if clash:
-        raise AugmentError(f"augment.source: {clash[0]!r} is a source of the corpus; synthetic rows need a name of their own")
+        raise AugmentError(
+            f"augment.source: {clash[0]!r} is a source of the corpus; synthetic rows need a name of their own"
+        )
     documents = documents_of(records, settings.splits)
     counts, used = RuleCounts(), Counter()
     units: dict[str, list[list[JudgeRecord]]] = {}
     for document in documents:
-        claims = rule_claims(document, list(settings.rules), settings.max_per_document, settings.min_words,
-                             settings.max_words, settings.seed, counts, used)
+        claims = rule_claims(
+            document,
+            list(settings.rules),
+            settings.max_per_document,
+            settings.min_words,
+            settings.max_words,
+            settings.seed,
+            counts,
+            used,
+        )
         units[key_of(document)] = [_rule_unit(settings, document, unit) for unit in claims]
     teacher_report, rejects = None, []
     if settings.teacher_claims:
+
         async def plan(client):
-            return await write_claims(client, documents, settings.claims_per_document, settings.min_words,
-                                      settings.removals, settings.check_removals)
+            return await write_claims(
+                client,
+                documents,
+                settings.claims_per_document,
+                settings.min_words,
+                settings.removals,
+                settings.check_removals,
+            )
 
         outcome, stats = ask_teacher(teacher, work_dir, plan, retry_rejects)
         for document in documents:
-            units[key_of(document)] += [_written_unit(settings, document, row, teacher.model)
-                                        for row in outcome.rows.get(key_of(document), [])]
+            units[key_of(document)] += [
+                _written_unit(settings, document, row, teacher.model) for row in outcome.rows.get(key_of(document), [])
+            ]
         teacher_report, rejects = _teacher_report(outcome, stats, teacher, len(documents)), outcome.rejects
     real_rows = Counter(record.split for record in records)
     synthetic, dropped = _capped(units, documents, real_rows, settings)
@@ -163,24 +232,40 @@ def augment(records: list[JudgeRecord], settings: AugmentSettings, teacher: Teac
         "teacher": teacher_report,
     }
     kept = records if settings.keep_real_rows else []
-    log.info("augment: %d synthetic rows from %d documents (%s)", len(synthetic), report["documents"]["with_rows"],
-             ", ".join(f"{split} {sum(found.values())}" for split, found in report["rows"].items()))
+    log.info(
+        "augment: %d synthetic rows from %d documents (%s)",
+        len(synthetic),
+        report["documents"]["with_rows"],
+        ", ".join(f"{split} {sum(found.values())}" for split, found in report["rows"].items()),
+    )
     return AugmentResult(records=[*kept, *synthetic], report=report, rejects=rejects)
 
 
-def estimate_written(records: list[JudgeRecord], settings: AugmentSettings, teacher: TeacherSettings,
-                     work_dir: Path) -> dict:
+def estimate_written(
+    records: list[JudgeRecord], settings: AugmentSettings, teacher: TeacherSettings, work_dir: Path
+) -> dict:
     """The dry run's count of claim requests cached and to send, on the passages as read (before any translation)."""
     documents = documents_of(records, settings.splits)
     path = Path(work_dir) / CACHE_FILE
     cache = TeacherCache(path) if path.exists() else None
     try:
-        found = estimate(documents, settings.claims_per_document, teacher,
-                         lambda request: cache is not None and cache.get(request.key) is not None)
+        found = estimate(
+            documents,
+            settings.claims_per_document,
+            teacher,
+            lambda request: cache is not None and cache.get(request.key) is not None,
+        )
     finally:
         if cache is not None:
             cache.close()
-    log.info("augment dry run: teacher claims for %d documents: %d cached, %d to send, ~%d input + ~%d output tokens, "
-             "~$%.4f (removal checks not included: they depend on the answers)", found["documents"], found["cached"],
-             found["to_send"], found["input_tokens"], found["output_tokens"], found["cost_usd"])
+    log.info(
+        "augment dry run: teacher claims for %d documents: %d cached, %d to send, ~%d input + ~%d output tokens, "
+        "~$%.4f (removal checks not included: they depend on the answers)",
+        found["documents"],
+        found["cached"],
+        found["to_send"],
+        found["input_tokens"],
+        found["output_tokens"],
+        found["cost_usd"],
+    )
     return found

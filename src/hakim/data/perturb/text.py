@@ -16,7 +16,8 @@ from hakim.prompting.passage_focus import split_sentences
 # Titles and short forms that end in a full stop without ending a sentence, in Malay and English news.
 ABBREVIATIONS = frozenset(
     "dr prof en pn cik tn hj hjah dato sdn bhd no bil kg jln lot tel st mr mrs ms mt ft jr sr vs etc co inc ltd "
-    "gen col capt lt sgt rev jan feb apr jul aug sep sept okt oct nov dis dec".split()  # "Mac", "Jun", "Ogos" are whole months
+    # "Mac", "Jun", "Ogos" are whole months
+    "gen col capt lt sgt rev jan feb apr jul aug sep sept okt oct nov dis dec".split()
 )
 WORD = re.compile(r"\w+(?:['’\-]\w+)*")
 _LAST_TOKEN = re.compile(r"(\S+)\.$")
@@ -58,7 +59,8 @@ class Document:
 
     @cached_property
     def lowercase_words(self) -> set[str]:
-        """Words the document writes in lower case somewhere: a capitalized one of them starting a sentence is no name."""
+        """Words the document writes in lower case somewhere: a capitalized one of them starting a sentence is no
+        name."""
         return {word for word in WORD.findall(self.passage) if word.islower()}
 
 

@@ -44,7 +44,9 @@ SUPPORT_SYSTEM = (
     "states or clearly implies all of it; false if any part is missing or contradicted."
 )
 SUPPORT_USER = "Document:\n{passage}\n\nClaim:\n{claim}"
-PROMPT_VERSION = hashlib.sha256("\x00".join((CLAIMS_SYSTEM, CLAIMS_USER, SUPPORT_SYSTEM, SUPPORT_USER)).encode()).hexdigest()[:12]
+PROMPT_VERSION = hashlib.sha256(
+    "\x00".join((CLAIMS_SYSTEM, CLAIMS_USER, SUPPORT_SYSTEM, SUPPORT_USER)).encode()
+).hexdigest()[:12]
 EXPECTED_TOKENS_PER_CLAIM = 60  # for the dry-run estimate: one sentence, its numbers and edit
 
 
@@ -106,20 +108,32 @@ def numbered(document: Document) -> str:
 def claims_request(document: Document, count: int, settings: TeacherSettings) -> TeacherRequest:
     language = LANGUAGE_NAMES.get(document.language, document.language)
     system = CLAIMS_SYSTEM.format(count=count, language=language)
-    return TeacherRequest("claims", system, CLAIMS_USER.format(numbered=numbered(document)), WrittenClaims,
-                          settings.model, settings.cache_salt)
+    return TeacherRequest(
+        "claims",
+        system,
+        CLAIMS_USER.format(numbered=numbered(document)),
+        WrittenClaims,
+        settings.model,
+        settings.cache_salt,
+    )
 
 
 def support_request(passage: str, claim: str, settings: TeacherSettings) -> TeacherRequest:
-    return TeacherRequest("support", SUPPORT_SYSTEM, SUPPORT_USER.format(passage=passage, claim=claim), SupportCheck,
-                          settings.model, settings.cache_salt)
+    return TeacherRequest(
+        "support",
+        SUPPORT_SYSTEM,
+        SUPPORT_USER.format(passage=passage, claim=claim),
+        SupportCheck,
+        settings.model,
+        settings.cache_salt,
+    )
 
 
 def without_sentence(document: Document, index: int) -> str:
     """The passage with one sentence cut out; the text around it keeps its own spacing."""
     sentence = document.sentences[index]
-    before, after = document.passage[:sentence.start].rstrip(), document.passage[sentence.end:].lstrip()
-    gap = document.passage[len(before):sentence.start] or " "
+    before, after = document.passage[: sentence.start].rstrip(), document.passage[sentence.end :].lstrip()
+    gap = document.passage[len(before) : sentence.start] or " "
     return before + gap + after if before and after else before or after
 
 
@@ -127,8 +141,9 @@ def key_of(document: Document) -> str:
     return f"{document.doc_id}\x00{document.passage}"
 
 
-def _checked(document: Document, answer: WrittenClaims, count: int, min_words: int,
-             outcome: WrittenOutcome) -> list[tuple[int, WrittenClaim]]:
+def _checked(
+    document: Document, answer: WrittenClaims, count: int, min_words: int, outcome: WrittenOutcome
+) -> list[tuple[int, WrittenClaim]]:
     """The claims that pass the checks, numbered in the teacher's order, at most `count`."""
     kept, seen = [], {normalize(row.claim) for row in document.rows}
     for number, item in enumerate(answer.claims[:count], start=1):
@@ -148,36 +163,54 @@ def _checked(document: Document, answer: WrittenClaims, count: int, min_words: i
     return kept
 
 
-async def write_claims(client: TeacherClient, documents: list[Document], count: int, min_words: int, removals: bool,
-                       check_removals: bool) -> WrittenOutcome:
+async def write_claims(
+    client: TeacherClient, documents: list[Document], count: int, min_words: int, removals: bool, check_removals: bool
+) -> WrittenOutcome:
     """The plan handed to hakim.data.teacher.ask.ask_teacher: claims for every document, then the removal checks."""
     settings = client.settings
     outcome = WrittenOutcome()
     answers = await ask_each(client, [claims_request(document, count, settings) for document in documents])
     pending = []  # (document, claim number, claim, shortened passage, removed index)
-    for document, answer in zip(documents, answers):
+    for document, answer in zip(documents, answers, strict=True):
         if isinstance(answer, Rejected):
-            outcome.rejects.append({"doc_id": document.doc_id, "row": document.rows[0].id, "stage": "claims",
-                                    "reason": str(answer)})
+            outcome.rejects.append(
+                {"doc_id": document.doc_id, "row": document.rows[0].id, "stage": "claims", "reason": str(answer)}
+            )
             continue
         rows = outcome.rows.setdefault(key_of(document), [])
         for number, item in _checked(document, answer, count, min_words, outcome):
-            rows.append(Written("teacher_claim", item.label, item.claim, document.passage, number,
-                                {"sentences": item.sentences, "edit": item.edit}))
+            rows.append(
+                Written(
+                    "teacher_claim",
+                    item.label,
+                    item.claim,
+                    document.passage,
+                    number,
+                    {"sentences": item.sentences, "edit": item.edit},
+                )
+            )
             if removals and item.label == 1 and len(item.sentences) == 1 and len(document.sentences) > 1:
                 index = item.sentences[0] - 1
                 pending.append((document, number, item, without_sentence(document, index), index))
-    checks = (await ask_each(client, [support_request(passage, item.claim, settings) for _, _, item, passage, _ in pending])
-              if check_removals else [None] * len(pending))
-    for (document, number, item, passage, index), check in zip(pending, checks):
+    checks = (
+        await ask_each(client, [support_request(passage, item.claim, settings) for _, _, item, passage, _ in pending])
+        if check_removals
+        else [None] * len(pending)
+    )
+    for (document, number, item, passage, index), check in zip(pending, checks, strict=True):
         if isinstance(check, Rejected):
-            outcome.rejects.append({"doc_id": document.doc_id, "row": document.rows[0].id, "stage": "removal_check",
-                                    "reason": str(check)})
+            outcome.rejects.append(
+                {"doc_id": document.doc_id, "row": document.rows[0].id, "stage": "removal_check", "reason": str(check)}
+            )
             continue
         if check is not None and check.supported:
             outcome.refuse("still supported without its sentence")
             continue
-        details = {"removed_sentence": index, "removed_text": document.sentences[index].text, "checked": check is not None}
+        details = {
+            "removed_sentence": index,
+            "removed_text": document.sentences[index].text,
+            "checked": check is not None,
+        }
         outcome.rows[key_of(document)].append(Written("teacher_removal", 0, item.claim, passage, number, details))
     return outcome
 
@@ -189,7 +222,11 @@ def estimate(documents: list[Document], count: int, settings: TeacherSettings, c
     to_send = [request for request in requests if not cached(request)]
     input_tokens = sum(request.estimated_input_tokens() for request in to_send)
     output_tokens = len(to_send) * count * EXPECTED_TOKENS_PER_CLAIM
-    return {"documents": len(documents), "cached": len(requests) - len(to_send), "to_send": len(to_send),
-            "input_tokens": input_tokens, "output_tokens": output_tokens,
-            "cost_usd": cost_usd(settings, input_tokens, output_tokens, batch=False)}
-
+    return {
+        "documents": len(documents),
+        "cached": len(requests) - len(to_send),
+        "to_send": len(to_send),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": cost_usd(settings, input_tokens, output_tokens, batch=False),
+    }

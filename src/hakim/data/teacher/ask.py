@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 async def ask_each(client: TeacherClient, requests: list[TeacherRequest]) -> list[BaseModel | Rejected]:
     """Every request at once (the client paces them), each answer or Rejected error in the requests' order."""
+
     async def one(request: TeacherRequest) -> BaseModel | Rejected:
         try:
             return await client.ask(request)
@@ -50,11 +51,17 @@ def count_answers(usage: list[tuple[int, int, str]], settings: TeacherSettings, 
     stats.answers_used = len(usage)
     stats.answers_input_tokens = sum(used_in for used_in, _, _ in usage)
     stats.answers_output_tokens = sum(used_out for _, used_out, _ in usage)
-    stats.answers_cost_usd = sum(cost_usd(settings, used_in, used_out, batch=via == "batch") for used_in, used_out, via in usage)
+    stats.answers_cost_usd = sum(
+        cost_usd(settings, used_in, used_out, batch=via == "batch") for used_in, used_out, via in usage
+    )
 
 
-def ask_teacher(settings: TeacherSettings, work_dir: Path, plan: Callable[[TeacherClient], Awaitable[T]],
-                retry_rejects: bool = False) -> tuple[T, TeacherStats]:
+def ask_teacher(
+    settings: TeacherSettings,
+    work_dir: Path,
+    plan: Callable[[TeacherClient], Awaitable[T]],
+    retry_rejects: bool = False,
+) -> tuple[T, TeacherStats]:
     """Run `plan` against the configured endpoint (checked first) and return its result and the run's stats."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

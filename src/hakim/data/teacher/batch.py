@@ -29,7 +29,9 @@ RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 log = logging.getLogger(__name__)
 
 
-async def prefill_with_batches(records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient, work_dir: Path) -> None:
+async def prefill_with_batches(
+    records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient, work_dir: Path
+) -> None:
     texts = translation_texts(records, settings)
     await _run_batch([translation_request(text, settings) for text in texts], settings, client, work_dir)
     if not settings.reasoning:
@@ -57,22 +59,36 @@ def _malay_pair(record: JudgeRecord, settings: TeacherSettings, client: TeacherC
     return (passage.text, claim.text) if passage and claim else None
 
 
-async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, client: TeacherClient, work_dir: Path) -> None:
-    pending = {request.key: request for request in requests
-               if client.cache.get(request.key) is None and (client.retry_rejects or client.cache.failure(request.key) is None)}
+async def _run_batch(
+    requests: list[TeacherRequest], settings: TeacherSettings, client: TeacherClient, work_dir: Path
+) -> None:
+    pending = {
+        request.key: request
+        for request in requests
+        if client.cache.get(request.key) is None and (client.retry_rejects or client.cache.failure(request.key) is None)
+    }
     if not pending:
         return
     lines = [
-        json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": request_body(request, settings)},
-                   ensure_ascii=False)
+        json.dumps(
+            {
+                "custom_id": key,
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": request_body(request, settings),
+            },
+            ensure_ascii=False,
+        )
         for key, request in pending.items()
     ]
     content = ("\n".join(lines) + "\n").encode("utf-8")
     # Named by content, so a run killed while waiting finds and resumes its own batch instead of paying again.
     state = work_dir / f"batch-{hashlib.sha256(content).hexdigest()[:16]}.json"
     # Priced like an online request at half price, so max_cost_usd refuses a batch it could not afford.
-    upcoming = sum(cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4, batch=True)
-                   for request in pending.values())
+    upcoming = sum(
+        cost_usd(settings, request.estimated_input_tokens(), settings.max_output_tokens // 4, batch=True)
+        for request in pending.values()
+    )
     client.reserve(upcoming)
     if state.exists():
         batch_id = json.loads(state.read_text())["batch_id"]
@@ -85,8 +101,13 @@ async def _run_batch(requests: list[TeacherRequest], settings: TeacherSettings, 
         output = await client.api.files.content(batch.output_file_id)
         _fill_cache(output.text, pending, settings, client)
     else:
-        log.warning("batch %s ended %s: its %d questions will be asked online at full price, ~$%.4f more than "
-                    "the batch price", batch_id, batch.status, len(pending), upcoming)
+        log.warning(
+            "batch %s ended %s: its %d questions will be asked online at full price, ~$%.4f more than the batch price",
+            batch_id,
+            batch.status,
+            len(pending),
+            upcoming,
+        )
     client.release(upcoming)
     state.unlink()
 
@@ -101,7 +122,8 @@ async def _submit(client: TeacherClient, content: bytes) -> str:
     except (openai.NotFoundError, openai.BadRequestError) as error:
         raise TeacherError(
             f"teacher endpoint {client.endpoint.name} has no Batch API (HTTP {error.status_code} on "
-            f"{error.request.url.path}): set teacher.batch_api=false to ask online at full price") from None
+            f"{error.request.url.path}): set teacher.batch_api=false to ask online at full price"
+        ) from None
     return batch.id
 
 
@@ -122,7 +144,9 @@ async def _wait(api: openai.AsyncOpenAI, batch_id: str, size: int, settings: Tea
             await asyncio.sleep(settings.batch_poll_s)
 
 
-def _fill_cache(output: str, pending: dict[str, TeacherRequest], settings: TeacherSettings, client: TeacherClient) -> None:
+def _fill_cache(
+    output: str, pending: dict[str, TeacherRequest], settings: TeacherSettings, client: TeacherClient
+) -> None:
     stats = client.stats
     for line in output.splitlines():
         try:

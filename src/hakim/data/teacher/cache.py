@@ -33,13 +33,20 @@ class TeacherCache:
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, kind TEXT, template TEXT, input TEXT,"
             " output TEXT, input_tokens INTEGER, output_tokens INTEGER, via TEXT, created REAL)"
         )
-        self._db.execute("CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, kind TEXT, input TEXT, reason TEXT, created REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS failures "
+            "(key TEXT PRIMARY KEY, kind TEXT, input TEXT, reason TEXT, created REAL)"
+        )
 
     def get(self, key: str) -> CachedAnswer | None:
-        row = self._db.execute("SELECT output, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT output, input_tokens, output_tokens FROM answers WHERE key = ?", (key,)
+        ).fetchone()
         return CachedAnswer(*row) if row else None
 
-    def put(self, key: str, kind: str, input_text: str, output: str, input_tokens: int, output_tokens: int, via: str) -> None:
+    def put(
+        self, key: str, kind: str, input_text: str, output: str, input_tokens: int, output_tokens: int, via: str
+    ) -> None:
         """Store a validated answer; `input_text` is kept so every answer can be audited against its question."""
         self._db.execute(
             "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -51,7 +58,9 @@ class TeacherCache:
         """(input tokens, output tokens, via) of each stored answer among `keys`, whichever run paid for it."""
         found = []
         for key in keys:
-            row = self._db.execute("SELECT input_tokens, output_tokens, via FROM answers WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT input_tokens, output_tokens, via FROM answers WHERE key = ?", (key,)
+            ).fetchone()
             if row:
                 found.append(row)
         return found
@@ -62,7 +71,9 @@ class TeacherCache:
         return row[0] if row else None
 
     def put_failure(self, key: str, kind: str, input_text: str, reason: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)", (key, kind, input_text, reason, time.time()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)", (key, kind, input_text, reason, time.time())
+        )
 
     def close(self) -> None:
         self._db.close()

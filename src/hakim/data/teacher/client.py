@@ -53,8 +53,14 @@ def short(error: ValidationError) -> str:
 class TeacherClient:
     """Each distinct question is answered once per run, even when many rows ask it at the same time."""
 
-    def __init__(self, settings: TeacherSettings, cache: TeacherCache, stats: TeacherStats, api: openai.AsyncOpenAI,
-                 retry_rejects: bool = False):
+    def __init__(
+        self,
+        settings: TeacherSettings,
+        cache: TeacherCache,
+        stats: TeacherStats,
+        api: openai.AsyncOpenAI,
+        retry_rejects: bool = False,
+    ):
         self.settings = settings
         self.retry_rejects = retry_rejects
         self.cache = cache
@@ -100,8 +106,10 @@ class TeacherClient:
         """Refuse to start spending `upcoming_usd` when it could take this run past max_cost_usd."""
         limit = self.settings.max_cost_usd
         if limit is not None and self.stats.cost_usd + self._reserved_usd + upcoming_usd > limit:
-            raise OverBudget(f"stopped before exceeding teacher.max_cost_usd={limit}: every answer so far is cached, "
-                             "so raise the limit and rerun to go on")
+            raise OverBudget(
+                f"stopped before exceeding teacher.max_cost_usd={limit}: every answer so far is cached, "
+                "so raise the limit and rerun to go on"
+            )
         self._reserved_usd += upcoming_usd
 
     def release(self, upcoming_usd: float) -> None:
@@ -176,6 +184,10 @@ class TeacherClient:
         self.store(request, answer, used_in, used_out, via="online")
         return answer
 
-    def store(self, request: TeacherRequest, answer: BaseModel, input_tokens: int, output_tokens: int, via: str) -> None:
-        self.cache.put(request.key, request.kind, request.user, answer.model_dump_json(), input_tokens, output_tokens, via)
+    def store(
+        self, request: TeacherRequest, answer: BaseModel, input_tokens: int, output_tokens: int, via: str
+    ) -> None:
+        self.cache.put(
+            request.key, request.kind, request.user, answer.model_dump_json(), input_tokens, output_tokens, via
+        )
         self.stats.answers_new += 1

@@ -56,4 +56,3 @@ class RateLimiter:
     def pause(self, seconds: float) -> None:
         """The server asked everyone to wait; no request is admitted before then."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-

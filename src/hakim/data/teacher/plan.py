@@ -48,8 +48,13 @@ def count_deduplication(records: list[JudgeRecord], settings: TeacherSettings, s
     stats.tokens_saved = stats.whole_row_tokens - stats.translation_tokens
 
 
-def estimate(records: list[JudgeRecord], settings: TeacherSettings, stats: TeacherStats,
-             cache: TeacherCache | None = None, retry_rejects: bool = False) -> None:
+def estimate(
+    records: list[JudgeRecord],
+    settings: TeacherSettings,
+    stats: TeacherStats,
+    cache: TeacherCache | None = None,
+    retry_rejects: bool = False,
+) -> None:
     """What is left to pay: answers in the cache are counted but not priced, as are questions that failed
     before (unless retry_rejects); reasoning is sized on the cached translation, else on the English."""
     to_send = input_tokens = output_tokens = 0

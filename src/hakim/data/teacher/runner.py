@@ -36,8 +36,13 @@ class _RowOutcome:
     v3_excluded: bool = False
 
 
-def run_teacher(records: list[JudgeRecord], settings: TeacherSettings, work_dir: Path, dry_run: bool = False,
-                retry_rejects: bool = False) -> TeacherResult:
+def run_teacher(
+    records: list[JudgeRecord],
+    settings: TeacherSettings,
+    work_dir: Path,
+    dry_run: bool = False,
+    retry_rejects: bool = False,
+) -> TeacherResult:
     """Translate and explain `records`, resuming from work_dir's cache; dry_run only estimates and sends nothing.
 
     Questions that failed in an earlier run fail again from the cache unless retry_rejects asks them again."""
@@ -75,10 +80,12 @@ def summary(stats: TeacherStats, rejects: list[dict]) -> str:
     rejected = ", ".join(f"{stage} {n}" for stage, n in sorted(stages.items())) or "none"
     timed_out = stats.failed_attempts.get("timeout", 0)
     estimated = f" (~${stats.timed_out_cost_usd:.4f} of it for {timed_out} timed-out attempts)" if timed_out else ""
-    return (f"teacher: {stats.rows} rows in, {stats.rows_out} out; {stats.requests} requests sent "
-            f"({stats.retries} retries; failed attempts: {causes}), {stats.cache_hits} answers from the cache, "
-            f"{stats.failures_reused} earlier failures reused; rejects: {rejected}; "
-            f"${stats.cost_usd:.4f} this run{estimated}, ${stats.answers_cost_usd:.4f} for all the answers kept")
+    return (
+        f"teacher: {stats.rows} rows in, {stats.rows_out} out; {stats.requests} requests sent "
+        f"({stats.retries} retries; failed attempts: {causes}), {stats.cache_hits} answers from the cache, "
+        f"{stats.failures_reused} earlier failures reused; rejects: {rejected}; "
+        f"${stats.cost_usd:.4f} this run{estimated}, ${stats.answers_cost_usd:.4f} for all the answers kept"
+    )
 
 
 async def _preflight(settings: TeacherSettings) -> None:
@@ -98,9 +105,16 @@ def _dry_run(records, settings: TeacherSettings, stats: TeacherStats, cache_path
             cache.close()
     log.info(
         "teacher dry run (%s at %s, key and endpoint checked): %d cached, %d to send, %d failed before "
-        "(retry_rejects=true sends them), ~%d input + ~%d output tokens, ~$%.4f (regenerations of wrong reasoning not included)",
-        settings.model, settings.endpoint.name, stats.estimated_cached, stats.estimated_requests,
-        stats.estimated_failed_before, stats.estimated_input_tokens, stats.estimated_output_tokens, stats.estimated_cost_usd,
+        "(retry_rejects=true sends them), ~%d input + ~%d output tokens, ~$%.4f "
+        "(regenerations of wrong reasoning not included)",
+        settings.model,
+        settings.endpoint.name,
+        stats.estimated_cached,
+        stats.estimated_requests,
+        stats.estimated_failed_before,
+        stats.estimated_input_tokens,
+        stats.estimated_output_tokens,
+        stats.estimated_cost_usd,
     )
 
 
@@ -121,7 +135,9 @@ async def _teach(records, settings, cache, stats, work_dir, retry_rejects) -> tu
         await api.close()
 
 
-async def _ask_online(records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient) -> list[_RowOutcome]:
+async def _ask_online(
+    records: list[JudgeRecord], settings: TeacherSettings, client: TeacherClient
+) -> list[_RowOutcome]:
     """Every row at once (the client paces them); a row stopped by max_cost_usd lets the others in flight finish."""
     stats, rejected, stopped = client.stats, Counter(), []
     with progress_bar(settings.progress) as bar:
@@ -134,8 +150,10 @@ async def _ask_online(records: list[JudgeRecord], settings: TeacherSettings, cli
                 stopped.append(stop)
                 return None
             rejected.update(reject["stage"] for reject in outcome.rejects)
-            status = (f"{client.in_flight} in flight, {stats.retries} retries, {sum(rejected.values())} rejects, "
-                      f"{stats.cache_hits} cached, ${stats.cost_usd:.4f}")
+            status = (
+                f"{client.in_flight} in flight, {stats.retries} retries, {sum(rejected.values())} rejects, "
+                f"{stats.cache_hits} cached, ${stats.cost_usd:.4f}"
+            )
             bar.update(rows, advance=1, status=status)
             return outcome
 
@@ -197,7 +215,13 @@ def _without_reasoning(record: JudgeRecord, reason: str, stage: str = "reasoning
 def _reject(record: JudgeRecord, stage: str, reason: str) -> dict:
     """stage: translate (row dropped), reasoning (no answer) or reasoning_check (answered the wrong label);
     the row's text as it was asked and its file:line let a person check it or ask again."""
-    return {"id": record.id, "stage": stage, "reason": reason, "location": record.extra.get("origin"),
-            "language": record.language, "passage": record.passage, "claim": record.claim, "label": record.label}
-
-
+    return {
+        "id": record.id,
+        "stage": stage,
+        "reason": reason,
+        "location": record.extra.get("origin"),
+        "language": record.language,
+        "passage": record.passage,
+        "claim": record.claim,
+        "label": record.label,
+    }
