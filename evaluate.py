@@ -4,7 +4,8 @@ import hydra
 from omegaconf import DictConfig
 
 from hakim.cli.errors import one_line_errors
-from hakim.eval.evaluation import compare, evaluate
+from hakim.eval.comparison import compare
+from hakim.eval.evaluation import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import compose_config, run_entry_point
 from hakim.data.dataset_io import read_split
-from hakim.eval.evaluation import compare, evaluate
+from hakim.eval.comparison import compare
+from hakim.eval.evaluation import evaluate
 from hakim.eval.report import write_report
 
 N = 20

@@ -171,7 +171,7 @@ def test_choose_source_thresholds_cuts_each_task_on_its_own_rows():
 
 
 def test_a_cut_chosen_on_few_rows_of_a_class_is_flagged():
-    from hakim.eval.evaluation import STEADY_CUT_ROWS_PER_CLASS, rows_per_class, thin_cut_warnings
+    from hakim.eval.thresholds import STEADY_CUT_ROWS_PER_CLASS, rows_per_class, thin_cut_warnings
 
     steady = STEADY_CUT_ROWS_PER_CLASS
     sources = ["boolq"] * (2 * steady) + ["fib"] * (steady + 10)

@@ -1,9 +1,9 @@
 """`evaluate(cfg)`: score a judge on a prepared split, or on your own file of rows (`rows=PATH`), and write
-predictions, metrics, report, plots; `compare(cfg)`: set finished evaluations side by side."""
+predictions, metrics, report, plots. Choosing cuts is hakim.eval.thresholds'; comparing evaluations,
+hakim.eval.comparison's."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -14,24 +14,13 @@ from hakim.data.checks import repeated_rows
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
 from hakim.errors import HakimError
-from hakim.eval.judge import Judge
 from hakim.eval.judges import AnyJudge, describe_judge, load_judge
 from hakim.eval.openai_judge import OpenAIJudge
-from hakim.eval.report import (
-    PREDICTIONS_FILE,
-    compare_judges,
-    print_summary,
-    wide_console,
-    write_comparison,
-    write_report,
-)
+from hakim.eval.report import print_summary, write_report
 from hakim.eval.rows import dataset_dir_for, read_rows_file
+from hakim.eval.thresholds import calibrate_threshold, thin_cut_warnings
 from hakim.runs.run_dir import RunDir
-from hakim.verdict import Thresholds, choose_thresholds
-
-# A cut chosen on fewer rows of a class than this moves with a handful of rows (recall in steps of 1/n):
-# evaluate.py says so next to the cut.
-STEADY_CUT_ROWS_PER_CLASS = 30
+from hakim.verdict import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +50,6 @@ def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list
     ]
 
 
-def rows_per_class(sources: list[str], labels: list[int]) -> dict[str, dict[str, int]]:
-    """How many rows of each label every source has: {"boolq": {"0": 107, "1": 195}, ...}."""
-    counts = Counter(zip(sources, labels, strict=True))
-    return {source: {str(label): counts[(source, label)] for label in (0, 1)} for source in sorted(set(sources))}
-
-
-def thin_cut_warnings(class_rows: dict[str, dict[str, int]], cut_sources) -> list[str]:
-    """One sentence per cut chosen on fewer than STEADY_CUT_ROWS_PER_CLASS rows of a class: each source's
-    own cut (cut_sources), and the pooled cut when some source has none of its own and uses it."""
-    cuts = {source: class_rows[source] for source in cut_sources}
-    if set(class_rows) - set(cut_sources):
-        cuts["all sources (the pooled cut)"] = {
-            label: sum(rows[label] for rows in class_rows.values()) for label in ("0", "1")
-        }
-    warnings = []
-    for name, counts in cuts.items():
-        label, rows = min(counts.items(), key=lambda item: item[1])
-        if rows < STEADY_CUT_ROWS_PER_CLASS:
-            warnings.append(
-                f"the cut for {name} was chosen on {rows} validation rows of class {label} "
-                f"(fewer than {STEADY_CUT_ROWS_PER_CLASS}): a few rows move it; read its accuracy, "
-                "F1 and balanced accuracy as rough, AUROC does not depend on it"
-            )
-    return warnings
-
-
 def check_verdicts(rows: list[dict], max_fraction: float, judge: str, out_dir: Path) -> None:
     """Raise NoVerdicts, in one line naming the judge and its commonest error, when more than max_fraction
     of the rows have no verdict (unparsed, refused or failed); called after the files are written."""
@@ -100,18 +63,6 @@ def check_verdicts(rows: list[dict], max_fraction: float, judge: str, out_dir: P
         f"max_unparsed_fraction={max_fraction}); commonest error ({count} rows): {error}; fix the judge "
         f"or its endpoint and rerun, or accept it with max_unparsed_fraction=1.0 (predictions and "
         f"report are in {out_dir})"
-    )
-
-
-def calibrate_threshold(judge: Judge, dataset_dir: Path, split: str, run: RunDir, by_source: bool = True) -> dict:
-    """Choose the judge's cut(s) on `split` and store them in the run's threshold.json: the overall cut,
-    one per source (by_source), and how many rows of each class per source they were chosen on."""
-    records = read_split(dataset_dir, split)
-    probabilities, _ = judge.probabilities([(r.passage, r.claim, r.source) for r in records])
-    labels, sources = [r.label for r in records], [r.source for r in records]
-    thresholds = choose_thresholds(sources, labels, probabilities, by_source)
-    return run.write_thresholds(
-        thresholds, chosen_on=split, rows=len(records), rows_per_class=rows_per_class(sources, labels)
     )
 
 
@@ -201,39 +152,3 @@ def evaluate(cfg: DictConfig) -> dict:
     where = f"{judge.name} at {judge.settings.endpoint.name}" if isinstance(judge, OpenAIJudge) else judge.name
     check_verdicts(rows, cfg.max_unparsed_fraction, where, out_dir)
     return summary
-
-
-def read_evaluation(path: str | Path) -> tuple[str, list[dict]]:
-    """(judge name, rows) of a directory evaluate() wrote."""
-    path = Path(path)
-    predictions = path / PREDICTIONS_FILE
-    if not predictions.exists():
-        raise FileNotFoundError(
-            f"{path} is not an evaluation output directory (no {PREDICTIONS_FILE}); pass directories evaluate.py wrote"
-        )
-    metrics = path / "metrics.json"
-    name = json.loads(metrics.read_text())["judge"] if metrics.exists() else path.name
-    with open(predictions, encoding="utf-8") as f:
-        return name, [json.loads(line) for line in f if line.strip()]
-
-
-def compare(cfg: DictConfig) -> dict:
-    """Side-by-side metrics and pairwise McNemar tests of finished evaluations; writes comparison.md/json."""
-    directories = [Path(d) for d in cfg.compare]
-    if len(set(d.resolve() for d in directories)) < len(directories):
-        raise ValueError(f"compare lists the same directory twice: {[str(d) for d in directories]}")
-    loaded = [read_evaluation(d) for d in directories]
-    names = [name for name, _ in loaded]
-    # The same judge evaluated twice (another split, another threshold) is told apart by its directory.
-    labels = [
-        name if names.count(name) == 1 else f"{name} [{d.name}]" for name, d in zip(names, directories, strict=True)
-    ]
-    if len(set(labels)) < len(labels):
-        raise ValueError(f"two of {[str(d) for d in directories]} have the same judge and directory name; rename one")
-    named_rows = {label: rows for label, (_, rows) in zip(labels, loaded, strict=True)}
-    table, _ = compare_judges(named_rows)
-    wide_console().print(table)
-    out_dir = Path(cfg.paths.output_dir)
-    result = write_comparison(named_rows, out_dir)
-    print(f"comparison.md and comparison.json: {out_dir}")
-    return result
