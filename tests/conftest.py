@@ -81,6 +81,14 @@ def tiny_tokenizer(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def marker_dir(tiny_tokenizer, tmp_path_factory) -> Path:
+    """An exported judge whose P(1) is known: high exactly when its prompt names Kinabalu (tests/marker_model.py)."""
+    from marker_model import save_marker_reader
+
+    return save_marker_reader(tiny_tokenizer, tmp_path_factory.mktemp("marker_reader"))
+
+
+@pytest.fixture(scope="session")
 def sample_dataset(workspace, tmp_path_factory) -> Path:
     """The bundled sample prepared with the default prepare_data config."""
     from hakim.data.prepare import prepare

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from hakim.data.records import JudgeRecord
-from hakim.prompting.passage_focus import GAP_MARK, focus_passage, split_sentences
+from hakim.prompting.passage_focus import GAP_MARK, focus_passage, sentence_spans, split_sentences
 from hakim.prompting.prompt import encode_example, encode_for_scoring, user_message
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
@@ -22,6 +22,22 @@ PASSAGE = (
 def test_sentences_split_after_end_marks_only():
     assert split_sentences("Satu. Dua? Tiga! Empat 3.5 peratus") == ["Satu.", "Dua?", "Tiga!", "Empat 3.5 peratus"]
     assert split_sentences("  ") == []
+
+
+def test_sentence_spans_are_the_sentences_in_place_with_only_whitespace_between():
+    text = "  Gunung Kinabalu setinggi 4,095 meter.\nIa di Sabah!  Bila didaki?\tPada 2015, gempa 6.0 magnitud.  "
+    spans = sentence_spans(text)
+    assert (
+        [text[start:end] for start, end in spans]
+        == split_sentences(text)
+        == ["Gunung Kinabalu setinggi 4,095 meter.", "Ia di Sabah!", "Bila didaki?", "Pada 2015, gempa 6.0 magnitud."]
+    )
+    gaps = (
+        [text[: spans[0][0]]]
+        + [text[a[1] : b[0]] for a, b in zip(spans, spans[1:], strict=False)]
+        + [text[spans[-1][1] :]]
+    )
+    assert all(not gap.strip() for gap in gaps)
 
 
 def test_keeps_the_sentences_sharing_the_claims_words_in_passage_order_and_marks_gaps():

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from conftest import ROOT
@@ -9,6 +10,7 @@ from hakim.cli.probe import main
 from hakim.data.dataset_io import read_split
 from hakim.eval.probe import fit_linear_probe, run_probe, seeded_order
 from hakim.models.loading import ModelSpec
+from hakim.prompting.chunks import Chunking
 from hakim.prompting.style import PromptStyle
 
 
@@ -86,12 +88,28 @@ def test_claim_only_probe_from_the_command_line(tiny_model_dir, sample_dataset, 
             str(ROOT / "conf" / "style" / "v2.yaml"),
             "--claim-position",
             "before",
+            "--chunk-tokens",
+            "64",
         ]
     )
     result = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert result["input"] == "claim_only" and result["quantization"] is None
+    assert result["chunking"] == {"chunk_tokens": 64, "split_claim": False}  # no passage: one empty chunk per row
     assert result["style"] == {**PromptStyle().to_dict(), "claim_position": "before"}
     assert "linear probe on frozen tiny (claim_only input)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--dataset-dir",
+                str(sample_dataset),
+                "--model",
+                str(model_yaml),
+                "--out",
+                str(tmp_path / "x"),
+                "--split-claim",
+            ]
+        )
+    assert "--split-claim judges each claim sentence against the passage's chunks" in capsys.readouterr().err
 
 
 def test_row_samples_are_nested_seeded_and_drawn_across_sources():
@@ -102,3 +120,58 @@ def test_row_samples_are_nested_seeded_and_drawn_across_sources():
     assert small <= large
     assert {blocked[i] for i in small} == {"boolq", "fib"}
     assert 0.1 < sum(blocked[i] == "fib" for i in large) / 400 < 0.3
+
+
+def write_marker_dataset(root):
+    """Short train rows (the supporting sentence, when there, well inside max_length); validation and evaluation
+    rows whose support, when there, is past max_length, in their last sentence."""
+    from hakim.data.dataset_io import write_dataset
+    from hakim.data.records import JudgeRecord
+    from marker_model import CLAIM, FILLER, SUPPORT
+
+    def record(split, number, passage, label):
+        return JudgeRecord(
+            id=f"{split}-{number}",
+            source="boolq",
+            language="ms",
+            passage=passage,
+            claim=CLAIM,
+            label=label,
+            doc_id=f"{split}-{number}",
+            split="test" if split == "eval" else split,
+        )
+
+    train = [
+        record("train", n, f"Sungai nombor {n} mengalir ke laut." + (f" {SUPPORT}" if n % 2 else ""), n % 2)
+        for n in range(24)
+    ]
+    held_out = {
+        split: [record(split, n, f"{FILLER} {SUPPORT}" if n % 2 else FILLER, n % 2) for n in range(6)]
+        for split in ("validation", "eval")
+    }
+    return write_dataset({"train": train, **held_out}, root, {})
+
+
+def test_a_probe_scored_as_a_chunked_judge_finds_evidence_past_max_length(marker_dir, tmp_path):
+    from marker_model import MARKER_MAX_LENGTH
+
+    dataset = write_marker_dataset(tmp_path / "data")
+    spec = ModelSpec(name="marker", source="local", path=str(marker_dir), quantization=None)
+    style = PromptStyle()
+    cut = run_probe(spec, dataset, tmp_path / "cut", style, MARKER_MAX_LENGTH, log=lambda _: None)
+    chunked = run_probe(
+        spec, dataset, tmp_path / "chunks", style, MARKER_MAX_LENGTH, log=lambda _: None, chunking=Chunking(64)
+    )
+    assert chunked["eval"]["overall"]["auroc"] == 1.0 and chunked["eval"]["overall"]["accuracy"] == 1.0
+    assert cut["eval"]["overall"]["auroc"] == 0.5  # cut at max_length, every row reads the same: no evidence left
+    assert chunked["chosen"]["val_mean_subset_auroc"] == 1.0 and chunked["chunking"] == {
+        "chunk_tokens": 64,
+        "split_claim": False,
+    }
+    # train is read whole, as a judge is trained; the held-out splits as chunks, cached apart from whole readings
+    assert sorted(path.name for path in (tmp_path / "chunks" / "features").iterdir()) == [
+        "eval-chunks64",
+        "train",
+        "validation-chunks64",
+    ]
+    assert len(torch.load(tmp_path / "chunks" / "features" / "eval-chunks64" / "0000000.pt")["ids"]) > 6 * 5

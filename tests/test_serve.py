@@ -27,8 +27,10 @@ from conftest import ROOT, compose_config
 from hakim.data.dataset_io import read_split
 from hakim.eval.evaluation import evaluate
 from hakim.eval.judge import Judge
+from hakim.prompting.chunks import Chunking
 from hakim.prompting.prompt import user_message
 from hakim.prompting.style import PromptStyle
+from marker_model import CLAIM, FILLER, P_WITH_MARKER, SUPPORT
 
 KEY_ENV = "HAKIM_SERVE_TEST_KEY"
 KEY = "hakim-serve-test-key-5150"
@@ -556,6 +558,119 @@ def test_a_failing_model_is_a_plain_500_without_its_traceback(tight_server, monk
         ).status_code
         == 200
     )
+
+
+@pytest.fixture(scope="module")
+def chunked_server(marker_dir):
+    """A judge that reads long passages in chunks (the hand-set marker judge: P(1) high where Kinabalu is named)."""
+    server = ThreadServer(Judge.open(marker_dir, chunking=Chunking(64)))
+    yield server
+    server.close()
+
+
+def test_serve_py_builds_the_judge_its_chunking_group_names(marker_dir, workspace, tmp_path):
+    from hakim.serve.server import judge_loader
+
+    def loaded(*overrides):
+        return judge_loader(
+            compose_config("serve", workspace, tmp_path, ["judge=model", f"judge.path={marker_dir}", *overrides])
+        )()
+
+    assert loaded().chunking == Chunking()
+    assert loaded("chunking=sentences", "chunking.split_claim=true").chunking == Chunking(400, split_claim=True)
+
+
+def test_a_chunked_verdict_names_the_chunk_that_decided(chunked_server):
+    items = [
+        {"passage": f"{FILLER} {SUPPORT}", "claim": CLAIM, "task": "boolq"},
+        {"passage": FILLER, "claim": CLAIM, "task": "boolq"},
+    ]
+    response = httpx.post(f"{chunked_server.url}/v1/judge", json={"items": items, "return_passage": True}, timeout=60)
+    assert response.status_code == 200
+    found, absent = response.json()["verdicts"]
+    assert (found["label"], absent["label"]) == (1, 0) and found["probability"] == pytest.approx(
+        P_WITH_MARKER, abs=1e-4
+    )
+    assert found["chunk"] == found["chunk_count"] - 1 > 2 and found["chunk_text"] == found["passage_read"] == SUPPORT
+    assert found["truncated"] is False and found["claim_sentence"] is None
+    assert absent["chunk_text"] == absent["passage_read"] and absent["chunk_count"] == found["chunk_count"] - 1
+    upload = "".join(json.dumps(item) + "\n" for item in items)
+    rows = httpx.post(
+        f"{chunked_server.url}/v1/judge/file", files={"file": ("long.jsonl", upload.encode())}, timeout=60
+    ).json()["rows"]
+    assert [(r["label"], r["chunk"], r["chunk_text"]) for r in rows] == [
+        (1, found["chunk"], SUPPORT),
+        (0, absent["chunk"], absent["chunk_text"]),
+    ]
+
+
+def test_evaluate_through_a_chunked_servers_openai_route_matches_chunked_evaluation(
+    chunked_server, marker_dir, workspace, tmp_path
+):
+    rows = tmp_path / "long.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"passage": passage, "claim": CLAIM, "label": label, "language": "ms"}) + "\n"
+            for passage, label in ((f"{FILLER} {SUPPORT}", 1), (FILLER, 0), (f"{SUPPORT} {FILLER}", 1))
+        )
+    )
+    evaluate(
+        compose_config(
+            "evaluate",
+            workspace,
+            tmp_path / "local",
+            [
+                "judge=model",
+                f"judge.path={marker_dir}",
+                f"rows={rows}",
+                "chunking=sentences",
+                "chunking.chunk_tokens=64",
+            ],
+        )
+    )
+    evaluate(
+        compose_config(
+            "evaluate",
+            workspace,
+            tmp_path / "served",
+            [
+                "judge=openai",
+                f"judge.base_url={chunked_server.url}/v1",
+                f"judge.model={marker_dir.name}",
+                f"rows={rows}",
+            ],
+        )
+    )
+
+    def predictions(name):
+        return [json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+
+    local, remote = predictions("local"), predictions("served")
+    assert [r["prediction"] for r in remote] == [r["prediction"] for r in local] == [1, 0, 1]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(local, remote, strict=True)) < P_TOLERANCE
+
+
+def test_the_page_shows_the_chunk_that_decided(chunked_server):
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser at {CHROMIUM}: `apt-get install chromium` (.ci/run installs it)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in the dev extra: pip install -e '.[dev]'"
+    )
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(chunked_server.url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#passage", f"{FILLER} {SUPPORT}")
+        page.fill("#claim", CLAIM)
+        page.click("#judge-button")
+        page.wait_for_selector("#result:not([hidden])")
+        assert page.text_content("#verdict") == "1: holds" and page.text_content("#passage-read") == SUPPORT
+        note = page.text_content("#passage-note")
+        assert note.startswith("(chunk ") and note.endswith(": the chunk that decided)")
+        number, total = note.removeprefix("(chunk ").split(":")[0].split(" of ")
+        assert number == total and int(total) > 2
+        browser.close()
 
 
 def test_sigterm_finishes_the_requests_in_flight_and_exits_0(served, sample_items):

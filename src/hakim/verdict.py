@@ -25,6 +25,43 @@ class Verdict:
     raw_output: str | None = None
     parse_error: str | None = None
     truncated: bool = False
+    # chunked judging (hakim.prompting.chunks): the chunk whose verdict decided, from 0 in passage order, the
+    # passage's number of chunks, that chunk as the judge read it, and (split_claim) the claim sentence it decided for
+    chunk: int | None = None
+    chunk_count: int | None = None
+    chunk_text: str | None = None
+    claim_sentence: int | None = None
+
+
+def _decisive(verdicts: list[Verdict], supports: bool) -> int:
+    """Index of the verdict that decides "some verdict says 1" (supports) or "every verdict says 1" (not supports):
+    the likeliest 1 (or, if none says 1 and all parsed, the likeliest 0) for the first; the least likely 0 (or 1)
+    for the second. A verdict without a label decides only when no verdict settles it: then the row has none."""
+    decisive_label = 1 if supports else 0
+    pick = max if supports else min
+    unknown = float("-inf") if supports else float("inf")
+
+    def likelihood(index: int) -> float:
+        probability = verdicts[index].probability
+        return unknown if probability is None else probability
+
+    settling = [index for index, verdict in enumerate(verdicts) if verdict.label == decisive_label]
+    if settling:
+        return pick(settling, key=likelihood)
+    unlabelled = [index for index, verdict in enumerate(verdicts) if verdict.label is None]
+    if unlabelled:
+        return unlabelled[0]
+    return pick(range(len(verdicts)), key=likelihood)
+
+
+def deciding_cell(grid: list[list[Verdict]]) -> tuple[int, int]:
+    """(claim sentence, chunk) whose verdict is a chunked row's: each claim sentence is supported if some chunk
+    supports it (P(1) the maximum over chunks), the claim if every sentence is (the minimum over sentences).
+    Scored verdicts are labelled by one cut on P(1), so this is the cell of min over sentences of max over
+    chunks, and the row's label is that P(1) against the cut. Generated verdicts go by their parsed labels."""
+    best = [_decisive(row, supports=True) for row in grid]
+    sentence = _decisive([row[chunk] for row, chunk in zip(grid, best, strict=True)], supports=False)
+    return sentence, best[sentence]
 
 
 def label_token_ids(tokenizer) -> dict[int, int]:

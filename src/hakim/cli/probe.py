@@ -12,6 +12,7 @@ import yaml
 
 from hakim.eval.probe import INPUTS, print_result, run_probe
 from hakim.models.loading import ModelSpec
+from hakim.prompting.chunks import Chunking
 from hakim.prompting.style import CLAIM_POSITIONS, INSTRUCTION_LANGUAGES, PromptStyle
 from hakim.runs.run_dir import RunDir
 
@@ -60,7 +61,23 @@ def main(argv: list[str] | None = None) -> None:
         "--max-train-rows", type=int, default=None, help="a seeded sample of N train rows across sources (default: all)"
     )
     parser.add_argument("--batch-size", type=int, default=1, help="rows per forward pass (1 is fastest on CPU)")
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=None,
+        help="score validation and evaluation rows as a chunked judge reads them: chunks of whole sentences, "
+        "at most N tokens each, P(1) the maximum over them (default: passages cut at --max-length)",
+    )
+    parser.add_argument(
+        "--split-claim",
+        action="store_true",
+        help="with --chunk-tokens: each claim sentence must be supported by some chunk (P(1): the minimum)",
+    )
     args = parser.parse_args(argv)
+    if args.split_claim and args.chunk_tokens is None:
+        parser.error("--split-claim judges each claim sentence against the passage's chunks: give --chunk-tokens too")
+    if args.chunk_tokens is not None and args.chunk_tokens < 1:
+        parser.error(f"--chunk-tokens must be at least 1, got {args.chunk_tokens}")
     config = yaml.safe_load(args.model.read_text())
     config["cache_dir"] = args.cache_dir
     config["quantization"] = None if args.quantization == "none" else args.quantization
@@ -87,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         args.input,
         args.max_train_rows,
         batch_size=args.batch_size,
+        chunking=Chunking(args.chunk_tokens, args.split_claim),
     )
     print_result(result)
 

@@ -14,11 +14,11 @@ from hakim.data.checks import repeated_rows
 from hakim.data.dataset_io import read_split
 from hakim.data.records import JudgeRecord
 from hakim.errors import HakimError
-from hakim.eval.judges import AnyJudge, describe_judge, load_judge
+from hakim.eval.judges import AnyJudge, chunking_of, describe_judge, load_judge
 from hakim.eval.openai_judge import OpenAIJudge
 from hakim.eval.report import print_summary, write_report
 from hakim.eval.rows import dataset_dir_for, read_rows_file
-from hakim.eval.thresholds import calibrate_threshold, thin_cut_warnings
+from hakim.eval.thresholds import calibrate_threshold, thin_cut_warnings, warn_cut_chunking
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import Thresholds
 
@@ -43,6 +43,12 @@ def verdict_rows(records: list[JudgeRecord], judge: AnyJudge, mode: str) -> list
             "raw_output": verdict.raw_output,
             "parse_error": verdict.parse_error,
             "passage_truncated": verdict.truncated,
+            # chunked judging: the chunk that decided (from 0), how many the passage made, that chunk as read,
+            # and the claim sentence it decided for (with chunking.split_claim); null without chunking
+            "chunk": verdict.chunk,
+            "chunk_count": verdict.chunk_count,
+            "chunk_text": verdict.chunk_text,
+            "claim_sentence": verdict.claim_sentence,
             "passage": record.passage,
             "claim": record.claim,
         }
@@ -123,6 +129,8 @@ def evaluate(cfg: DictConfig) -> dict:
         threshold_notes = {"threshold_rows_per_class": stored["rows_per_class"], "threshold_warnings": warnings}
     elif cfg.threshold is not None:
         judge.thresholds = Thresholds(float(cfg.threshold))
+    elif run is not None:
+        warn_cut_chunking(run, chunking_of(cfg))
     mode = cfg.mode or judge.default_mode
     records, rows_name, origin = records_to_judge(cfg, run)
     if cfg.limit:
@@ -133,6 +141,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "judge": cfg.judge.kind,
         **describe_judge(cfg, run),
         "mode": mode,
+        "chunking": chunking_of(cfg).to_dict(),
         "threshold": judge.thresholds.overall,
         "source_thresholds": judge.thresholds.by_source,
         **threshold_notes,

@@ -6,6 +6,9 @@ Two ways to reach a verdict:
 - generate: greedy generation of the whole answer, read by the strict parser; an answer that does
   not parse is reported as unparsed (label None), never mapped to a class. Needed for
   reasoning-first V3.
+
+With `chunking` (hakim.prompting.chunks) a long passage is read as chunks in either mode: every chunk of
+every row is judged in one judge_batch pass, and each row's verdict is that of the chunk that decided.
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import torch
 from hakim.batching import length_sorted_batches, pad_with_mask
 from hakim.models.loading import ModelSpec, backbone_and_head, load_adapter, load_base_model, load_tokenizer
 from hakim.prompting.answer import precedes_verdict
+from hakim.prompting.chunks import Chunking, chunk_row
 from hakim.prompting.prompt import encode_for_generation, encode_for_scoring, passage_as_read
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
-from hakim.verdict import ParsedAnswer, Thresholds, Verdict, label_token_ids, parse_answer, probability_at
+from hakim.verdict import (
+    ParsedAnswer,
+    Thresholds,
+    Verdict,
+    deciding_cell,
+    label_token_ids,
+    parse_answer,
+    probability_at,
+)
 
 # beside an exported (merged) model: the prompt style, thresholds and max length it was trained with
 JUDGE_FILE = "hakim_judge.json"
@@ -41,7 +53,9 @@ class Judge:
         batch_size: int = 8,
         max_new_tokens: int = 384,
         name: str = "judge",
+        chunking: Chunking = Chunking(),
     ):
+        chunking.check_style(style)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.style = style
@@ -50,6 +64,7 @@ class Judge:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.name = name
+        self.chunking = chunking
         self.label_ids = label_token_ids(tokenizer)
 
     @property
@@ -125,14 +140,52 @@ class Judge:
 
     def judge_batch(self, items: list[tuple[str, str, str]], mode: str | None = None) -> list[Verdict]:
         mode = mode or self.default_mode
-        if mode == "score":
-            return self._score(items)
-        if mode == "generate":
-            return self._generate(items)
-        raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
+        if mode not in self.modes:
+            raise ValueError(f"mode must be one of {self.modes}, got {mode!r}")
+        return self._chunked(items, mode) if self.chunking.enabled else self._whole(items, mode)
+
+    def _whole(self, items, mode: str) -> list[Verdict]:
+        return self._score(items) if mode == "score" else self._generate(items)
+
+    def _chunked(self, items, mode: str) -> list[Verdict]:
+        """Every chunk × claim sentence of every row judged together, then each row's deciding cell."""
+        new_tokens = self.max_new_tokens if mode == "generate" else None
+        rows = [
+            chunk_row(self.tokenizer, passage, claim, source, self.style, self.max_length, self.chunking, new_tokens)
+            for passage, claim, source in items
+        ]
+        cells = self._whole([item for row in rows for item in row.items()], mode)
+        verdicts, start = [], 0
+        for row in rows:
+            size = len(row.claims) * len(row.chunks)
+            grid = row.grid(cells[start : start + size])
+            start += size
+            sentence, chunk = deciding_cell(grid)
+            read = passage_as_read(
+                self.tokenizer,
+                row.chunks[chunk].text,
+                row.claims[sentence],
+                row.source,
+                self.style,
+                self.max_length,
+                new_tokens,
+            )
+            cut = row.cut or any(verdict.truncated for line in grid for verdict in line)
+            verdicts.append(
+                replace(
+                    grid[sentence][chunk],
+                    truncated=cut,
+                    chunk=chunk,
+                    chunk_count=len(row.chunks),
+                    chunk_text=read,
+                    claim_sentence=sentence if len(row.claims) > 1 else None,
+                )
+            )
+        return verdicts
 
     def passage_as_read(self, passage: str, claim: str, source: str = "default", mode: str | None = None) -> str:
-        """The passage as this judge reads it in `mode`: focused and cut as judge_batch would."""
+        """The passage as this judge reads it in one pass in `mode`: focused and cut as judge_batch would without
+        chunking (a chunked verdict carries the chunk that decided as it was read: Verdict.chunk_text)."""
         generating = (mode or self.default_mode) == "generate"
         return passage_as_read(
             self.tokenizer,

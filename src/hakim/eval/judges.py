@@ -21,6 +21,7 @@ from hakim.eval.baselines import always_one_judge, majority_judge
 from hakim.eval.judge import JUDGE_FILE, Judge
 from hakim.eval.openai_judge import OpenAIJudge, OpenAISettings
 from hakim.eval.rows import dataset_dir_for, read_rows_file
+from hakim.prompting.chunks import Chunking
 from hakim.prompting.style import PromptStyle
 from hakim.runs.run_dir import RunDir
 from hakim.verdict import Thresholds, Verdict
@@ -54,8 +55,13 @@ class JudgeKind:
     local: bool  # its model runs on this machine (serve.py serves only these)
 
 
+def chunking_of(cfg: DictConfig) -> Chunking:
+    """The `chunking` group (conf/chunking/): how a local judge reads a passage longer than it can take."""
+    return Chunking.from_dict(OmegaConf.to_container(cfg.chunking, resolve=True) if "chunking" in cfg else None)
+
+
 def _options(cfg: DictConfig) -> dict:
-    return {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens}
+    return {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "chunking": chunking_of(cfg)}
 
 
 def _style(cfg: DictConfig) -> PromptStyle:
@@ -123,7 +129,19 @@ def judge_kind(cfg: DictConfig) -> JudgeKind:
 
 def load_judge(cfg: DictConfig) -> tuple[AnyJudge, RunDir | None]:
     """The judge the `judge` group names, and its training run (None without one)."""
-    return judge_kind(cfg).build(cfg)
+    kind = judge_kind(cfg)
+    if chunking_of(cfg).enabled and not kind.local:
+        # Chunks are measured in the judge's own tokens; an endpoint's model and a baseline have none here.
+        instead = (
+            "chunk on the server it calls instead (serve.py chunking=sentences), or set chunking=truncate"
+            if cfg.judge.kind == "openai"
+            else "it never reads the passage; set chunking=truncate"
+        )
+        raise ValueError(
+            f"chunking.chunk_tokens is for a judge whose model runs here (judge=run or judge=model), "
+            f"not judge={cfg.judge.kind}: {instead}"
+        )
+    return kind.build(cfg)
 
 
 def describe_judge(cfg: DictConfig, run: RunDir | None) -> dict:

@@ -12,6 +12,10 @@ removed) shows how much a judge could score from the claim alone.
 
 `python -m hakim.cli.probe --dataset-dir data/real --model conf/model/smollm2_135m.yaml --out runs/probe/ms`
 
+With `--chunk-tokens N` the probe is scored as a chunked judge is (hakim.prompting.chunks): validation and
+evaluation rows are read as chunks, the probe's P(1) of a row is the maximum over its chunks (the minimum
+over claim sentences with `--split-claim`); train rows are read whole, as a judge is trained.
+
 Features are written in shards as they are computed: a killed run resumes where it stopped (a shard
 whose rows no longer match, e.g. after changing --max-train-rows, is computed again).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from hakim.data.records import JudgeRecord
 from hakim.eval.metrics import metrics_by_subset
 from hakim.file_writes import write_atomically
 from hakim.models.loading import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
+from hakim.prompting.chunks import Chunking, chunk_row
 from hakim.prompting.prompt import encode_for_scoring
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import Thresholds, choose_thresholds
@@ -74,38 +80,75 @@ def verdict_position_states(
     return torch.stack(out)
 
 
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What the frozen model reads for one split: one item per record, or (chunked) one per chunk × claim
+    sentence of each record; `keys` name the items in the feature shards."""
+
+    keys: list[str]
+    items: list[tuple[str, str, str]]
+    cells: list[list[list[int]]] | None = None  # chunked: per record, per claim sentence, the items of its chunks
+
+    def row_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
+        """The records' P(1) from the items': the chunked judge's rule (hakim.verdict.deciding_cell) on P(1) alone,
+        the maximum over a sentence's chunks and the minimum over the claim's sentences."""
+        if self.cells is None:
+            return probabilities
+        return np.array([min(max(probabilities[i] for i in chunks) for chunks in record) for record in self.cells])
+
+
+def probe_inputs(
+    records: list[JudgeRecord],
+    input_kind: str,
+    tokenizer=None,
+    style: PromptStyle | None = None,
+    max_length: int | None = None,
+    chunking: Chunking = Chunking(),
+) -> ProbeInputs:
+    items = [probe_text(r, input_kind) for r in records]
+    if not chunking.enabled:
+        return ProbeInputs([r.id for r in records], items)
+    keys, flat, cells = [], [], []
+    for record, (passage, claim, source) in zip(records, items, strict=True):
+        row = chunk_row(tokenizer, passage, claim, source, style, max_length, chunking)
+        first = len(flat)
+        flat += row.items()
+        keys += [f"{record.id}#{s}.{c}" for s in range(len(row.claims)) for c in range(len(row.chunks))]
+        cells.append(row.grid(list(range(first, len(flat)))))
+    return ProbeInputs(keys, flat, cells)
+
+
 def cached_features(
     model,
     tokenizer,
-    records: list[JudgeRecord],
+    inputs: ProbeInputs,
     style: PromptStyle,
     max_length: int,
-    input_kind: str,
     cache_dir: Path,
     log=print,
     batch_size: int = 1,
 ) -> torch.Tensor:
-    """Features of `records`, computed shard by shard under cache_dir (kept shards are reused)."""
+    """Features of `inputs`' items, computed shard by shard under cache_dir (kept shards are reused)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     shards = []
-    for start in range(0, len(records), SHARD_ROWS):
-        chunk = records[start : start + SHARD_ROWS]
+    total = len(inputs.items)
+    for start in range(0, total, SHARD_ROWS):
         path = cache_dir / f"{start:07d}.pt"
-        ids = [r.id for r in chunk]
+        keys = inputs.keys[start : start + SHARD_ROWS]
         if path.exists():
             stored = torch.load(path)
-            if stored["ids"] == ids:
+            if stored["ids"] == keys:
                 shards.append(stored["features"])
                 continue
             log(f"  {path} holds other rows than the split now has: computing it again")
         features = verdict_position_states(
-            model, tokenizer, [probe_text(r, input_kind) for r in chunk], style, max_length, batch_size
+            model, tokenizer, inputs.items[start : start + SHARD_ROWS], style, max_length, batch_size
         )
         shard = io.BytesIO()
-        torch.save({"ids": ids, "features": features}, shard)
+        torch.save({"ids": keys, "features": features}, shard)
         write_atomically(path, shard.getvalue())  # a shard exists whole or not at all
         shards.append(features)
-        log(f"  {cache_dir.name}: {min(start + SHARD_ROWS, len(records))}/{len(records)} rows")
+        log(f"  {cache_dir.name}: {min(start + SHARD_ROWS, total)}/{total} rows")
     return torch.cat(shards)
 
 
@@ -170,13 +213,19 @@ def mean_subset_auroc(records: list[JudgeRecord], probabilities: np.ndarray) -> 
     return float(np.mean(values)) if values else float("nan")
 
 
+def _each(probabilities: np.ndarray) -> np.ndarray:
+    return probabilities
+
+
 def select_probe(
     train: tuple[list[JudgeRecord], torch.Tensor],
     validation: tuple[list[JudgeRecord], torch.Tensor],
     layers: list[int] | None = None,
     strengths=L2_STRENGTHS,
+    combine: Callable[[np.ndarray], np.ndarray] = _each,
 ) -> tuple[dict, list[dict]]:
-    """Fit every (layer, L2) on train, score each on validation; the best by mean subset AUROC."""
+    """Fit every (layer, L2) on train, score each on validation; the best by mean subset AUROC. `combine` turns
+    the validation features' P(1) into the records' (chunked: ProbeInputs.row_probabilities)."""
     train_records, train_x = train
     val_records, val_x = validation
     layers = layers if layers is not None else list(range(train_x.size(1)))
@@ -185,7 +234,7 @@ def select_probe(
     for layer in layers:
         for l2 in strengths:
             probe = fit_linear_probe(train_x[:, layer], labels, l2)
-            val_p = probe.probabilities(val_x[:, layer])
+            val_p = combine(probe.probabilities(val_x[:, layer]))
             trials.append(
                 {
                     "layer": layer,
@@ -214,6 +263,7 @@ def probe_learning_curve(
     layer: int,
     l2: float,
     sizes: list[int] | None = None,
+    combine: Callable[[np.ndarray], np.ndarray] = _each,
 ) -> list[dict]:
     """Validation AUROC of the chosen probe fitted on n train rows (nested seeded samples): would more rows help?"""
     train_records, train_x = train
@@ -228,9 +278,8 @@ def probe_learning_curve(
         if min(labels) == max(labels):
             continue
         probe = fit_linear_probe(train_x[rows, layer], labels, l2)
-        points.append(
-            {"train_rows": n, "val_auroc": mean_subset_auroc(val_records, probe.probabilities(val_x[:, layer]))}
-        )
+        val_p = combine(probe.probabilities(val_x[:, layer]))
+        points.append({"train_rows": n, "val_auroc": mean_subset_auroc(val_records, val_p)})
     return points
 
 
@@ -244,7 +293,9 @@ def run_probe(
     max_train_rows: int | None = None,
     log=print,
     batch_size: int = 1,
+    chunking: Chunking = Chunking(),
 ) -> dict:
+    chunking.check_style(style)
     path = resolve_model_path(model_spec)
     model = load_base_model(model_spec, path).eval()
     log(
@@ -255,16 +306,34 @@ def run_probe(
     splits = {name: read_split(dataset_dir, name) for name in ("train", "validation", "eval")}
     if max_train_rows and max_train_rows < len(splits["train"]):
         splits["train"] = [splits["train"][i] for i in sorted(seeded_order(len(splits["train"]))[:max_train_rows])]
-    features = {
-        name: cached_features(
-            model, tokenizer, records, style, max_length, input_kind, out_dir / "features" / name, log, batch_size
+    # train is read whole, as a judge is trained; the others as the judge reads them
+    inputs = {
+        name: probe_inputs(
+            records, input_kind, tokenizer, style, max_length, Chunking() if name == "train" else chunking
         )
         for name, records in splits.items()
     }
-    best, trials = select_probe((splits["train"], features["train"]), (splits["validation"], features["validation"]))
+    chunked = f"-chunks{chunking.chunk_tokens}{'-claims' if chunking.split_claim else ''}" if chunking.enabled else ""
+    features = {
+        name: cached_features(
+            model,
+            tokenizer,
+            inputs[name],
+            style,
+            max_length,
+            out_dir / "features" / (name if name == "train" else name + chunked),
+            log,
+            batch_size,
+        )
+        for name in splits
+    }
+    combine = inputs["validation"].row_probabilities
+    best, trials = select_probe(
+        (splits["train"], features["train"]), (splits["validation"], features["validation"]), combine=combine
+    )
     val_labels, val_p = [r.label for r in splits["validation"]], best["val_probabilities"].tolist()
     thresholds = choose_thresholds([r.source for r in splits["validation"]], val_labels, val_p)
-    eval_p = best["probe"].probabilities(features["eval"][:, best["layer"]])
+    eval_p = inputs["eval"].row_probabilities(best["probe"].probabilities(features["eval"][:, best["layer"]]))
     by_subset = metrics_by_subset(_rows(splits["eval"], eval_p, thresholds))
     result = {
         "model": model_spec.name,
@@ -273,6 +342,7 @@ def run_probe(
         "input": input_kind,
         "style": style.to_dict(),
         "max_length": max_length,
+        "chunking": chunking.to_dict(),
         "rows": {name: len(records) for name, records in splits.items()},
         "chosen": {
             "layer": best["layer"],
@@ -286,6 +356,7 @@ def run_probe(
             (splits["validation"], features["validation"]),
             best["layer"],
             best["l2"],
+            combine=combine,
         ),
         "trials": [{k: v for k, v in t.items() if k not in ("probe", "val_probabilities")} for t in trials],
         "eval": by_subset,

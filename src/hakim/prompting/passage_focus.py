@@ -22,9 +22,27 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+(?=\S)")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in `text`, split after . ! ? followed by whitespace, without the
+    whitespace around it; never empty. Spans, not strings: a chunk of whole sentences is then a slice of
+    the passage as written, its own spacing and line breaks kept."""
+    spans, start = [], 0
+    for gap in _SENTENCE_END.finditer(text):
+        spans.append((start, gap.start()))
+        start = gap.end()
+    spans.append((start, len(text)))
+    stripped = []
+    for start, end in spans:
+        part = text[start:end]
+        if part.strip():
+            start += len(part) - len(part.lstrip())
+            stripped.append((start, start + len(part.strip())))
+    return stripped
+
+
 def split_sentences(passage: str) -> list[str]:
     """Sentences of a passage, split after . ! ? followed by whitespace; never empty strings."""
-    return [part.strip() for part in _SENTENCE_END.split(passage.strip()) if part.strip()]
+    return [passage[start:end] for start, end in sentence_spans(passage)]
 
 
 def _words(text: str) -> set[str]:

@@ -268,3 +268,55 @@ def passage_as_read(
     """The passage as it stands in the prompt a judge reads: focused (style.passage_sentences) and cut to fit,
     for scoring (max_new_tokens None) or for generating that many tokens. What a person should see beside a verdict."""
     return _fitted_for_judging(tokenizer, passage, claim, source, style, max_length, max_new_tokens)[2]
+
+
+def passage_fits(
+    tokenizer,
+    passage: str,
+    claim: str,
+    source: str,
+    style: PromptStyle,
+    max_length: int,
+    max_new_tokens: int | None = None,
+) -> bool:
+    """Whether the judge prompt holds `passage` whole within max_length: judging it would cut nothing."""
+    prompt = _prompt_ids(tokenizer, judged_passage(passage, claim, style), claim, source, style)
+    return len(prompt) + _reserved(tokenizer, style, max_new_tokens) <= max_length
+
+
+def passage_room(
+    tokenizer, claim: str, source: str, style: PromptStyle, max_length: int, max_new_tokens: int | None = None
+) -> int:
+    """Tokens left for a passage in a prompt about `claim`; raises ValueError, as judging does, when the
+    claim does not fit even without a passage."""
+    prompt, _, _ = _fitted_for_judging(tokenizer, "", claim, source, style, max_length, max_new_tokens)
+    return max_length - _reserved(tokenizer, style, max_new_tokens) - len(prompt)
+
+
+def token_count(tokenizer, text: str) -> int:
+    return len(_ids(tokenizer, text))
+
+
+def pieces_that_fit(tokenizer, text: str, fits, most: int) -> list[str]:
+    """`text` cut at token boundaries into consecutive pieces of at most `most` of its tokens, each the longest
+    that `fits`; a piece the text goes on after ends with TRUNCATION_MARK, as a cut passage does. Decoded and
+    marked, a piece may tokenize longer than its slice did, hence `fits` on the text itself."""
+    ids = _ids(tokenizer, text)
+
+    def piece(start: int, size: int) -> str:
+        end = start + size
+        return tokenizer.decode(ids[start:end]).strip() + (TRUNCATION_MARK if end < len(ids) else "")
+
+    pieces, start = [], 0
+    while start < len(ids):
+        size = min(most, len(ids) - start)
+        if not fits(piece(start, size)):
+            # the longest that fits, by bisection; one token is taken even if it does not (the judge then cuts it)
+            low, high = 1, size - 1
+            while low < high:
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if fits(piece(start, middle)) else (low, middle - 1)
+            size = low
+        pieces.append(piece(start, size))
+        start += size
+    return pieces

@@ -261,12 +261,19 @@ def create_app(
             unparsed=result.parse_error,
             raw_output=result.raw_output,
             language=language,
+            chunk=result.chunk,
+            chunk_count=result.chunk_count,
+            chunk_text=result.chunk_text,
+            claim_sentence=result.claim_sentence,
         )
 
-    async def passages_read(judge: LocalJudge, items: list[Item], mode: str) -> list[str | None]:
+    async def passages_read(judge: LocalJudge, items: list[Item], results: list, mode: str) -> list[str | None]:
         def read_all():
             read = []
-            for item in items:
+            for item, result in zip(items, results, strict=True):
+                if isinstance(result, Verdict) and result.chunk is not None:
+                    read.append(result.chunk_text)  # a chunked judge read several; the one that decided
+                    continue
                 try:
                     read.append(judge.passage_as_read(item.passage, item.claim, item.task, mode))
                 except ValueError:  # the claim alone does not fit: the verdict's error says so
@@ -323,7 +330,11 @@ def create_app(
             )
         mode = mode_of(judge, request.mode)
         results = await judge_rows(batcher, [(i.passage, i.claim, i.task) for i in request.items], mode)
-        read = await passages_read(judge, request.items, mode) if request.return_passage else [None] * len(results)
+        read = (
+            await passages_read(judge, request.items, results, mode)
+            if request.return_passage
+            else [None] * len(results)
+        )
         verdicts = [
             ItemVerdict(**verdict_out(judge, item.task, result, item.language), passage_read=passage)
             for item, result, passage in zip(request.items, results, read, strict=True)

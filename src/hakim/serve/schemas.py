@@ -48,12 +48,31 @@ class ItemVerdict(BaseModel):
     probability: float | None = Field(description="P(1); null when the judge gave none")
     threshold: float = Field(description="the cut on P(1) this item's task was labelled with")
     reasoning: str | None = None
-    truncated: bool = Field(False, description="the passage was cut to fit the judge's max length")
+    truncated: bool = Field(
+        False,
+        description="the passage was cut to fit the judge's max length (with chunking: a "
+        "sentence longer than a chunk was cut into pieces)",
+    )
     unparsed: str | None = Field(None, description="why the judge's answer did not parse (generate mode)")
     error: str | None = Field(None, description="why this item could not be judged at all; the others still are")
     raw_output: str | None = Field(None, description="what the judge wrote, in generate mode")
     language: str | None = None
-    passage_read: str | None = Field(None, description="with return_passage: the passage as the judge read it")
+    passage_read: str | None = Field(
+        None,
+        description="with return_passage: the passage as the judge read it (with chunking: the chunk that decided)",
+    )
+    chunk: int | None = Field(
+        None,
+        description="with chunking: the chunk whose verdict decided (from 0, in passage "
+        "order): the most supportive chunk of the least supported claim sentence",
+    )
+    chunk_count: int | None = Field(None, description="with chunking: how many chunks the passage was read in")
+    chunk_text: str | None = Field(None, description="with chunking: the deciding chunk as the judge read it")
+    claim_sentence: int | None = Field(
+        None,
+        description="with chunking.split_claim and a claim of several sentences: "
+        "the sentence (from 0) the deciding chunk was judged against",
+    )
 
 
 class JudgeResponse(BaseModel):

@@ -45,9 +45,22 @@ function showVerdict(verdict, item, seconds) {
   $("reasoning").textContent = verdict.reasoning || "";
   const read = verdict.passage_read;
   $("passage-read").textContent = read === null ? "(not read: the claim does not fit)" : read;
-  $("passage-note").textContent = verdict.truncated ? "(cut to fit the judge's length)"
+  $("passage-note").textContent = isChunked(verdict) ? `(${chunkText(verdict)}: the chunk that decided)`
+    : verdict.truncated ? "(cut to fit the judge's length)"
     : read !== null && read !== item.passage ? "(only the sentences closest to the claim)" : "(whole)";
   $("result").hidden = false;
+}
+
+// A chunked judge reads the passage in chunks; the one whose verdict decided is numbered from 1 here.
+function isChunked(verdict) {
+  return verdict.chunk !== null && verdict.chunk !== undefined;
+}
+
+function chunkText(verdict) {
+  if (!isChunked(verdict)) return "";
+  const sentence = verdict.claim_sentence === null ? "" : `, for claim sentence ${verdict.claim_sentence + 1}`;
+  const cut = verdict.truncated ? ", a sentence too long for a chunk cut" : "";
+  return `chunk ${verdict.chunk + 1} of ${verdict.chunk_count}${sentence}${cut}`;
 }
 
 async function judgeOne(event) {
@@ -95,6 +108,7 @@ async function judgeFile(event) {
       cell(tr, row.claim, "claim");
       cell(tr, row.label === null ? "" : String(row.label));
       cell(tr, row.probability === null ? "" : row.probability.toFixed(4));
+      cell(tr, chunkText(row));
       cell(tr, row.error ? `not judged: ${row.error}` : row.unparsed ? `unparsed: ${row.unparsed}` : "");
     }
     const lines = body.rows.map((row) => JSON.stringify(row)).join("\n") + "\n";
