@@ -28,7 +28,8 @@ TRUSTED_TARGETS = frozenset(
     {
         "hakim.models.loading.LoraSpec",
         "hakim.models.loading.ModelSpec",
-        "hakim.prompting.style.PromptStyle",
+        "hakim.prompting.chunks.Chunking",
+    "hakim.prompting.style.PromptStyle",
         "hakim.train.callbacks.GradNorm",
         "hakim.train.callbacks.LossWatchdog",
         "hakim.train.callbacks.PredictionTable",
