@@ -29,7 +29,7 @@ TRUSTED_TARGETS = frozenset(
         "hakim.models.loading.LoraSpec",
         "hakim.models.loading.ModelSpec",
         "hakim.prompting.chunks.Chunking",
-    "hakim.prompting.style.PromptStyle",
+        "hakim.prompting.style.PromptStyle",
         "hakim.train.callbacks.GradNorm",
         "hakim.train.callbacks.LossWatchdog",
         "hakim.train.callbacks.PredictionTable",
