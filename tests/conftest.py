@@ -150,3 +150,23 @@ def mistral_tokenizer_dir(tmp_path_factory) -> Path:
         )
     )
     return target
+
+
+def always_answer_one(judge) -> None:
+    """Make `judge` generate `{"jawapan": 1}` (as its training target writes it) whatever it is asked: what its
+    generate mode then parses and re-scores is the judge's own."""
+    import torch
+
+    from hakim.prompting.answer import target_parts
+
+    before, _, after = target_parts(1, None, judge.style)
+
+    def ids(text):
+        return judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    answer = torch.tensor(ids(before) + [judge.label_ids[1]] + ids(after) + [judge.tokenizer.eos_token_id])
+
+    def write_a_clean_answer(input_ids, **_):
+        return torch.cat([input_ids, answer.expand(input_ids.size(0), -1)], dim=1)
+
+    judge.model.generate = write_a_clean_answer

@@ -4,8 +4,8 @@ sentences), evidence past max_length found, and nothing changed when chunking is
 import json
 
 import pytest
-import torch
 
+from conftest import always_answer_one
 from hakim.data.dataset_io import read_split
 from hakim.eval.judge import Judge
 from hakim.prompting.chunks import Chunking, chunk_row, claim_sentences
@@ -225,20 +225,8 @@ def test_chunking_off_changes_nothing_and_a_passage_in_one_chunk_scores_as_whole
 
 
 def test_generate_mode_judges_each_chunk_and_reports_the_probability_score_mode_gives(tiny_run, sample_passage):
-    from hakim.prompting.answer import target_parts
-
     judge = Judge.load(tiny_run, max_new_tokens=16, chunking=Chunking(64))
-    before, _, after = target_parts(1, None, judge.style)
-
-    def ids(text):
-        return judge.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    answer = torch.tensor(ids(before) + [judge.label_ids[1]] + ids(after) + [judge.tokenizer.eos_token_id])
-
-    def write_a_clean_answer(input_ids, **_):  # a judge that answers {"jawapan": 1} whatever it is asked
-        return torch.cat([input_ids, answer.expand(input_ids.size(0), -1)], dim=1)
-
-    judge.model.generate = write_a_clean_answer
+    always_answer_one(judge)
     items = [
         (sample_passage, "adakah gunung kinabalu di sabah", "boolq"),
         ("Menara itu siap pada 1998.", "Ia siap.", "fib"),

@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
+from conftest import always_answer_one
 from hakim.cli.judge import main as judge_cli
 from hakim.data.dataset_io import read_split
 from hakim.eval.export import export_merged
 from hakim.eval.judge import Judge
-from hakim.prompting.answer import target_parts
 from hakim.verdict import label_pair_logits
 
 
@@ -46,17 +46,7 @@ def test_generate_mode_reports_unparsed_answers_instead_of_guessing(tiny_run, ev
 
 def test_generate_mode_reports_the_verdict_probability_score_mode_gives(tiny_run):
     judge = Judge.load(tiny_run, max_new_tokens=16)
-    before, _, after = target_parts(1, None, judge.style)
-
-    def ids(text):
-        return judge.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    answer = torch.tensor(ids(before) + [judge.label_ids[1]] + ids(after) + [judge.tokenizer.eos_token_id])
-
-    def write_a_clean_answer(input_ids, **_):  # a judge that answers {"jawapan": 1} whatever it is asked
-        return torch.cat([input_ids, answer.expand(input_ids.size(0), -1)], dim=1)
-
-    judge.model.generate = write_a_clean_answer
+    always_answer_one(judge)
     items = [
         ("Kuala Lumpur ialah ibu negara Malaysia.", "adakah kl ibu negara", "boolq"),
         ("Menara itu siap pada tahun 1998.", "Menara itu siap pada tahun 1998.", "fib"),

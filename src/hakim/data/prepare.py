@@ -100,21 +100,7 @@ def apply_teacher(
     report = {
         "model": options.get("model", TeacherSettings.model),
         "prompt_hash": TEMPLATE_VERSION,  # sha256 of the system and user templates; also part of every cache key
-        # What this version's rows cost, across every run that paid for them (killed, resumed, cached reruns)
-        "answers": stats.answers_used,
-        "input_tokens": stats.answers_input_tokens,
-        "output_tokens": stats.answers_output_tokens,
-        "cost_usd": stats.answers_cost_usd,
-        # What this invocation sent and paid, retries and refused answers included
-        "this_run": {
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "failed_attempts": stats.failed_attempts,
-            "cache_hits": stats.cache_hits,
-            "input_tokens": stats.input_tokens,
-            "output_tokens": stats.output_tokens,
-            "cost_usd": stats.cost_usd,
-        },
+        **stats.cost_report(),
         "rejects": len(result.rejects),
         "without_reasoning_for_v3": len(result.v3_excluded),
         "settings": options,

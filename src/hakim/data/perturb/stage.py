@@ -152,17 +152,7 @@ def _teacher_report(outcome: WrittenOutcome, stats, teacher: TeacherSettings, do
         "documents_rejected": sum(reject["stage"] == "claims" for reject in outcome.rejects),
         "removal_checks_rejected": sum(reject["stage"] == "removal_check" for reject in outcome.rejects),
         "claims_refused": dict(sorted(outcome.refused.items())),
-        "answers": stats.answers_used,
-        "input_tokens": stats.answers_input_tokens,
-        "output_tokens": stats.answers_output_tokens,
-        "cost_usd": stats.answers_cost_usd,
-        "this_run": {
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "failed_attempts": stats.failed_attempts,
-            "cache_hits": stats.cache_hits,
-            "cost_usd": stats.cost_usd,
-        },
+        **stats.cost_report(),
     }
 
 

@@ -55,6 +55,26 @@ class TeacherStats:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def cost_report(self) -> dict:
+        """What a manifest records of a teacher stage's spending: the answers the version's rows use, across every
+        run that paid for them (killed, resumed, cached reruns), and what this invocation sent and paid,
+        retries and refused answers included."""
+        return {
+            "answers": self.answers_used,
+            "input_tokens": self.answers_input_tokens,
+            "output_tokens": self.answers_output_tokens,
+            "cost_usd": self.answers_cost_usd,
+            "this_run": {
+                "requests": self.requests,
+                "retries": self.retries,
+                "failed_attempts": self.failed_attempts,
+                "cache_hits": self.cache_hits,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cost_usd": self.cost_usd,
+            },
+        }
+
 
 @dataclass
 class TeacherResult:
