@@ -154,20 +154,32 @@ class LossWatchdog(L.Callback):
 
 
 class ProgressLog(L.Callback):
-    """A log line every `every_n_steps` optimizer steps, for logs read without a terminal (a cluster job's
-    output, train.log): step of planned, examples and tokens trained, tokens/s since the last line, an ETA
-    from this session's pace, and the last validation."""
+    """A log line for logs read without a terminal (a cluster job's output, train.log): every
+    `every_n_steps` optimizer steps or every `every_seconds`, whichever comes first, and once at the end of
+    each epoch. It gives the step of planned, examples and tokens trained, tokens/s since the last line, an
+    ETA from this session's pace, and the last validation."""
 
-    def __init__(self, every_n_steps: int = 25, metrics: tuple[str, ...] = ("val/auroc", "val/loss")):
+    def __init__(
+        self,
+        every_n_steps: int = 25,
+        every_seconds: float = 30.0,
+        metrics: tuple[str, ...] = ("val/auroc", "val/loss"),
+        clock=time.monotonic,
+    ):
         if every_n_steps < 1:
             raise ValueError(f"callbacks.progress_log.every_n_steps must be at least 1, got {every_n_steps}")
+        if not every_seconds > 0:
+            raise ValueError(f"callbacks.progress_log.every_seconds must be above 0, got {every_seconds}")
         self.every_n_steps = every_n_steps
+        self.every_seconds = float(every_seconds)
         self.metrics = tuple(metrics)
+        self.clock = clock
         self.last_validation = ""
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.session = (time.monotonic(), trainer.global_step)
-        self.previous = (time.monotonic(), pl_module.tokens_trained)
+        now = self.clock()
+        self.session = (now, trainer.global_step)
+        self.previous = (now, pl_module.tokens_trained)
         self.logged_step = trainer.global_step
 
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -181,11 +193,19 @@ class ProgressLog(L.Callback):
         self.last_validation = f"last validation (step {trainer.global_step}): {' '.join(values)}"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = trainer.global_step
-        if step == self.logged_step or step % self.every_n_steps:
+        step, now = trainer.global_step, self.clock()
+        if step == self.logged_step:
             return
+        if step % self.every_n_steps == 0 or now - self.previous[0] >= self.every_seconds:
+            self._log_line(trainer, pl_module, now)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self.logged_step:
+            self._log_line(trainer, pl_module, self.clock(), f"end of epoch {trainer.current_epoch + 1}")
+
+    def _log_line(self, trainer, pl_module, now: float, occasion: str = "") -> None:
+        step = trainer.global_step
         self.logged_step = step
-        now = time.monotonic()
         (started, first_step), (before, tokens_before) = self.session, self.previous
         tokens_per_second = (pl_module.tokens_trained - tokens_before) * trainer.world_size / max(now - before, 1e-9)
         self.previous = (now, pl_module.tokens_trained)
@@ -200,4 +220,6 @@ class ProgressLog(L.Callback):
             parts.append(f"ETA {datetime.timedelta(seconds=round(remaining))}")
         if self.last_validation:
             parts.append(self.last_validation)
+        if occasion:
+            parts.append(occasion)
         progress_log.info(" | ".join(parts))
