@@ -131,6 +131,20 @@ def test_only_synthetic_rows_make_a_held_out_set_of_the_same_documents(tmp_path,
     assert manifest["budget"]["sources"]["perturb"]["rows_kept"] == sum(len(synthetic[n]) for n in SPLITS)
 
 
+def test_real_rows_of_the_listed_sources_stay_and_every_documents_claims_join_them(tmp_path, plain_and_augmented):
+    (_, plain, _), (_, augmented, _) = plain_and_augmented
+    _, fib_only, manifest = prepared(tmp_path, "augment=perturb", "augment.keep_real_rows=[fib]", "eval_per_group=5")
+    for name in SPLITS:
+        real = [r for r in fib_only[name] if not is_synthetic(r)]
+        assert [r.id for r in real] == [r.id for r in plain[name] if r.source == "fib"]
+        synthetic_documents = {r.doc_id for r in fib_only[name] if is_synthetic(r)}
+        assert synthetic_documents == {r.doc_id for r in augmented[name] if is_synthetic(r)}
+        assert synthetic_documents & {r.doc_id for r in plain[name] if r.source == "boolq"}
+    assert fib_only["eval"] and all(r.source == "fib" for r in fib_only["eval"])
+    synthetic_rows = sum(is_synthetic(r) for name in SPLITS for r in fib_only[name])
+    assert manifest["budget"]["sources"]["perturb"]["rows_kept"] == synthetic_rows
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -141,6 +155,8 @@ def test_only_synthetic_rows_make_a_held_out_set_of_the_same_documents(tmp_path,
         ("augment.teacher_claims=true", "augment.teacher_claims=true needs a teacher: add teacher=openai"),
         ("augment.source=fib", "augment.source: 'fib' is a source of the corpus"),
         ("+augment.pairs=3", "augment.pairs: no such setting"),
+        ("augment.keep_real_rows=[]", "augment.keep_real_rows: must be true, false or a list of source names"),
+        ("augment.keep_real_rows=[fib,squad]", "augment.keep_real_rows: no source 'squad' in the corpus (its sources:"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, override, message):

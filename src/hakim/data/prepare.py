@@ -161,7 +161,7 @@ def apply_augment(records: list[JudgeRecord], settings, cfg: DictConfig, budget:
         budget.add(settings.source, "claims", teacher_report["documents_rejected"], teacher_report["documents_asked"])
     else:
         budget.add(settings.source, "rules", 0, 0)  # no stage to fail, but a source that keeps no row fails
-    budget.kept[settings.source] = len(result.records) - (len(records) if settings.keep_real_rows else 0)
+    budget.kept[settings.source] = len(result.records) - result.real_rows_kept
     return result
 
 
@@ -233,7 +233,7 @@ def prepare(cfg: DictConfig) -> Path:
         result = apply_augment(assigned, augmenting, cfg, budget, output_root / "teacher")
         assigned, augment_report, augment_rejects = result.records, result.report, result.rejects
         # The evaluation subset keeps the original protocol's real rows, unless asked or unless no real row is left.
-        synthetic_in_eval = augmenting.in_eval or not augmenting.keep_real_rows
+        synthetic_in_eval = augmenting.in_eval or not result.real_rows_kept
     splits = {name: [record for record in assigned if record.split == name] for name in fractions}
     eval_rows = [record for record in splits[cfg.eval_split] if synthetic_in_eval or not is_synthetic(record)]
     splits["eval"] = evaluation_subset(eval_rows, cfg.eval_per_group)

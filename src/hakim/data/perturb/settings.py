@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from hakim.data.perturb.rules import RULES
-from hakim.data.records import SPLITS
+from hakim.data.records import SPLITS, JudgeRecord
 from hakim.errors import HakimError
 
 MAX_CLAIMS_PER_DOCUMENT = 20  # one request writes them all; more than this and the teacher starts repeating itself
@@ -24,13 +24,19 @@ class AugmentSettings:
     min_words: int = 5
     max_words: int = 60
     splits: tuple[str, ...] = SPLITS
-    keep_real_rows: bool = True
+    keep_real_rows: bool | tuple[str, ...] = True  # or the sources whose real rows stay
     in_eval: bool = False
     seed: int = 42
     teacher_claims: bool = False
     claims_per_document: int = 4
     removals: bool = True
     check_removals: bool = True
+
+    def keeps(self, record: JudgeRecord) -> bool:
+        """Whether a real row stays in the dataset beside the synthetic ones."""
+        if isinstance(self.keep_real_rows, bool):
+            return self.keep_real_rows
+        return record.source in self.keep_real_rows
 
     @property
     def consistent_rules(self) -> list[str]:
@@ -48,7 +54,7 @@ class AugmentSettings:
             f"augment.{key}: no such setting (known: {', '.join(sorted(known))})" for key in options if key not in known
         ]
         values = {key: value for key, value in options.items() if key in known}
-        for key in ("rules", "splits"):
+        for key in ("rules", "splits", "keep_real_rows"):
             if isinstance(values.get(key), (list, tuple)):
                 values[key] = tuple(values[key])
         settings = cls(**values)
@@ -90,7 +96,12 @@ class AugmentSettings:
         whole("max_words", self.min_words if isinstance(self.min_words, int) else 1)
         if not isinstance(self.splits, tuple) or not self.splits or any(name not in SPLITS for name in self.splits):
             found.append(f"augment.splits: must list some of {', '.join(SPLITS)}, got {self.splits!r}")
-        for key in ("keep_real_rows", "in_eval", "teacher_claims", "removals", "check_removals"):
+        kept = self.keep_real_rows
+        if not isinstance(kept, bool) and (
+            not isinstance(kept, tuple) or not kept or not all(isinstance(name, str) and name for name in kept)
+        ):
+            found.append(f"augment.keep_real_rows: must be true, false or a list of source names, got {kept!r}")
+        for key in ("in_eval", "teacher_claims", "removals", "check_removals"):
             if not isinstance(getattr(self, key), bool):
                 found.append(f"augment.{key}: must be true or false, got {getattr(self, key)!r}")
         whole("seed", 0)

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AugmentResult:
-    records: list[JudgeRecord]  # the real rows (unless keep_real_rows=false), then the synthetic ones
+    records: list[JudgeRecord]  # the real rows that augment.keep_real_rows keeps, then the synthetic ones
+    real_rows_kept: int
     report: dict  # manifest.json's `augment`
     rejects: list[dict]
 
@@ -169,6 +170,11 @@ def augment(
         raise AugmentError(
             f"augment.source: {clash[0]!r} is a source of the corpus; synthetic rows need a name of their own"
         )
+    if isinstance(settings.keep_real_rows, tuple):
+        unknown = sorted(set(settings.keep_real_rows) - {record.source for record in records})
+        if unknown:
+            known = ", ".join(sorted({record.source for record in records}))
+            raise AugmentError(f"augment.keep_real_rows: no source {unknown[0]!r} in the corpus (its sources: {known})")
     documents = documents_of(records, settings.splits)
     counts, used = RuleCounts(), Counter()
     units: dict[str, list[list[JudgeRecord]]] = {}
@@ -221,14 +227,14 @@ def augment(
         "rules": counts.to_dict(),
         "teacher": teacher_report,
     }
-    kept = records if settings.keep_real_rows else []
+    kept = [record for record in records if settings.keeps(record)]
     log.info(
         "augment: %d synthetic rows from %d documents (%s)",
         len(synthetic),
         report["documents"]["with_rows"],
         ", ".join(f"{split} {sum(found.values())}" for split, found in report["rows"].items()),
     )
-    return AugmentResult(records=[*kept, *synthetic], report=report, rejects=rejects)
+    return AugmentResult(records=[*kept, *synthetic], real_rows_kept=len(kept), report=report, rejects=rejects)
 
 
 def estimate_written(
