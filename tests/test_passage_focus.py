@@ -24,6 +24,19 @@ def test_sentences_split_after_end_marks_only():
     assert split_sentences("  ") == []
 
 
+def test_titles_company_suffixes_and_initials_stay_inside_their_sentence():
+    text = (
+        "Menurut Dr. Aminah, Syarikat Maju Sdn. Bhd. berkata keuntungan naik. Pasukan S.W.A.T. tiba di Jln. "
+        "Ampang pada 3 Jan. 2020. Harga 3.5 peratus. Ia naik! lalu turun."
+    )
+    assert split_sentences(text) == [
+        "Menurut Dr. Aminah, Syarikat Maju Sdn. Bhd. berkata keuntungan naik.",
+        "Pasukan S.W.A.T. tiba di Jln. Ampang pada 3 Jan. 2020.",
+        "Harga 3.5 peratus.",
+        "Ia naik! lalu turun.",
+    ]
+
+
 def test_sentence_spans_are_the_sentences_in_place_with_only_whitespace_between():
     text = "  Gunung Kinabalu setinggi 4,095 meter.\nIa di Sabah!  Bila didaki?\tPada 2015, gempa 6.0 magnitud.  "
     spans = sentence_spans(text)

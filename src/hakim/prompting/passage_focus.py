@@ -20,28 +20,54 @@ import re
 GAP_MARK = "…"
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+(?=\S)")
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Titles and short forms that end in a full stop without ending a sentence, in Malay and English news.
+ABBREVIATIONS = frozenset(
+    "dr prof en pn cik tn hj hjah dato sdn bhd no bil kg jln lot tel st mr mrs ms mt ft jr sr vs etc co inc ltd "
+    # "Mac", "Jun", "Ogos" are whole months
+    "gen col capt lt sgt rev jan feb apr jul aug sep sept okt oct nov dis dec".split()
+)
+_LAST_WORD = re.compile(r"(\S+)\.$")
+_INITIALS = re.compile(r"(?:[A-Z]\.)*[A-Z]")
+
+
+def _cut_inside_a_sentence(before: str, after: str) -> bool:
+    """Whether a cut between `before` and `after` fell inside one sentence: `after` starts in lower case, or
+    `before` ends in a title or short form ("Dr.", "Sdn. Bhd.") or an initial ("A.", "S.W.A.T.")."""
+    if after[:1].islower():
+        return True
+    last = _LAST_WORD.search(before)
+    if last is None:
+        return False
+    word = last.group(1).lstrip("(\"'“")
+    return word.lower() in ABBREVIATIONS or bool(_INITIALS.fullmatch(word))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence in `text`, split after . ! ? followed by whitespace, without the
-    whitespace around it; never empty. Spans, not strings: a chunk of whole sentences is then a slice of
-    the passage as written, its own spacing and line breaks kept."""
-    spans, start = [], 0
+    """(start, end) of each sentence in `text`, without the whitespace around it; never empty. A sentence
+    ends at . ! ? followed by whitespace, except after a title, short form or initial ("Dr. Siti", "Syarikat
+    Maju Sdn. Bhd. berkata", "S.W.A.T. telah") or before a lower-case word. Spans, not strings: a chunk of
+    whole sentences is then a slice of the passage as written, its own spacing and line breaks kept."""
+    pieces, start = [], 0
     for gap in _SENTENCE_END.finditer(text):
-        spans.append((start, gap.start()))
+        pieces.append((start, gap.start()))
         start = gap.end()
-    spans.append((start, len(text)))
-    stripped = []
-    for start, end in spans:
+    pieces.append((start, len(text)))
+    spans: list[tuple[int, int]] = []
+    for start, end in pieces:
         part = text[start:end]
-        if part.strip():
-            start += len(part) - len(part.lstrip())
-            stripped.append((start, start + len(part.strip())))
-    return stripped
+        if not part.strip():
+            continue
+        start += len(part) - len(part.lstrip())
+        end = start + len(part.strip())
+        if spans and _cut_inside_a_sentence(text[spans[-1][0] : spans[-1][1]], text[start:end]):
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def split_sentences(passage: str) -> list[str]:
-    """Sentences of a passage, split after . ! ? followed by whitespace; never empty strings."""
+    """Sentences of a passage (as sentence_spans cuts them); never empty strings."""
     return [passage[start:end] for start, end in sentence_spans(passage)]
 
 

@@ -137,7 +137,7 @@ def _chat(tokenizer, message: str) -> str:
 
 IGNORE_INDEX = -100
 # part of the tokenized cache's key: raise it whenever encode_example writes other ids for the same row
-ENCODING_VERSION = 2  # 2: the answer tokenized whole (_completion_ids)
+ENCODING_VERSION = 3  # 2: the answer tokenized whole (_completion_ids); 3: no sentence cut after "Dr." or "Sdn. Bhd."
 TRUNCATION_MARK = " …"
 
 
