@@ -66,6 +66,14 @@ def test_probe_runs_on_a_prepared_dataset_and_resumes_from_its_feature_shards(ti
     assert fewer["rows"]["train"] == first["rows"]["train"] - 1
     assert any("computing it again" in line for line in logged)
 
+    logged.clear()  # the same rows read otherwise (the claim alone) into the same directory: nothing reused
+    claim_only = run_probe(
+        spec, sample_dataset, tmp_path, style, max_length=192, input_kind="claim_only", log=logged.append
+    )
+    recomputed = [line for line in logged if "computing it again" in line]
+    assert len(recomputed) == len(list((tmp_path / "features").rglob("*.pt")))
+    assert claim_only["eval"] != first["eval"]
+
 
 def test_claim_only_probe_from_the_command_line(tiny_model_dir, sample_dataset, tmp_path, capsys):
     model_yaml = tmp_path / "tiny.yaml"

@@ -22,6 +22,7 @@ whose rows no longer match, e.g. after changing --max-train-rows, is computed ag
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
@@ -39,7 +40,7 @@ from hakim.eval.metrics import metrics_by_subset
 from hakim.file_writes import write_atomically
 from hakim.models.loading import ModelSpec, load_base_model, load_tokenizer, resolve_model_path
 from hakim.prompting.chunks import Chunking, chunk_row
-from hakim.prompting.prompt import encode_for_scoring
+from hakim.prompting.prompt import ENCODING_VERSION, encode_for_scoring
 from hakim.prompting.style import PromptStyle
 from hakim.verdict import Thresholds, choose_thresholds
 
@@ -118,6 +119,14 @@ def probe_inputs(
     return ProbeInputs(keys, flat, cells)
 
 
+def features_recipe(model: str, style: PromptStyle, max_length: int, items: list[tuple[str, str, str]]) -> str:
+    """What a feature shard was computed from: the model, the prompt (style, length, encoding) and every item's
+    text. A shard of the same row ids but another recipe (another --input, style, model or dataset version) is
+    computed again, never reused."""
+    described = [model, style.to_dict(), max_length, ENCODING_VERSION, items]
+    return hashlib.sha256(json.dumps(described, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def cached_features(
     model,
     tokenizer,
@@ -127,25 +136,26 @@ def cached_features(
     cache_dir: Path,
     log=print,
     batch_size: int = 1,
+    model_name: str = "",
 ) -> torch.Tensor:
-    """Features of `inputs`' items, computed shard by shard under cache_dir (kept shards are reused)."""
+    """Features of `inputs`' items, computed shard by shard under cache_dir (shards of the same rows and recipe
+    are reused)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     shards = []
     total = len(inputs.items)
     for start in range(0, total, SHARD_ROWS):
         path = cache_dir / f"{start:07d}.pt"
-        keys = inputs.keys[start : start + SHARD_ROWS]
+        keys, items = inputs.keys[start : start + SHARD_ROWS], inputs.items[start : start + SHARD_ROWS]
+        recipe = features_recipe(model_name, style, max_length, items)
         if path.exists():
-            stored = torch.load(path)
-            if stored["ids"] == keys:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if stored["ids"] == keys and stored.get("recipe") == recipe:
                 shards.append(stored["features"])
                 continue
-            log(f"  {path} holds other rows than the split now has: computing it again")
-        features = verdict_position_states(
-            model, tokenizer, inputs.items[start : start + SHARD_ROWS], style, max_length, batch_size
-        )
+            log(f"  {path} holds other rows, or rows read otherwise, than asked now: computing it again")
+        features = verdict_position_states(model, tokenizer, items, style, max_length, batch_size)
         shard = io.BytesIO()
-        torch.save({"ids": keys, "features": features}, shard)
+        torch.save({"ids": keys, "recipe": recipe, "features": features}, shard)
         write_atomically(path, shard.getvalue())  # a shard exists whole or not at all
         shards.append(features)
         log(f"  {cache_dir.name}: {min(start + SHARD_ROWS, total)}/{total} rows")
@@ -324,6 +334,7 @@ def run_probe(
             out_dir / "features" / (name if name == "train" else name + chunked),
             log,
             batch_size,
+            f"{model_spec.name}|{model_spec.quantization}|{model_spec.compute_dtype}",
         )
         for name in splits
     }
