@@ -143,6 +143,8 @@ def test_serve_config_builds_its_settings_and_serves_only_local_judges(workspace
     with pytest.raises(ValueError, match=r"max_batch must be at least 1.*HAKIM_UNSET_KEY, which is not set"):
         monkeypatch.delenv("HAKIM_UNSET_KEY", raising=False)
         settings_from(compose_config("serve", workspace, tmp_path, ["api_key_env=HAKIM_UNSET_KEY", "max_batch=0"]))
+    with pytest.raises(ValueError, match=r"threads must be a whole number of at least 1 \(or null\), got 0"):
+        settings_from(compose_config("serve", workspace, tmp_path, ["threads=0"]))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -95,6 +95,7 @@ class Served:
             "max_items=16",
             "max_body_mb=1",
             "max_wait_ms=200",
+            "threads=1",
             f"hydra.run.dir={out_dir / 'run'}",
         ]
         with open(self.output, "w") as handle:
@@ -711,5 +712,5 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(served, sample_item
     # the requests were in flight: answered after SIGTERM, some after the server had stopped accepting
     assert refused_at is not None and max(finished.values()) > refused_at > signalled
     logs = served.logs()
-    assert "POST /v1/judge" in logs and "Shutting down" in logs
+    assert "POST /v1/judge" in logs and "Shutting down" in logs and "; 1 torch threads" in logs  # threads=1
     assert KEY not in logs and MARKER not in logs and sample_items[0][0][:40] not in logs

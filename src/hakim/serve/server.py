@@ -10,6 +10,7 @@ import logging
 import signal
 from dataclasses import fields
 
+import torch
 import uvicorn
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,6 +52,8 @@ def _drained(signum, frame) -> None:
 
 def serve(cfg: DictConfig) -> None:
     settings = settings_from(cfg)  # before anything loads: a bad setting fails in a second
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
     load = judge_loader(cfg)
     failures: list[BaseException] = []
 
@@ -72,11 +75,12 @@ def serve(cfg: DictConfig) -> None:
         f"callers must send Authorization: Bearer ${settings.api_key_env}" if settings.api_key_env else "no key asked"
     )
     log.info(
-        "serving judge=%s on http://%s:%d (page /, API docs /docs); %s",
+        "serving judge=%s on http://%s:%d (page /, API docs /docs); %s; %d torch threads",
         cfg.judge.kind,
         settings.host,
         settings.port,
         auth,
+        torch.get_num_threads(),
     )
     previous = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -24,6 +24,7 @@ class ServeSettings:
     max_items: int  # items per /v1/judge request
     max_file_rows: int  # rows per uploaded file
     graceful_shutdown_s: float | None  # on SIGTERM, how long requests in flight may take; None: as long as they need
+    threads: int | None = None  # torch's CPU threads for the model calls; None: torch's default (every core)
 
     def __post_init__(self):
         problems = [
@@ -36,6 +37,10 @@ class ServeSettings:
             for name in ("max_body_mb",)
             if getattr(self, name) <= 0
         ]
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            problems.append(f"threads must be a whole number of at least 1 (or null), got {self.threads!r}")
         if self.max_wait_ms < 0:
             problems.append(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
         if self.max_queue < self.max_items:
