@@ -110,6 +110,22 @@ def test_evaluation_tables_and_plots_go_to_wandb(workspace, sample_dataset, tmp_
     assert b"plots/roc" in record and b"plots/reliability" in record and b"predictions" in record
 
 
+def test_a_chunked_evaluations_predictions_table_names_the_deciding_chunk(tmp_path, monkeypatch):
+    from hakim.eval.wandb_report import log_evaluation
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    row = {"id": "r1", "source": "fib", "language": "ms", "label": 1, "prediction": 1, "probability": 0.9}
+    rows = [{**row, "chunk": 2, "chunk_count": 3, "claim_sentence": None}]
+    overall = {"balanced_accuracy": 1.0, "majority_baseline": {"balanced_accuracy": 0.5}}
+    summary = {"judge": "marker", "subsets": {"overall": overall}}
+    log_evaluation(summary, rows, tmp_path, {"mode": "offline", "project": "hakim"}, {})
+    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/predictions_*.table.json"))
+    assert len(tables) == 1, tables
+    table = json.loads(tables[0].read_text())
+    assert table["columns"][-3:] == ["chunk", "chunk_count", "claim_sentence"]
+    assert table["data"] == [["r1", "fib", "ms", 1, 1, 0.9, None, 2, 3, None]]
+
+
 def test_a_secret_is_refused_on_the_command_line_and_never_written_from_the_environment(
     workspace, tiny_model_dir, sample_dataset
 ):

@@ -40,6 +40,8 @@ def log_evaluation(summary: dict, rows: list[dict], out_dir: Path, settings: dic
         metrics_table.add_data(subset, summary["judge"], *(metrics.get(name) for name in TABLE_METRICS))
         metrics_table.add_data(subset, "majority", *(metrics["majority_baseline"].get(name) for name in TABLE_METRICS))
     columns = ["id", "source", "language", "label", "prediction", "probability", "parse_error"]
+    if any(row.get("chunk") is not None for row in rows):  # chunked judging: which chunk decided, of how many
+        columns += ["chunk", "chunk_count", "claim_sentence"]
     predictions = wandb.Table(columns=columns, data=[[row.get(name) for name in columns] for row in rows])
     images = {f"plots/{path.stem}": wandb.Image(str(path)) for path in sorted(out_dir.glob("*.png"))}
     run.log({"metrics": metrics_table, "predictions": predictions, **images})
