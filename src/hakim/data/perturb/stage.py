@@ -171,9 +171,10 @@ def augment(
             f"augment.source: {clash[0]!r} is a source of the corpus; synthetic rows need a name of their own"
         )
     if isinstance(settings.keep_real_rows, tuple):
-        unknown = sorted(set(settings.keep_real_rows) - {record.source for record in records})
+        sources = {record.source for record in records}
+        unknown = sorted(set(settings.keep_real_rows) - sources)
         if unknown:
-            known = ", ".join(sorted({record.source for record in records}))
+            known = ", ".join(sorted(sources))
             raise AugmentError(f"augment.keep_real_rows: no source {unknown[0]!r} in the corpus (its sources: {known})")
     documents = documents_of(records, settings.splits)
     counts, used = RuleCounts(), Counter()
